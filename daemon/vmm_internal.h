@@ -1,0 +1,151 @@
+/* Private structures and contracts of the VMM core (daemon/ only). Each prototype states what it
+ * needs from its caller; all return 0 or a negative errno and put the reason in err. */
+#ifndef SPROUT_VMM_INTERNAL_H
+#define SPROUT_VMM_INTERNAL_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sprout/err.h"
+#include "sprout/vmm.h"
+
+#define SPROUT_MAX_CPUID_ENTRIES 256
+#define SPROUT_MAX_MSRS          512
+
+struct sprout_kvm {
+	int fd; /* /dev/kvm */
+	enum sprout_host_kind kind;
+	int vcpu_mmap_size;
+	bool has_xsave2;
+	bool has_immediate_exit;
+	bool has_kvmclock_ctrl;
+	struct kvm_cpuid2 *supported_cpuid; /* KVM_GET_SUPPORTED_CPUID, owned */
+	uint32_t *msr_index;                /* KVM_GET_MSR_INDEX_LIST, owned */
+	uint32_t nmsrs;
+	char cpu_vendor[13];
+};
+
+/* ---- console log: a bounded ring of the guest's serial output ---- */
+struct console_log {
+	char *buf;
+	size_t cap;
+	size_t len;  /* bytes valid, <= cap */
+	size_t head; /* next write position */
+	int echo_fd; /* -1: none */
+};
+
+int console_log_init(struct console_log *log, size_t cap, int echo_fd);
+void console_log_put(struct console_log *log, const char *data, size_t len);
+size_t console_log_tail(const struct console_log *log, char *out, size_t outlen, unsigned lines);
+void console_log_free(struct console_log *log);
+
+/* ---- devices on the port I/O and MMIO buses ---- */
+struct sprout_vm;
+
+struct io_device_ops {
+	const char *name;
+	/* Handles an access of len (1, 2 or 4) bytes at offset from the device base. A read fills data. */
+	void (*io)(struct sprout_vm *vm, void *dev, uint64_t offset, uint8_t *data, uint32_t len,
+		   bool is_write);
+};
+
+struct io_range {
+	uint64_t base;
+	uint64_t len;
+	bool mmio;
+	const struct io_device_ops *ops;
+	void *dev;
+};
+
+#define SPROUT_MAX_IO_RANGES 16
+
+/* ---- 16550 UART ---- */
+struct serial {
+	uint8_t ier, iir_thri_pending, lcr, mcr, scr, dll, dlm;
+	int irq;
+	int irq_level;
+};
+
+void serial_init(struct serial *s, int irq);
+extern const struct io_device_ops serial_ops;
+
+/* ---- the sprout device: doorbell and mailbox ---- */
+struct sprout_dev {
+	uint8_t *mailbox; /* host mapping of the mailbox memslot, SPROUT_MAILBOX_SIZE bytes */
+	uint32_t pending_db; /* the doorbell value of the last ring, consumed by the run loop */
+	bool rang;
+};
+
+int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err);
+void sprout_dev_free(struct sprout_dev *d);
+extern const struct io_device_ops sprout_db_ops;
+
+/* Turns the doorbell value the guest rang into an event, reading the mailbox defensively. Returns 1 if
+ * the run loop should return ev to the caller, 0 if the ring was handled (LOG) and the guest goes on. */
+int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event *ev);
+
+/* ---- the VM ---- */
+struct sprout_vm {
+	struct sprout_kvm *kvm;
+	int fd;
+	int vcpu_fd;
+	struct kvm_run *run; /* vcpu_mmap_size bytes */
+	uint8_t *ram;
+	uint64_t ram_size;
+	char *cmdline;
+	struct console_log console;
+	struct serial com1;
+	struct sprout_dev sdev;
+	struct io_range io[SPROUT_MAX_IO_RANGES];
+	unsigned nio;
+	bool stopped;     /* the guest asked to stop (reset, poweroff) */
+	char stop_reason[128];
+	bool broken;      /* an unrecoverable exit happened; only destroy is legal */
+};
+
+/* Checked guest-physical access: a pointer to len bytes of RAM at gpa, or NULL if any byte is outside. */
+void *guest_ptr(struct sprout_vm *vm, uint64_t gpa, uint64_t len);
+
+/* Raises or lowers an ISA interrupt line on the in-kernel irqchip. */
+void vm_irq_line(struct sprout_vm *vm, int irq, int level);
+
+/* Registers a device on the port (mmio=false) or MMIO bus; ranges must not overlap. */
+int vm_add_io(struct sprout_vm *vm, uint64_t base, uint64_t len, bool mmio,
+	      const struct io_device_ops *ops, void *dev, struct sprout_err *err);
+
+/* ---- x86 boot: kernel load, boot params, tables, first vCPU state ---- */
+
+/* Loads the PT_LOAD segments of an x86-64 vmlinux into RAM; *entry is the physical entry point. */
+int boot_load_elf(struct sprout_vm *vm, const char *path, uint64_t *entry, uint64_t *kernel_end,
+		  struct sprout_err *err);
+
+/* Loads the initrd at the top of RAM (page aligned, above kernel_end); gives its address and size. */
+int boot_load_initrd(struct sprout_vm *vm, const char *path, uint64_t kernel_end, uint64_t *addr,
+		     uint64_t *size, struct sprout_err *err);
+
+/* Writes the zero page (boot_params, e820, cmdline) and returns its guest-physical address. */
+int boot_write_params(struct sprout_vm *vm, uint64_t initrd_addr, uint64_t initrd_size,
+		      uint64_t *zero_page, struct sprout_err *err);
+
+/* Writes the identity page tables and GDT that the 64-bit entry needs. */
+void boot_write_tables(struct sprout_vm *vm);
+
+/* Writes an MP table describing ncpus CPUs, the IOAPIC and ISA interrupt routing. */
+int mptable_write(struct sprout_vm *vm, unsigned ncpus, struct sprout_err *err);
+
+/* The CPUID a guest gets on this host, with what the host kind cannot run hidden. Caller frees. */
+int cpu_profile_cpuid(const struct sprout_kvm *kvm, unsigned vcpu_id, struct kvm_cpuid2 **out,
+		      struct sprout_err *err);
+
+/* Command-line options the host kind needs (hiding what CPUID cannot hide on PVM); "" if none. */
+const char *cpu_profile_cmdline(const struct sprout_kvm *kvm);
+
+/* Creates the vCPU, sets CPUID, and puts it at entry in 64-bit mode with RSI = zero_page. */
+int vcpu_create_for_boot(struct sprout_vm *vm, uint64_t entry, uint64_t zero_page,
+			 struct sprout_err *err);
+
+/* Describes a KVM_EXIT_INTERNAL_ERROR / FAIL_ENTRY in err: reason, RIP, instruction bytes, a hint. */
+int vcpu_describe_failure(struct sprout_vm *vm, struct sprout_err *err);
+
+#endif

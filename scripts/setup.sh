@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up of a fresh Debian 12 machine: the packages sprout needs to build, test
+# and benchmark, the build itself, and the guest kernel (built once, then cached). A second run only
+# rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake pkg-config clang-format
+  liburing-dev libzstd-dev uuid-dev libjansson-dev libarchive-dev libmicrohttpd-dev
+  busybox-static cpio curl zstd python3
+  linux-source-6.1 bc bison flex libelf-dev libssl-dev
+  qemu-system-x86
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [[ $(id -u) == 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+BUILD_DIR=${SPROUT_BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)"
+
+guest/kernel/build.sh >/dev/null
+echo "setup: done (build in $BUILD_DIR, guest kernel $(guest/kernel/build.sh --print-path))" >&2
