@@ -131,7 +131,13 @@ int sprout_kvm_open(struct sprout_kvm **out, struct sprout_err *err)
 	}
 	kvm->has_immediate_exit = ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) > 0;
 	kvm->has_kvmclock_ctrl = ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_KVMCLOCK_CTRL) > 0;
-	kvm->has_xsave2 = ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2) > 0;
+	kvm->has_xcrs = ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
+	int xsave2 = ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	kvm->has_xsave2 = xsave2 > 0;
+	if (xsave2 > 0)
+		kvm->xsave_size = xsave2 < 4096 ? 4096 : (uint32_t)xsave2;
+	else if (ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0)
+		kvm->xsave_size = 4096;
 	if (!kvm->has_immediate_exit) {
 		r = sprout_err_set(err, -ENOTSUP, "KVM lacks the required capability IMMEDIATE_EXIT");
 		goto fail;

@@ -88,12 +88,8 @@ static int setup_lapic(struct sprout_vm *vm, struct sprout_err *err)
 	return 0;
 }
 
-int vcpu_create_for_boot(struct sprout_vm *vm, uint64_t entry, uint64_t zero_page,
-			 struct sprout_err *err)
+int vcpu_create(struct sprout_vm *vm, struct sprout_err *err)
 {
-	struct kvm_cpuid2 *cpuid = NULL;
-	int r;
-
 	vm->vcpu_fd = ioctl(vm->fd, KVM_CREATE_VCPU, 0);
 	if (vm->vcpu_fd < 0) {
 		vm->vcpu_fd = -1;
@@ -104,13 +100,18 @@ int vcpu_create_for_boot(struct sprout_vm *vm, uint64_t entry, uint64_t zero_pag
 	if (run == MAP_FAILED)
 		return sprout_err_errno(err, -errno, "mapping the vCPU run area");
 	vm->run = run;
+	return 0;
+}
 
-	r = cpu_profile_cpuid(vm->kvm, 0, &cpuid, err);
+int vcpu_setup_for_boot(struct sprout_vm *vm, uint64_t entry, uint64_t zero_page,
+			struct sprout_err *err)
+{
+	int r;
+
+	r = cpu_profile_cpuid(vm->kvm, 0, &vm->cpuid, err);
 	if (r < 0)
 		return r;
-	r = ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid);
-	free(cpuid);
-	if (r < 0)
+	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, vm->cpuid) < 0)
 		return sprout_err_errno(err, -errno, "KVM_SET_CPUID2");
 
 	r = setup_sregs(vm, err);

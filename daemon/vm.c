@@ -23,8 +23,6 @@
 #define COM1_PORT           0x3f8
 #define COM1_IRQ            4
 
-extern const struct io_device_ops i8042_ops;
-
 static const char default_cmdline[] =
 	"console=ttyS0 reboot=k panic=-1 quiet no_timer_check tsc=reliable rdinit=/init";
 
@@ -157,25 +155,17 @@ static int build_cmdline(struct sprout_vm *vm, const char *extra, struct sprout_
 	return 0;
 }
 
-int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
-		     struct sprout_vm **out, struct sprout_err *err)
+int vm_new(struct sprout_kvm *kvm, uint64_t mem_size, int base_fd, int console_fd,
+	   size_t console_log_size, struct sprout_vm **out, struct sprout_err *err)
 {
 	struct sprout_vm *vm;
-	uint64_t entry, kernel_end, initrd_addr = 0, initrd_size = 0, zero_page;
 	int r;
 
-	if (cfg->mem_size < MIN_RAM || cfg->mem_size > SPROUT_RAM_MAX || (cfg->mem_size & 0x1fffff))
+	if (mem_size < MIN_RAM || mem_size > SPROUT_RAM_MAX || (mem_size & 0x1fffff))
 		return sprout_err_set(err, -EINVAL,
 				      "guest memory must be a multiple of 2 MiB between %llu MiB and "
 				      "%llu MiB (got %llu bytes)",
-				      MIN_RAM >> 20, SPROUT_RAM_MAX >> 20,
-				      (unsigned long long)cfg->mem_size);
-	if (cfg->vcpus != 1)
-		return sprout_err_set(err, -EINVAL, "only 1 vCPU is supported (asked for %u)",
-				      cfg->vcpus);
-	if (!cfg->kernel_path)
-		return sprout_err_set(err, -EINVAL, "no kernel given");
-
+				      MIN_RAM >> 20, SPROUT_RAM_MAX >> 20, (unsigned long long)mem_size);
 	pthread_once(&kick_once, kick_install);
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
@@ -184,17 +174,12 @@ int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
 	vm->fd = -1;
 	vm->vcpu_fd = -1;
 
-	r = console_log_init(&vm->console,
-			     cfg->console_log_size ? cfg->console_log_size : DEFAULT_CONSOLE_LOG,
-			     cfg->console_fd);
+	r = console_log_init(&vm->console, console_log_size ? console_log_size : DEFAULT_CONSOLE_LOG,
+			     console_fd);
 	if (r < 0) {
 		sprout_err_set(err, r, "out of memory");
 		goto fail;
 	}
-	r = build_cmdline(vm, cfg->cmdline, err);
-	if (r < 0)
-		goto fail;
-
 	vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0) {
 		r = sprout_err_errno(err, -errno, "KVM_CREATE_VM");
@@ -217,12 +202,15 @@ int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
 		goto fail;
 	}
 
-	vm->ram_size = cfg->mem_size;
-	void *ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	vm->ram_size = mem_size;
+	/* A clone's RAM is a private mapping of the shared base: reads share its pages, writes copy. */
+	void *ram = base_fd >= 0 ? mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_NORESERVE, base_fd, 0)
+				 : mmap(NULL, mem_size, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (ram == MAP_FAILED) {
 		r = sprout_err_errno(err, -errno, "mapping %llu MiB of guest RAM",
-				     (unsigned long long)(vm->ram_size >> 20));
+				     (unsigned long long)(mem_size >> 20));
 		goto fail;
 	}
 	vm->ram = ram;
@@ -243,7 +231,34 @@ int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
 	    (r = vm_add_io(vm, SPROUT_DOORBELL_MMIO_GPA, SPROUT_DOORBELL_MMIO_SIZE, true,
 			   &sprout_db_ops, &vm->sdev, err)) < 0)
 		goto fail;
+	r = vcpu_create(vm, err);
+	if (r < 0)
+		goto fail;
+	*out = vm;
+	return 0;
+fail:
+	sprout_vm_destroy(vm);
+	return r;
+}
 
+int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
+		     struct sprout_vm **out, struct sprout_err *err)
+{
+	struct sprout_vm *vm;
+	uint64_t entry, kernel_end, initrd_addr = 0, initrd_size = 0, zero_page;
+	int r;
+
+	if (cfg->vcpus != 1)
+		return sprout_err_set(err, -EINVAL, "only 1 vCPU is supported (asked for %u)",
+				      cfg->vcpus);
+	if (!cfg->kernel_path)
+		return sprout_err_set(err, -EINVAL, "no kernel given");
+	r = vm_new(kvm, cfg->mem_size, -1, cfg->console_fd, cfg->console_log_size, &vm, err);
+	if (r < 0)
+		return r;
+	r = build_cmdline(vm, cfg->cmdline, err);
+	if (r < 0)
+		goto fail;
 	r = boot_load_elf(vm, cfg->kernel_path, &entry, &kernel_end, err);
 	if (r < 0)
 		goto fail;
@@ -260,7 +275,7 @@ int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
 	r = mptable_write(vm, cfg->vcpus, err);
 	if (r < 0)
 		goto fail;
-	r = vcpu_create_for_boot(vm, entry, zero_page, err);
+	r = vcpu_setup_for_boot(vm, entry, zero_page, err);
 	if (r < 0)
 		goto fail;
 	*out = vm;
@@ -285,12 +300,13 @@ void sprout_vm_destroy(struct sprout_vm *vm)
 	sprout_dev_free(&vm->sdev);
 	console_log_free(&vm->console);
 	free(vm->cmdline);
+	free(vm->cpuid);
 	free(vm);
 }
 
 const char *sprout_vm_cmdline(const struct sprout_vm *vm)
 {
-	return vm->cmdline;
+	return vm->cmdline ? vm->cmdline : "";
 }
 
 size_t sprout_vm_console_tail(struct sprout_vm *vm, char *buf, size_t len, unsigned lines)

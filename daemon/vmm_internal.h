@@ -20,6 +20,8 @@ struct sprout_kvm {
 	bool has_xsave2;
 	bool has_immediate_exit;
 	bool has_kvmclock_ctrl;
+	bool has_xcrs;
+	uint32_t xsave_size; /* bytes of KVM's xsave buffer; 0 when KVM offers no XSAVE ioctls */
 	struct kvm_cpuid2 *supported_cpuid; /* KVM_GET_SUPPORTED_CPUID, owned */
 	uint32_t *msr_index;                /* KVM_GET_MSR_INDEX_LIST, owned */
 	uint32_t nmsrs;
@@ -69,6 +71,7 @@ struct serial {
 
 void serial_init(struct serial *s, int irq);
 extern const struct io_device_ops serial_ops;
+extern const struct io_device_ops i8042_ops;
 
 /* ---- the sprout device: doorbell and mailbox ---- */
 struct sprout_dev {
@@ -91,6 +94,7 @@ struct sprout_vm {
 	int fd;
 	int vcpu_fd;
 	struct kvm_run *run; /* vcpu_mmap_size bytes */
+	struct kvm_cpuid2 *cpuid; /* what the vCPU was given, owned: saved into snapshots */
 	uint8_t *ram;
 	uint64_t ram_size;
 	char *cmdline;
@@ -113,6 +117,23 @@ void vm_irq_line(struct sprout_vm *vm, int irq, int level);
 /* Registers a device on the port (mmio=false) or MMIO bus; ranges must not overlap. */
 int vm_add_io(struct sprout_vm *vm, uint64_t base, uint64_t len, bool mmio,
 	      const struct io_device_ops *ops, void *dev, struct sprout_err *err);
+
+/* The parts of VM creation that booting and restoring share: VM fd, irqchip, PIT, RAM (anonymous, or
+ * a private copy-on-write mapping of base_fd when base_fd >= 0), the mailbox, the devices, the vCPU. */
+int vm_new(struct sprout_kvm *kvm, uint64_t mem_size, int base_fd, int console_fd,
+	   size_t console_log_size, struct sprout_vm **out, struct sprout_err *err);
+
+/* Creates vCPU 0 and maps its run area. */
+int vcpu_create(struct sprout_vm *vm, struct sprout_err *err);
+
+struct blob;
+/* Appends the vCPU's state to b. The vCPU must be outside KVM_RUN with no I/O half done. */
+int vcpu_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err);
+/* Restores a vCPU saved by vcpu_save into a freshly created vCPU; the section is untrusted. */
+int vcpu_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err);
+/* Extracts the CPUID recorded in a saved vCPU section (validated). Caller frees. */
+int vcpu_saved_cpuid(const void *data, size_t len, const struct sprout_kvm *kvm,
+		     struct kvm_cpuid2 **out, struct sprout_err *err);
 
 /* ---- x86 boot: kernel load, boot params, tables, first vCPU state ---- */
 
@@ -141,9 +162,9 @@ int cpu_profile_cpuid(const struct sprout_kvm *kvm, unsigned vcpu_id, struct kvm
 /* Command-line options the host kind needs (hiding what CPUID cannot hide on PVM); "" if none. */
 const char *cpu_profile_cmdline(const struct sprout_kvm *kvm);
 
-/* Creates the vCPU, sets CPUID, and puts it at entry in 64-bit mode with RSI = zero_page. */
-int vcpu_create_for_boot(struct sprout_vm *vm, uint64_t entry, uint64_t zero_page,
-			 struct sprout_err *err);
+/* Sets CPUID on the created vCPU and puts it at entry in 64-bit mode with RSI = zero_page. */
+int vcpu_setup_for_boot(struct sprout_vm *vm, uint64_t entry, uint64_t zero_page,
+			struct sprout_err *err);
 
 /* Describes a KVM_EXIT_INTERNAL_ERROR / FAIL_ENTRY in err: reason, RIP, instruction bytes, a hint. */
 int vcpu_describe_failure(struct sprout_vm *vm, struct sprout_err *err);

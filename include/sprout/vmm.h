@@ -72,4 +72,73 @@ const char *sprout_vm_cmdline(const struct sprout_vm *vm);
 
 void sprout_vm_destroy(struct sprout_vm *vm);
 
+/* ---- snapshots and clones ---- */
+
+/* Section tags of the VM state inside a snapshot; the snapshot file treats them as opaque. */
+enum sprout_section_tag {
+	SPROUT_SEC_VCPU = 1,     /* one per vCPU, in vCPU order */
+	SPROUT_SEC_VM = 2,       /* irqchip, PIT, kvmclock */
+	SPROUT_SEC_DEVICES = 3,  /* UART and sprout device */
+	SPROUT_SEC_MANIFEST = 4, /* the image manifest (JSON), written by the caller */
+};
+
+struct sprout_vm_section {
+	uint32_t tag;
+	const void *data;
+	uint64_t len;
+};
+
+#define SPROUT_VM_MAX_SECTIONS 8
+
+struct sprout_vm_capture {
+	struct sprout_vm_section sections[SPROUT_VM_MAX_SECTIONS];
+	unsigned nsections;
+	const void *ram; /* the VM's RAM: valid while the VM lives */
+	uint64_t ram_size;
+	void *owned[SPROUT_VM_MAX_SECTIONS];
+};
+
+/*
+ * Captures the state of a VM that sprout_vm_run just returned from (typically at READY): completes the
+ * half-done doorbell I/O first, so a restored clone resumes right after the guest's ring.
+ */
+int sprout_vm_capture(struct sprout_vm *vm, struct sprout_vm_capture *cap, struct sprout_err *err);
+void sprout_vm_capture_free(struct sprout_vm_capture *cap);
+
+/*
+ * Refuses, with the reason, a snapshot this host cannot run: another host kind, or a CPU feature the
+ * recorded CPUID has and this host's profile lacks. sections as in sprout_vm_restore.
+ */
+int sprout_vm_check_compat(struct sprout_kvm *kvm, uint32_t recorded_host_kind,
+			   const struct sprout_vm_section *sections, unsigned nsections,
+			   struct sprout_err *err);
+
+struct sprout_restore_config {
+	int base_fd;       /* the base RAM (sealed memfd); mapped MAP_PRIVATE, never written */
+	uint64_t ram_size;
+	const struct sprout_vm_section *sections; /* untrusted: every record is checked */
+	unsigned nsections;
+	int console_fd;    /* -1 for none */
+	size_t console_log_size;
+};
+
+/* Creates a clone: a new VM on a copy-on-write view of the base, with the saved state restored. */
+int sprout_vm_restore(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
+		      struct sprout_vm **out, struct sprout_err *err);
+
+/* Gives a clone its own identity (UUID, fresh entropy, the current wall clock) through the mailbox;
+ * the guest library applies it when the guest next runs, before it reads a request. */
+int sprout_vm_set_identity(struct sprout_vm *vm, const uint8_t uuid[16], struct sprout_err *err);
+
+/*
+ * Puts a request in the mailbox and runs the guest until it rings DONE (ev->kind SPROUT_EV_DONE,
+ * resp and resp_len the response, valid until the next run) or another event or the timeout.
+ */
+int sprout_vm_invoke(struct sprout_vm *vm, const void *req, size_t req_len, int64_t timeout_ms,
+		     const void **resp, size_t *resp_len, struct sprout_vm_event *ev,
+		     struct sprout_err *err);
+
+/* Bytes of guest RAM this VM has made private (copied on write or newly touched). */
+uint64_t sprout_vm_private_bytes(struct sprout_vm *vm);
+
 #endif
