@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,8 +134,8 @@ int sprout_cmd_boot(int argc, char **argv)
 	struct sprout_vm_config cfg = {
 		.mem_size = memory_mib ? (uint64_t)memory_mib << 20 : m->mem_size,
 		.vcpus = m->vcpus,
-		.kernel_path = kernel ? kernel : m->kernel,
-		.initrd_path = m->initrd,
+		.kernel_path = kernel ? kernel : m->kernel_path,
+		.initrd_path = m->initrd_path,
 		.cmdline = cmdline ? cmdline : m->cmdline,
 		.console_fd = console ? STDOUT_FILENO : -1,
 	};

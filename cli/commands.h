@@ -1,5 +1,5 @@
-/* The sprout CLI's subcommands: each takes argv starting at its own name and returns the exit status
- * (0 success, 1 the operation failed, 2 usage error). */
+/* The `sprout` subcommands: each takes its own argv (argv[0] is the subcommand's name) and returns
+ * the process exit code (0 ok, 1 failure, 2 usage error). */
 #ifndef SPROUT_CLI_COMMANDS_H
 #define SPROUT_CLI_COMMANDS_H
 

@@ -192,15 +192,6 @@ int vm_new(struct sprout_kvm *kvm, uint64_t mem_size, int base_fd, int console_f
 	uint64_t ident = 0xfffbc000ULL;
 	if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &ident) < 0)
 		sp_debug("KVM_SET_IDENTITY_MAP_ADDR: %s (ignored)", strerror(errno));
-	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		r = sprout_err_errno(err, -errno, "KVM_CREATE_IRQCHIP");
-		goto fail;
-	}
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
-		r = sprout_err_errno(err, -errno, "KVM_CREATE_PIT2");
-		goto fail;
-	}
 
 	vm->ram_size = mem_size;
 	/* A clone's RAM is a private mapping of the shared base: reads share its pages, writes copy. */
@@ -223,6 +214,18 @@ int vm_new(struct sprout_kvm *kvm, uint64_t mem_size, int base_fd, int console_f
 	r = set_slot(vm, SLOT_MAILBOX, SPROUT_MAILBOX_GPA, SPROUT_MAILBOX_SIZE, vm->sdev.mailbox, err);
 	if (r < 0)
 		goto fail;
+
+	/* The irqchip comes after the memslots: on a populated base, adding a slot to a VM that
+	 * already has an in-kernel irqchip measured 30x slower here (7 ms instead of 0.25 ms). */
+	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		r = sprout_err_errno(err, -errno, "KVM_CREATE_IRQCHIP");
+		goto fail;
+	}
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
+		r = sprout_err_errno(err, -errno, "KVM_CREATE_PIT2");
+		goto fail;
+	}
 
 	serial_init(&vm->com1, COM1_IRQ);
 	if ((r = vm_add_io(vm, COM1_PORT, 8, false, &serial_ops, &vm->com1, err)) < 0 ||

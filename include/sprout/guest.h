@@ -1,0 +1,77 @@
+/* The guest library: lets a process inside the guest (the agent, or a handler) speak the sprout device
+ * protocol of abi.h directly from user mode. After sprout_guest_open() no call here makes a system call. */
+#ifndef SPROUT_GUEST_H
+#define SPROUT_GUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sprout/abi.h"
+#include "sprout/err.h"
+
+struct sprout_guest {
+	struct sprout_mailbox_hdr *hdr; /* the mailbox header page; NULL when not open */
+	uint8_t *mb;                    /* the whole mailbox mapping (SPROUT_MAILBOX_SIZE bytes) */
+	volatile uint32_t *mmio;        /* the MMIO doorbell, or NULL to ring with outl */
+	struct sprout_err err;          /* why sprout_guest_open() failed */
+};
+
+/*
+ * Ask for doorbell access (ioperm, else iopl; or the MMIO page when the environment has
+ * SPROUT_DOORBELL=mmio), map the mailbox through /dev/mem and check its magic and ABI major. Touches
+ * every mailbox page so later accesses never fault. Returns 0, or a negative errno with g->err set.
+ * On an ABI mismatch it rings PANIC (SPROUT_PANIC_ABI) before failing. Needs root (CAP_SYS_RAWIO).
+ */
+int sprout_guest_open(struct sprout_guest *g);
+
+/* Unmap everything; g may then be opened again. Safe on a closed or failed g. */
+void sprout_guest_close(struct sprout_guest *g);
+
+/* Ring the doorbell with a command and a 24-bit argument. Returns when the host re-enters the vCPU. */
+void sprout_guest_ring(struct sprout_guest *g, uint32_t cmd, uint32_t arg);
+
+/*
+ * For a caller whose sprout_guest_open() failed: ask for port access and ring the port directly, with
+ * no mailbox. Makes system calls. Returns 0, or a negative errno when port access was refused.
+ */
+int sprout_guest_ring_port(uint32_t cmd, uint32_t arg);
+
+/*
+ * Report the ABI version and ring READY. Call it once, after all initialization and priming: when it
+ * returns (in a clone, or after a prewarm host resumes the VM) the first request is in place.
+ * Returns 0, or -EBADF if g is not open.
+ */
+int sprout_guest_ready(struct sprout_guest *g);
+
+/* Put up to SPROUT_MB_LOG_SIZE bytes of text in the log area and ring LOG. */
+void sprout_guest_log(struct sprout_guest *g, const char *text, size_t len);
+
+/* Put text (truncated to the log area) there and ring PANIC with code (enum sprout_panic). The host
+ * is not expected to resume the guest; if it does, this returns. */
+void sprout_guest_panic(struct sprout_guest *g, uint32_t code, const char *text);
+
+/*
+ * The current request: *buf points into the mailbox request area, *len is the host's req_len clamped
+ * to SPROUT_MB_REQ_SIZE. Valid until the next DONE.
+ */
+void sprout_guest_request(struct sprout_guest *g, const void **buf, uint32_t *len);
+
+/* The response area, to build a response in place; *cap receives its size (SPROUT_MB_RESP_SIZE). */
+void *sprout_guest_response_buf(struct sprout_guest *g, uint32_t *cap);
+
+/*
+ * Publish len bytes already in the response area and ring DONE. When it returns, the next request is
+ * in place. Returns 0, or -EMSGSIZE (without ringing) if len exceeds the response area.
+ */
+int sprout_guest_done(struct sprout_guest *g, uint32_t len);
+
+/* Copy buf into the response area (unless it already is the response area) and call sprout_guest_done. */
+int sprout_guest_respond(struct sprout_guest *g, const void *buf, uint32_t len);
+
+/*
+ * Write to `bytes` of stack below the caller, one store per page, so a deeper call path taken later
+ * (after a snapshot restore) finds its stack pages already present. Call it while priming.
+ */
+void sprout_guest_touch_stack(size_t bytes);
+
+#endif
