@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test run: every test (unit and real-KVM integration) on the normal build, then again on a build
+# with AddressSanitizer and UndefinedBehaviorSanitizer. Run scripts/setup.sh first (the README's test
+# command does). Extra arguments go to ctest, e.g. `scripts/test.sh -L unit`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+echo "== tests: build" >&2
+ctest --test-dir build -j"$jobs" --output-on-failure "$@"
+
+echo "== tests: build-asan (ASan + UBSan)" >&2
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSPROUT_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan -j"$jobs" --output-on-failure "$@"
