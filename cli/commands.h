@@ -5,5 +5,9 @@
 
 int sprout_cmd_build(int argc, char **argv);
 int sprout_cmd_boot(int argc, char **argv);
+int sprout_cmd_prewarm(int argc, char **argv);
+int sprout_cmd_inspect(int argc, char **argv);
+int sprout_cmd_clone(int argc, char **argv);
+int sprout_cmd_bench(int argc, char **argv);
 
 #endif

@@ -13,6 +13,10 @@ static const struct {
 } commands[] = {
 	{"build", sprout_cmd_build, "turn a directory with an image.json into a bootable image"},
 	{"boot", sprout_cmd_boot, "boot an image to READY (cold start), optionally keep it running"},
+	{"prewarm", sprout_cmd_prewarm, "boot an image to READY and write a snapshot of it"},
+	{"inspect", sprout_cmd_inspect, "show and verify what a snapshot file holds"},
+	{"clone", sprout_cmd_clone, "restore clones of a snapshot and invoke them (no daemon)"},
+	{"bench", sprout_cmd_bench, "benchmarks: clone latency and memory, cold boot vs QEMU"},
 };
 
 static void usage(FILE *f)

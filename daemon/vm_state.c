@@ -279,11 +279,19 @@ out:
 	return r;
 }
 
-int sprout_vm_restore(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
-		      struct sprout_vm **out, struct sprout_err *err)
+int sprout_vm_shell_create(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
+			   struct sprout_vm **out, struct sprout_err *err)
+{
+	if (cfg->base_fd < 0)
+		return sprout_err_set(err, -EBADF, "no base memory to restore from");
+	return vm_new(kvm, cfg->ram_size, cfg->base_fd, cfg->console_fd, cfg->console_log_size, out,
+		      err);
+}
+
+int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_config *cfg,
+			    struct sprout_err *err)
 {
 	const struct sprout_vm_section *vs, *ms, *ds;
-	struct sprout_vm *vm;
 	int r;
 
 	vs = find_section(cfg->sections, cfg->nsections, SPROUT_SEC_VCPU);
@@ -292,24 +300,37 @@ int sprout_vm_restore(struct sprout_kvm *kvm, const struct sprout_restore_config
 	if (!vs || !ms || !ds)
 		return sprout_err_set(err, -EINVAL, "the snapshot lacks the %s state section",
 				      !vs ? "vCPU" : !ms ? "VM" : "device");
-	if (cfg->base_fd < 0)
-		return sprout_err_set(err, -EBADF, "no base memory to restore from");
-	r = vm_new(kvm, cfg->ram_size, cfg->base_fd, cfg->console_fd, cfg->console_log_size, &vm,
-		   err);
-	if (r < 0)
-		return r;
+	if (cfg->ram_size != vm->ram_size)
+		return sprout_err_set(err, -EINVAL, "the shell has %llu bytes of RAM, the snapshot %llu",
+				      (unsigned long long)vm->ram_size,
+				      (unsigned long long)cfg->ram_size);
 	r = restore_vm(vm, ms->data, ms->len, err);
 	if (r == 0)
 		r = vcpu_restore(vm, vs->data, vs->len, err);
 	if (r == 0)
 		r = restore_devices(vm, ds->data, ds->len, err);
 	if (r < 0) {
-		sprout_vm_destroy(vm);
+		vm->broken = true;
 		return r;
 	}
 	/* Tell the guest its clock stood still on purpose, so no lockup is reported on resume. */
-	if (kvm->has_kvmclock_ctrl && ioctl(vm->vcpu_fd, KVM_KVMCLOCK_CTRL, 0) < 0)
+	if (vm->kvm->has_kvmclock_ctrl && ioctl(vm->vcpu_fd, KVM_KVMCLOCK_CTRL, 0) < 0)
 		sp_debug("KVM_KVMCLOCK_CTRL: %s (ignored)", strerror(errno));
+	return 0;
+}
+
+int sprout_vm_restore(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
+		      struct sprout_vm **out, struct sprout_err *err)
+{
+	struct sprout_vm *vm;
+	int r = sprout_vm_shell_create(kvm, cfg, &vm, err);
+	if (r < 0)
+		return r;
+	r = sprout_vm_restore_state(vm, cfg, err);
+	if (r < 0) {
+		sprout_vm_destroy(vm);
+		return r;
+	}
 	*out = vm;
 	return 0;
 }

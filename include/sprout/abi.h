@@ -7,7 +7,7 @@
 
 /* Bump MAJOR for any incompatible change; MINOR for additions an older VMM may ignore. */
 #define SPROUT_ABI_MAJOR   1
-#define SPROUT_ABI_MINOR   0
+#define SPROUT_ABI_MINOR   1 /* 1.1: the guest applies NEW_IDENTITY and clears it; PANIC_IDENTITY */
 #define SPROUT_ABI_VERSION ((SPROUT_ABI_MAJOR << 16) | SPROUT_ABI_MINOR)
 
 /*
@@ -43,6 +43,7 @@ enum sprout_panic {
 	SPROUT_PANIC_HANDLER_EXIT = 2, /* the handler process exited before READY */
 	SPROUT_PANIC_HANDLER_EXEC = 3, /* the handler could not be started */
 	SPROUT_PANIC_ABI = 4,          /* the guest library found a mailbox it does not understand */
+	SPROUT_PANIC_IDENTITY = 5,     /* a clone could not re-seed its RNG from the new identity */
 };
 
 /* Mailbox areas, as offsets from SPROUT_MAILBOX_GPA. */
@@ -70,14 +71,15 @@ struct sprout_mailbox_hdr {
 	uint32_t req_len;        /* [host] bytes in the request area */
 	uint32_t resp_len;       /* [guest] bytes in the response area, for DONE */
 	uint32_t log_len;        /* [guest] bytes in the log area, for LOG and PANIC */
-	uint32_t flags;          /* [host] SPROUT_MBF_* */
+	uint32_t flags;          /* [host] SPROUT_MBF_*; the guest clears NEW_IDENTITY once applied */
 	uint8_t clone_uuid[16];  /* [host] identity of this clone (zero before cloning) */
 	uint64_t wallclock_ns;   /* [host] CLOCK_REALTIME at resume, for the guest to set its clock */
 	uint8_t entropy[64];     /* [host] fresh random bytes for the guest RNG, new per clone */
 	uint8_t reserved[3976];
 };
 
-#define SPROUT_MBF_NEW_IDENTITY 0x1u /* clone_uuid/entropy/wallclock are new: re-seed before serving */
+#define SPROUT_MBF_NEW_IDENTITY 0x1u /* clone_uuid/entropy/wallclock are new: re-seed before serving.
+				      * Set by the VMM, cleared by the guest library when applied. */
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct sprout_mailbox_hdr) == SPROUT_MB_HDR_SIZE, "header is one page");

@@ -1,5 +1,5 @@
-/* sprout images: building one (image.json + guest binaries -> initrd.cpio + manifest.json) and loading
- * a built image's manifest.json for the VMM. Both treat their input files as hostile. */
+/* sprout images: building one (image.json + guest binaries -> initrd.cpio + manifest.json) and
+ * loading a built image's manifest.json for the VMM. Both treat their input files as hostile. */
 #ifndef SPROUT_IMAGE_H
 #define SPROUT_IMAGE_H
 
@@ -8,7 +8,7 @@
 
 #include "sprout/err.h"
 
-#define SPROUT_IMAGE_FORMAT     1    /* "format" in manifest.json */
+#define SPROUT_IMAGE_FORMAT     1 /* "format" in manifest.json */
 #define SPROUT_MEM_MIB_MIN      32
 #define SPROUT_MEM_MIB_MAX      3072 /* SPROUT_RAM_MAX in abi.h */
 #define SPROUT_MEM_MIB_DEFAULT  256
@@ -19,62 +19,65 @@
 
 /* An extra file for the image: the host file host_path goes to guest_path (absolute). */
 struct sprout_build_file {
-	const char *guest_path;
-	const char *host_path;
+        const char *guest_path;
+        const char *host_path;
 };
 
 /* What a build produced, for the CLI's summary line. */
 struct sprout_build_stats {
-	char name[SPROUT_NAME_MAX + 1];
-	size_t entries;        /* cpio entries (files, dirs, links, nodes) */
-	size_t files;          /* regular files among them */
-	uint64_t initrd_bytes; /* size of initrd.cpio */
+        char name[SPROUT_NAME_MAX + 1];
+        size_t entries;        /* cpio entries (files, dirs, links, nodes) */
+        size_t files;          /* regular files among them */
+        uint64_t initrd_bytes; /* size of initrd.cpio */
 };
 
 struct sprout_build_opts {
-	const char *src_dir; /* holds image.json; relative host paths in it resolve against this */
-	const char *out_dir; /* created if missing; gets initrd.cpio and manifest.json */
-	/* The agent binary (/init). NULL: $SPROUT_AGENT, else the one built next to this library. */
-	const char *agent_path;
-	/* A static busybox. NULL: $SPROUT_BUSYBOX, else /bin/busybox. */
-	const char *busybox_path;
-	/* Extra files (host paths relative to the current directory); they win over image.json. */
-	const struct sprout_build_file *files;
-	size_t n_files;
-	struct sprout_build_stats *stats; /* optional: filled on success */
+        const char *src_dir; /* holds image.json; relative host paths in it resolve against this */
+        const char *out_dir; /* created if missing; gets initrd.cpio and manifest.json */
+        /* The agent binary (/init). NULL: $SPROUT_AGENT, else the one built next to this library.
+         */
+        const char *agent_path;
+        /* A static busybox. NULL: $SPROUT_BUSYBOX, else /bin/busybox. */
+        const char *busybox_path;
+        /* Extra files (host paths relative to the current directory); they win over image.json. */
+        const struct sprout_build_file *files;
+        size_t n_files;
+        struct sprout_build_stats *stats; /* optional: filled on success */
 };
 
 /*
- * Build the image described by o->src_dir/image.json into o->out_dir. Both outputs are written under
- * temporary names and renamed into place, manifest.json last, so a failed build leaves any previous
- * image untouched. Returns 0 or a negative errno with err naming the file and field at fault.
+ * Build the image described by o->src_dir/image.json into o->out_dir. Both outputs are written
+ * under temporary names and renamed into place, manifest.json last, so a failed build leaves any
+ * previous image untouched. Returns 0 or a negative errno with err naming the file and field at
+ * fault.
  */
 int sprout_image_build(const struct sprout_build_opts *o, struct sprout_err *err);
 
 /* A built image, as the VMM needs it. Every string is owned by the manifest. */
 struct sprout_manifest {
-	char *name;
-	char *kernel_path; /* absolute; "default" already resolved; the file exists */
-	char *initrd_path; /* absolute; the file exists */
-	char *cmdline;     /* to append to the VMM's own command line; may be "" */
-	uint64_t mem_size; /* bytes */
-	uint32_t vcpus;
-	uint32_t abi_version; /* SPROUT_ABI_VERSION the image's guest side was built against */
-	size_t argc;
-	char **argv; /* the handler's argv: argc strings, then NULL */
-	char *created;        /* build time, RFC 3339 UTC */
-	char *sprout_version; /* version of the sprout that built it */
+        char *name;
+        char *kernel_path; /* absolute; "default" already resolved; the file exists */
+        char *initrd_path; /* absolute; the file exists */
+        char *cmdline;     /* to append to the VMM's own command line; may be "" */
+        uint64_t mem_size; /* bytes */
+        uint32_t vcpus;
+        uint32_t abi_version; /* SPROUT_ABI_VERSION the image's guest side was built against */
+        size_t argc;
+        char **argv;          /* the handler's argv: argc strings, then NULL */
+        char *created;        /* build time, RFC 3339 UTC */
+        char *sprout_version; /* version of the sprout that built it */
 };
 
 /*
  * Load and validate a built image: path is the image directory or its manifest.json. The kernel
- * "default" resolves to $SPROUT_KERNEL, else <cache>/kernel/default (see sprout_cache_dir). On success
- * *out is the caller's to free with sprout_manifest_free; on failure *out is NULL.
+ * "default" resolves to $SPROUT_KERNEL, else <cache>/kernel/default (see sprout_cache_dir). On
+ * success *out is the caller's to free with sprout_manifest_free; on failure *out is NULL.
  */
 int sprout_manifest_load(const char *path, struct sprout_manifest **out, struct sprout_err *err);
 void sprout_manifest_free(struct sprout_manifest *m);
 
-/* sprout's cache directory: $SPROUT_CACHE_DIR, else $XDG_CACHE_HOME/sprout, else $HOME/.cache/sprout. */
+/* sprout's cache directory: $SPROUT_CACHE_DIR, else $XDG_CACHE_HOME/sprout, else
+ * $HOME/.cache/sprout. */
 int sprout_cache_dir(char *buf, size_t len, struct sprout_err *err);
 
 /* The path "default" kernel means: $SPROUT_KERNEL, else <cache>/kernel/default (may not exist). */

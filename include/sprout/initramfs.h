@@ -1,5 +1,5 @@
-/* What the image builder writes into an initramfs for the guest agent to read: shared by the builder
- * (host) and the agent (guest), so both enforce the same limits. */
+/* What the image builder writes into an initramfs for the guest agent to read: shared by the
+ * builder (host) and the agent (guest), so both enforce the same limits. */
 #ifndef SPROUT_INITRAMFS_H
 #define SPROUT_INITRAMFS_H
 

@@ -1,6 +1,6 @@
-/* Snapshot files: a versioned header, opaque tagged state sections and guest RAM in independent zstd
- * chunks with all-zero pages left out. This library stores and loads them; it never interprets sections.
- * The on-disk layout is described in docs/snapshot-format.md. */
+/* Snapshot files: a versioned header, opaque tagged state sections and guest RAM in independent
+ * zstd chunks with all-zero pages left out. This library stores and loads them; it never interprets
+ * sections. The on-disk layout is described in docs/snapshot-format.md. */
 #ifndef SPROUT_SNAPSHOT_H
 #define SPROUT_SNAPSHOT_H
 
@@ -42,11 +42,12 @@ struct snap_section {
 };
 
 struct snap_write_opts {
-        const char *path;     /* final name; written as .NAME.tmp.XXXXXX beside it, then renamed */
-        const uint8_t *uuid;  /* 16 bytes, or NULL to generate a random one */
-        int zstd_level;       /* 0: SNAP_DEFAULT_ZSTD_LEVEL; negative levels are zstd's fast modes */
-        uint32_t chunk_size;  /* 0: SNAP_DEFAULT_CHUNK; else a power of two in [MIN_CHUNK, MAX_CHUNK] */
-        unsigned threads;     /* compression threads; 0: one per online CPU */
+        const char *path;    /* final name; written as .NAME.tmp.XXXXXX beside it, then renamed */
+        const uint8_t *uuid; /* 16 bytes, or NULL to generate a random one */
+        int zstd_level;      /* 0: SNAP_DEFAULT_ZSTD_LEVEL; negative levels are zstd's fast modes */
+        uint32_t
+            chunk_size;   /* 0: SNAP_DEFAULT_CHUNK; else a power of two in [MIN_CHUNK, MAX_CHUNK] */
+        unsigned threads; /* compression threads; 0: one per online CPU */
         struct snap_host_facts host;
         uint32_t vcpus;                      /* 1..SNAP_MAX_VCPUS */
         const struct snap_section *sections; /* nsections entries, stored in this order */
@@ -67,9 +68,11 @@ struct snap_write_stats {
         double seconds;         /* wall time of the whole write, fsyncs included */
 };
 
-/* Write a snapshot. The file appears under o->path only complete and fsynced (an existing file of that
- * name is replaced atomically); on any failure the temporary file is removed and nothing is left. */
-int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st, struct sprout_err *err);
+/* Write a snapshot. The file appears under o->path only complete and fsynced (an existing file of
+ * that name is replaced atomically); on any failure the temporary file is removed and nothing is
+ * left. */
+int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st,
+               struct sprout_err *err);
 
 struct snap_file;
 
@@ -108,9 +111,9 @@ struct snap_load_stats {
         unsigned threads;
 };
 
-/* Decompress RAM into a new memfd of ram_size bytes (zero pages stay holes), verifying every chunk, then
- * seal it (F_SEAL_WRITE|SHRINK|GROW|SEAL). threads 0: one per online CPU. On success *memfd is the
- * caller's to close; clones map it MAP_PRIVATE. */
+/* Decompress RAM into a new memfd of ram_size bytes (zero pages stay holes), verifying every chunk,
+ * then seal it (F_SEAL_WRITE|SHRINK|GROW|SEAL). threads 0: one per online CPU. On success *memfd is
+ * the caller's to close; clones map it MAP_PRIVATE. */
 int snap_load_ram(struct snap_file *f, unsigned threads, int *memfd, struct snap_load_stats *st,
                   struct sprout_err *err);
 

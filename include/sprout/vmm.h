@@ -122,9 +122,21 @@ struct sprout_restore_config {
 	size_t console_log_size;
 };
 
-/* Creates a clone: a new VM on a copy-on-write view of the base, with the saved state restored. */
+/* Creates a clone: a new VM on a copy-on-write view of the base, with the saved state restored.
+ * Equivalent to sprout_vm_shell_create followed by sprout_vm_restore_state. */
 int sprout_vm_restore(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
 		      struct sprout_vm **out, struct sprout_err *err);
+
+/* The half of a restore that does not depend on the saved state (VM fd, memslots over the base,
+ * irqchip, PIT, vCPU): what a pool prepares ahead of time, off the clone's critical path. Only
+ * base_fd, ram_size, console_fd and console_log_size of cfg are used. */
+int sprout_vm_shell_create(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
+			   struct sprout_vm **out, struct sprout_err *err);
+
+/* The other half: loads the saved state into a shell that has never run. On failure the shell must
+ * be destroyed. */
+int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_config *cfg,
+			    struct sprout_err *err);
 
 /* Gives a clone its own identity (UUID, fresh entropy, the current wall clock) through the mailbox;
  * the guest library applies it when the guest next runs, before it reads a request. */
@@ -137,6 +149,12 @@ int sprout_vm_set_identity(struct sprout_vm *vm, const uint8_t uuid[16], struct 
 int sprout_vm_invoke(struct sprout_vm *vm, const void *req, size_t req_len, int64_t timeout_ms,
 		     const void **resp, size_t *resp_len, struct sprout_vm_event *ev,
 		     struct sprout_err *err);
+
+/* The cheapest VM KVM can run on this host, timed step by step: the floor under any restore. */
+struct sprout_floor {
+	double create_vm_us, memslot_us, vcpu_us, run_us, total_us, teardown_us;
+};
+int sprout_floor_measure(struct sprout_kvm *kvm, struct sprout_floor *out, struct sprout_err *err);
 
 /* Bytes of guest RAM this VM has made private (copied on write or newly touched). */
 uint64_t sprout_vm_private_bytes(struct sprout_vm *vm);
