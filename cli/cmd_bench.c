@@ -1,6 +1,7 @@
 /* sprout bench: benchmarks that print numbers (medians and tails over many runs), never pass/fail.
- *   sprout bench clone SNAPSHOT  restore, invoke, memory and base-load figures, beside the KVM floor
- *   sprout bench boot IMAGE      cold boot to READY, beside QEMU booting the same kernel + initrd */
+ *   sprout bench clone SNAPSHOT  restore, invoke, memory and base-load figures, beside the KVM
+ * floor sprout bench boot IMAGE      cold boot to READY, beside QEMU booting the same kernel +
+ * initrd */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -19,321 +20,333 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: sprout bench clone SNAPSHOT [-n N] [--pool P] [--request JSON] [--json]\n"
-		"       sprout bench boot IMAGE [-n N] [--no-qemu] [--json]\n\n"
-		"clone: restores N clones (default 1000) of SNAPSHOT in batches of P pooled VM shells\n"
-		"       (default 16), invokes each, and reports restore latency (call to vCPU runnable),\n"
-		"       restore + first invoke, a second invoke, private memory per idle clone, teardown,\n"
-		"       base-load throughput and snapshot size, beside the floor of this host (the\n"
-		"       cheapest VM KVM can create and run), all measured in this run.\n"
-		"boot:  cold-boots IMAGE to READY N times (default 5) and, where qemu-system-x86_64 is\n"
-		"       installed, boots the same kernel and initrd N times with QEMU's microvm machine\n"
-		"       to the same doorbell write.\n");
+        fprintf(
+            f,
+            "usage: sprout bench clone SNAPSHOT [-n N] [--pool P] [--request JSON] [--json]\n"
+            "       sprout bench boot IMAGE [-n N] [--no-qemu] [--json]\n\n"
+            "clone: restores N clones (default 1000) of SNAPSHOT in batches of P pooled VM shells\n"
+            "       (default 16), invokes each, and reports restore latency (call to vCPU "
+            "runnable),\n"
+            "       restore + first invoke, a second invoke, private memory per idle clone, "
+            "teardown,\n"
+            "       base-load throughput and snapshot size, beside the floor of this host (the\n"
+            "       cheapest VM KVM can create and run), all measured in this run.\n"
+            "boot:  cold-boots IMAGE to READY N times (default 5) and, where qemu-system-x86_64 "
+            "is\n"
+            "       installed, boots the same kernel and initrd N times with QEMU's microvm "
+            "machine\n"
+            "       to the same doorbell write.\n");
 }
 
 static void row(const char *what, struct latency_summary s, const char *unit, bool json)
 {
-	if (json)
-		printf("{\"metric\":\"%s\",\"unit\":\"%s\",\"n\":%zu,\"min\":%.4f,\"p50\":%.4f,"
-		       "\"p90\":%.4f,\"p99\":%.4f,\"max\":%.4f}\n",
-		       what, unit, s.n, s.min, s.p50, s.p90, s.p99, s.max);
-	else
-		printf("  %-34s n=%-5zu p50 %9.3f  p90 %9.3f  p99 %9.3f  max %9.3f %s\n", what, s.n,
-		       s.p50, s.p90, s.p99, s.max, unit);
+        if (json)
+                printf("{\"metric\":\"%s\",\"unit\":\"%s\",\"n\":%zu,\"min\":%.4f,\"p50\":%.4f,"
+                       "\"p90\":%.4f,\"p99\":%.4f,\"max\":%.4f}\n",
+                       what, unit, s.n, s.min, s.p50, s.p90, s.p99, s.max);
+        else
+                printf("  %-34s n=%-5zu p50 %9.3f  p90 %9.3f  p99 %9.3f  max %9.3f %s\n", what, s.n,
+                       s.p50, s.p90, s.p99, s.max, unit);
 }
 
 static int bench_clone(const char *path, long n, long pool, const char *req, bool json)
 {
-	struct sprout_err err = {0};
-	struct sprout_kvm *kvm = NULL;
-	struct sprout_base *base = NULL;
-	const long floor_runs = 200, cold_runs = 100, loads = 5, mem_samples = 50;
-	double *floor_total = calloc(floor_runs, sizeof(double)),
-	       *floor_vm = calloc(floor_runs, sizeof(double)),
-	       *floor_slot = calloc(floor_runs, sizeof(double)),
-	       *floor_vcpu = calloc(floor_runs, sizeof(double)),
-	       *floor_run = calloc(floor_runs, sizeof(double));
-	double *restore = calloc(n, sizeof(double)), *first = calloc(n, sizeof(double)),
-	       *second = calloc(n, sizeof(double)), *teardown = calloc(n, sizeof(double)),
-	       *cold = calloc(cold_runs, sizeof(double)), *load_ms = calloc(loads, sizeof(double)),
-	       *load_mbs = calloc(loads, sizeof(double)), *priv = calloc(mem_samples, sizeof(double));
-	int rc = 1;
-	size_t nf = 0, nc = 0, np = 0;
+        struct sprout_err err = {0};
+        struct sprout_kvm *kvm = NULL;
+        struct sprout_base *base = NULL;
+        const long floor_runs = 200, cold_runs = 100, loads = 5, mem_samples = 50;
+        double *floor_total = calloc(floor_runs, sizeof(double)),
+               *floor_vm = calloc(floor_runs, sizeof(double)),
+               *floor_slot = calloc(floor_runs, sizeof(double)),
+               *floor_vcpu = calloc(floor_runs, sizeof(double)),
+               *floor_run = calloc(floor_runs, sizeof(double));
+        double *restore = calloc(n, sizeof(double)), *first = calloc(n, sizeof(double)),
+               *second = calloc(n, sizeof(double)), *teardown = calloc(n, sizeof(double)),
+               *cold = calloc(cold_runs, sizeof(double)), *load_ms = calloc(loads, sizeof(double)),
+               *load_mbs = calloc(loads, sizeof(double)),
+               *priv = calloc(mem_samples, sizeof(double));
+        int rc = 1;
+        size_t nf = 0, nc = 0, np = 0;
 
-	if (!floor_total || !floor_vm || !floor_slot || !floor_vcpu || !floor_run || !restore ||
-	    !first || !second || !teardown || !cold || !load_ms || !load_mbs || !priv) {
-		fprintf(stderr, "sprout bench: out of memory\n");
-		goto out;
-	}
-	if (sprout_kvm_open(&kvm, &err) < 0) {
-		fprintf(stderr, "sprout bench: %s\n", err.msg);
-		goto out;
-	}
-	struct snap_file *sf;
-	if (snap_open(path, &sf, &err) < 0) {
-		fprintf(stderr, "sprout bench: %s\n", err.msg);
-		goto out;
-	}
-	struct snap_info si = *snap_get_info(sf);
-	snap_close(sf);
+        if (!floor_total || !floor_vm || !floor_slot || !floor_vcpu || !floor_run || !restore ||
+            !first || !second || !teardown || !cold || !load_ms || !load_mbs || !priv) {
+                fprintf(stderr, "sprout bench: out of memory\n");
+                goto out;
+        }
+        if (sprout_kvm_open(&kvm, &err) < 0) {
+                fprintf(stderr, "sprout bench: %s\n", err.msg);
+                goto out;
+        }
+        struct snap_file *sf;
+        if (snap_open(path, &sf, &err) < 0) {
+                fprintf(stderr, "sprout bench: %s\n", err.msg);
+                goto out;
+        }
+        struct snap_info si = *snap_get_info(sf);
+        snap_close(sf);
 
-	/* Base loads: each decompresses the whole RAM into a fresh memfd. */
-	for (long i = 0; i < loads; i++) {
-		if (sprout_base_load(kvm, path, 0, &base, &err) < 0) {
-			fprintf(stderr, "sprout bench: %s\n", err.msg);
-			goto out;
-		}
-		load_ms[i] = sprout_base_info(base)->load.seconds * 1e3;
-		load_mbs[i] = sprout_base_info(base)->load.mb_per_s;
-		if (i + 1 < loads) {
-			sprout_base_free(base);
-			base = NULL;
-		}
-	}
-	for (long i = 0; i < floor_runs; i++) {
-		struct sprout_floor fl;
-		if (sprout_floor_measure(kvm, &fl, &err) < 0) {
-			fprintf(stderr, "sprout bench: %s\n", err.msg);
-			goto out;
-		}
-		floor_total[nf] = fl.total_us / 1e3;
-		floor_vm[nf] = fl.create_vm_us / 1e3;
-		floor_slot[nf] = fl.memslot_us / 1e3;
-		floor_vcpu[nf] = fl.vcpu_us / 1e3;
-		floor_run[nf++] = fl.run_us / 1e3;
-	}
-	/* Cold restores: no pool, so VM creation is on the clock. */
-	for (long i = 0; i < cold_runs; i++) {
-		struct sprout_clone *c;
-		struct sprout_clone_timing t;
-		if (sprout_clone_create(base, -1, &c, &t, &err) < 0) {
-			fprintf(stderr, "sprout bench: cold clone: %s\n", err.msg);
-			goto out;
-		}
-		cold[nc++] = t.restore_ms;
-		sprout_clone_destroy(c);
-	}
-	/* Pooled restores, each followed by two invocations. */
-	long done = 0;
-	while (done < n) {
-		if (pool && sprout_base_prepare(base, (unsigned)pool, &err) < 0) {
-			fprintf(stderr, "sprout bench: preparing shells: %s\n", err.msg);
-			goto out;
-		}
-		long batch = pool ? pool : 1;
-		for (long k = 0; k < batch && done < n; k++, done++) {
-			struct sprout_clone *c;
-			struct sprout_clone_timing t;
-			const void *resp;
-			size_t len;
-			if (sprout_clone_create(base, -1, &c, &t, &err) < 0) {
-				fprintf(stderr, "sprout bench: clone %ld: %s\n", done, err.msg);
-				goto out;
-			}
-			int64_t t0 = cli_now_ns();
-			int r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-			int64_t t1 = cli_now_ns();
-			if (r == 0)
-				r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-			int64_t t2 = cli_now_ns();
-			if (r < 0) {
-				fprintf(stderr, "sprout bench: invoke on clone %ld: %s\n", done,
-					err.msg);
-				sprout_clone_destroy(c);
-				goto out;
-			}
-			restore[done] = t.restore_ms;
-			first[done] = t.restore_ms + (double)(t1 - t0) / 1e6;
-			second[done] = (double)(t2 - t1) / 1e6;
-			if (np < (size_t)mem_samples && done % (n / mem_samples + 1) == 0)
-				priv[np++] = (double)sprout_clone_private_bytes(c) / 1024.0;
-			int64_t t3 = cli_now_ns();
-			sprout_clone_destroy(c);
-			teardown[done] = (double)(cli_now_ns() - t3) / 1e6;
-		}
-	}
+        /* Base loads: each decompresses the whole RAM into a fresh memfd. */
+        for (long i = 0; i < loads; i++) {
+                if (sprout_base_load(kvm, path, 0, &base, &err) < 0) {
+                        fprintf(stderr, "sprout bench: %s\n", err.msg);
+                        goto out;
+                }
+                load_ms[i] = sprout_base_info(base)->load.seconds * 1e3;
+                load_mbs[i] = sprout_base_info(base)->load.mb_per_s;
+                if (i + 1 < loads) {
+                        sprout_base_free(base);
+                        base = NULL;
+                }
+        }
+        for (long i = 0; i < floor_runs; i++) {
+                struct sprout_floor fl;
+                if (sprout_floor_measure(kvm, &fl, &err) < 0) {
+                        fprintf(stderr, "sprout bench: %s\n", err.msg);
+                        goto out;
+                }
+                floor_total[nf] = fl.total_us / 1e3;
+                floor_vm[nf] = fl.create_vm_us / 1e3;
+                floor_slot[nf] = fl.memslot_us / 1e3;
+                floor_vcpu[nf] = fl.vcpu_us / 1e3;
+                floor_run[nf++] = fl.run_us / 1e3;
+        }
+        /* Cold restores: no pool, so VM creation is on the clock. */
+        for (long i = 0; i < cold_runs; i++) {
+                struct sprout_clone *c;
+                struct sprout_clone_timing t;
+                if (sprout_clone_create(base, -1, &c, &t, &err) < 0) {
+                        fprintf(stderr, "sprout bench: cold clone: %s\n", err.msg);
+                        goto out;
+                }
+                cold[nc++] = t.restore_ms;
+                sprout_clone_destroy(c);
+        }
+        /* Pooled restores, each followed by two invocations. */
+        long done = 0;
+        while (done < n) {
+                if (pool && sprout_base_prepare(base, (unsigned)pool, &err) < 0) {
+                        fprintf(stderr, "sprout bench: preparing shells: %s\n", err.msg);
+                        goto out;
+                }
+                long batch = pool ? pool : 1;
+                for (long k = 0; k < batch && done < n; k++, done++) {
+                        struct sprout_clone *c;
+                        struct sprout_clone_timing t;
+                        const void *resp;
+                        size_t len;
+                        if (sprout_clone_create(base, -1, &c, &t, &err) < 0) {
+                                fprintf(stderr, "sprout bench: clone %ld: %s\n", done, err.msg);
+                                goto out;
+                        }
+                        int64_t t0 = cli_now_ns();
+                        int r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+                        int64_t t1 = cli_now_ns();
+                        if (r == 0)
+                                r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len,
+                                                        &err);
+                        int64_t t2 = cli_now_ns();
+                        if (r < 0) {
+                                fprintf(stderr, "sprout bench: invoke on clone %ld: %s\n", done,
+                                        err.msg);
+                                sprout_clone_destroy(c);
+                                goto out;
+                        }
+                        restore[done] = t.restore_ms;
+                        first[done] = t.restore_ms + (double)(t1 - t0) / 1e6;
+                        second[done] = (double)(t2 - t1) / 1e6;
+                        if (np < (size_t)mem_samples && done % (n / mem_samples + 1) == 0)
+                                priv[np++] = (double)sprout_clone_private_bytes(c) / 1024.0;
+                        int64_t t3 = cli_now_ns();
+                        sprout_clone_destroy(c);
+                        teardown[done] = (double)(cli_now_ns() - t3) / 1e6;
+                }
+        }
 
-	struct latency_summary pm = summarize(priv, np);
-	double ratio = si.file_size ? (double)si.ram_size / (double)si.file_size : 0;
-	if (json) {
-		printf("{\"host_kind\":\"%s\",\"snapshot_bytes\":%llu,\"ram_bytes\":%llu,"
-		       "\"nonzero_bytes\":%llu,\"ratio\":%.2f,\"clones\":%ld,\"pool\":%ld}\n",
-		       sprout_host_kind_name(sprout_kvm_host_kind(kvm)),
-		       (unsigned long long)si.file_size, (unsigned long long)si.ram_size,
-		       (unsigned long long)si.nonzero_pages * 4096, ratio, n, pool);
-	} else {
-		printf("sprout bench clone: %s on a %s host\n", path,
-		       sprout_host_kind_name(sprout_kvm_host_kind(kvm)));
-		printf("  snapshot: %.2f MiB file for %llu MiB RAM (%.1f MiB non-zero), %.1fx "
-		       "smaller\n",
-		       (double)si.file_size / 1048576.0, (unsigned long long)(si.ram_size >> 20),
-		       (double)si.nonzero_pages * 4096 / 1048576.0, ratio);
-		printf("  %ld clones, pooled shells in batches of %ld; times in ms\n", n, pool);
-	}
-	row("floor: KVM_CREATE_VM", summarize(floor_vm, nf), "ms", json);
-	row("floor: memslot", summarize(floor_slot, nf), "ms", json);
-	row("floor: vCPU create + regs", summarize(floor_vcpu, nf), "ms", json);
-	row("floor: first KVM_RUN to HLT", summarize(floor_run, nf), "ms", json);
-	row("floor: total", summarize(floor_total, nf), "ms", json);
-	row("restore (pooled shell)", summarize(restore, (size_t)n), "ms", json);
-	row("restore (no pool, VM created)", summarize(cold, nc), "ms", json);
-	row("restore + first invoke", summarize(first, (size_t)n), "ms", json);
-	row("second invoke (warm clone)", summarize(second, (size_t)n), "ms", json);
-	row("teardown", summarize(teardown, (size_t)n), "ms", json);
-	row("base load", summarize(load_ms, (size_t)loads), "ms", json);
-	row("base load throughput", summarize(load_mbs, (size_t)loads), "MiB/s", json);
-	row("private memory per idle clone", pm, "KiB", json);
-	rc = 0;
+        struct latency_summary pm = summarize(priv, np);
+        double ratio = si.file_size ? (double)si.ram_size / (double)si.file_size : 0;
+        if (json) {
+                printf("{\"host_kind\":\"%s\",\"snapshot_bytes\":%llu,\"ram_bytes\":%llu,"
+                       "\"nonzero_bytes\":%llu,\"ratio\":%.2f,\"clones\":%ld,\"pool\":%ld}\n",
+                       sprout_host_kind_name(sprout_kvm_host_kind(kvm)),
+                       (unsigned long long)si.file_size, (unsigned long long)si.ram_size,
+                       (unsigned long long)si.nonzero_pages * 4096, ratio, n, pool);
+        } else {
+                printf("sprout bench clone: %s on a %s host\n", path,
+                       sprout_host_kind_name(sprout_kvm_host_kind(kvm)));
+                printf("  snapshot: %.2f MiB file for %llu MiB RAM (%.1f MiB non-zero), %.1fx "
+                       "smaller\n",
+                       (double)si.file_size / 1048576.0, (unsigned long long)(si.ram_size >> 20),
+                       (double)si.nonzero_pages * 4096 / 1048576.0, ratio);
+                printf("  %ld clones, pooled shells in batches of %ld; times in ms\n", n, pool);
+        }
+        row("floor: KVM_CREATE_VM", summarize(floor_vm, nf), "ms", json);
+        row("floor: memslot", summarize(floor_slot, nf), "ms", json);
+        row("floor: vCPU create + regs", summarize(floor_vcpu, nf), "ms", json);
+        row("floor: first KVM_RUN to HLT", summarize(floor_run, nf), "ms", json);
+        row("floor: total", summarize(floor_total, nf), "ms", json);
+        row("restore (pooled shell)", summarize(restore, (size_t)n), "ms", json);
+        row("restore (no pool, VM created)", summarize(cold, nc), "ms", json);
+        row("restore + first invoke", summarize(first, (size_t)n), "ms", json);
+        row("second invoke (warm clone)", summarize(second, (size_t)n), "ms", json);
+        row("teardown", summarize(teardown, (size_t)n), "ms", json);
+        row("base load", summarize(load_ms, (size_t)loads), "ms", json);
+        row("base load throughput", summarize(load_mbs, (size_t)loads), "MiB/s", json);
+        row("private memory per idle clone", pm, "KiB", json);
+        rc = 0;
 out:
-	sprout_base_free(base);
-	sprout_kvm_close(kvm);
-	free(floor_total);
-	free(floor_vm);
-	free(floor_slot);
-	free(floor_vcpu);
-	free(floor_run);
-	free(restore);
-	free(first);
-	free(second);
-	free(teardown);
-	free(cold);
-	free(load_ms);
-	free(load_mbs);
-	free(priv);
-	return rc;
+        sprout_base_free(base);
+        sprout_kvm_close(kvm);
+        free(floor_total);
+        free(floor_vm);
+        free(floor_slot);
+        free(floor_vcpu);
+        free(floor_run);
+        free(restore);
+        free(first);
+        free(second);
+        free(teardown);
+        free(cold);
+        free(load_ms);
+        free(load_mbs);
+        free(priv);
+        return rc;
 }
 
 static int bench_boot(const char *image, long n, bool qemu, bool json)
 {
-	struct sprout_err err = {0};
-	struct sprout_kvm *kvm = NULL;
-	struct sprout_manifest *m = NULL;
-	double *sp = calloc(n, sizeof(double)), *qm = calloc(n, sizeof(double));
-	size_t ns = 0, nq = 0;
-	int rc = 1;
-	char cmdline[4096] = "";
+        struct sprout_err err = {0};
+        struct sprout_kvm *kvm = NULL;
+        struct sprout_manifest *m = NULL;
+        double *sp = calloc(n, sizeof(double)), *qm = calloc(n, sizeof(double));
+        size_t ns = 0, nq = 0;
+        int rc = 1;
+        char cmdline[4096] = "";
 
-	if (!sp || !qm)
-		goto out;
-	if (sprout_kvm_open(&kvm, &err) < 0 || sprout_manifest_load(image, &m, &err) < 0) {
-		fprintf(stderr, "sprout bench: %s\n", err.msg);
-		goto out;
-	}
-	/* Interleaved, so drift in the machine's load hits both sides alike. */
-	for (long i = 0; i < n; i++) {
-		struct sprout_vm_config cfg = {.mem_size = m->mem_size, .vcpus = m->vcpus,
-					       .kernel_path = m->kernel_path,
-					       .initrd_path = m->initrd_path, .cmdline = m->cmdline,
-					       .console_fd = -1};
-		struct sprout_vm *vm;
-		struct sprout_vm_event ev;
-		int64_t t0 = cli_now_ns();
-		if (sprout_vm_create(kvm, &cfg, &vm, &err) < 0) {
-			fprintf(stderr, "sprout bench: %s\n", err.msg);
-			goto out;
-		}
-		int r = sprout_vm_run(vm, 600000, &ev, &err);
-		double s = (double)(cli_now_ns() - t0) / 1e9;
-		snprintf(cmdline, sizeof(cmdline), "%s", sprout_vm_cmdline(vm));
-		sprout_vm_destroy(vm);
-		if (r < 0 || ev.kind != SPROUT_EV_READY) {
-			fprintf(stderr, "sprout bench: boot %ld did not reach READY: %s %s\n", i,
-				err.msg, ev.detail);
-			goto out;
-		}
-		sp[ns++] = s;
-		if (!json)
-			fprintf(stderr, "  sprout boot %ld: %.2f s\n", i + 1, s);
-		if (qemu) {
-			double q;
-			if (qemu_boot_to_doorbell(m, cmdline, sprout_kvm_host_kind(kvm), &q, &err) <
-			    0) {
-				fprintf(stderr, "sprout bench: qemu: %s\n", err.msg);
-				qemu = false;
-				continue;
-			}
-			qm[nq++] = q;
-			if (!json)
-				fprintf(stderr, "  qemu boot %ld: %.2f s\n", i + 1, q);
-		}
-	}
-	if (!json)
-		printf("sprout bench boot: %s on a %s host, %ld runs each, seconds to READY\n", image,
-		       sprout_host_kind_name(sprout_kvm_host_kind(kvm)), n);
-	struct latency_summary a = summarize(sp, ns);
-	row("sprout cold boot to READY", a, "s", json);
-	if (nq) {
-		struct latency_summary b = summarize(qm, nq);
-		row("qemu -M microvm to the same doorbell", b, "s", json);
-		if (json)
-			printf("{\"metric\":\"qemu/sprout median ratio\",\"value\":%.3f}\n",
-			       b.p50 / a.p50);
-		else
-			printf("  qemu/sprout median ratio: %.2f\n", b.p50 / a.p50);
-	}
-	rc = 0;
+        if (!sp || !qm)
+                goto out;
+        if (sprout_kvm_open(&kvm, &err) < 0 || sprout_manifest_load(image, &m, &err) < 0) {
+                fprintf(stderr, "sprout bench: %s\n", err.msg);
+                goto out;
+        }
+        /* Interleaved, so drift in the machine's load hits both sides alike. */
+        for (long i = 0; i < n; i++) {
+                struct sprout_vm_config cfg = {.mem_size = m->mem_size,
+                                               .vcpus = m->vcpus,
+                                               .kernel_path = m->kernel_path,
+                                               .initrd_path = m->initrd_path,
+                                               .cmdline = m->cmdline,
+                                               .console_fd = -1};
+                struct sprout_vm *vm;
+                struct sprout_vm_event ev;
+                int64_t t0 = cli_now_ns();
+                if (sprout_vm_create(kvm, &cfg, &vm, &err) < 0) {
+                        fprintf(stderr, "sprout bench: %s\n", err.msg);
+                        goto out;
+                }
+                int r = sprout_vm_run(vm, 600000, &ev, &err);
+                double s = (double)(cli_now_ns() - t0) / 1e9;
+                snprintf(cmdline, sizeof(cmdline), "%s", sprout_vm_cmdline(vm));
+                sprout_vm_destroy(vm);
+                if (r < 0 || ev.kind != SPROUT_EV_READY) {
+                        fprintf(stderr, "sprout bench: boot %ld did not reach READY: %s %s\n", i,
+                                err.msg, ev.detail);
+                        goto out;
+                }
+                sp[ns++] = s;
+                if (!json)
+                        fprintf(stderr, "  sprout boot %ld: %.2f s\n", i + 1, s);
+                if (qemu) {
+                        double q;
+                        if (qemu_boot_to_doorbell(m, cmdline, sprout_kvm_host_kind(kvm), &q, &err) <
+                            0) {
+                                fprintf(stderr, "sprout bench: qemu: %s\n", err.msg);
+                                qemu = false;
+                                continue;
+                        }
+                        qm[nq++] = q;
+                        if (!json)
+                                fprintf(stderr, "  qemu boot %ld: %.2f s\n", i + 1, q);
+                }
+        }
+        if (!json)
+                printf("sprout bench boot: %s on a %s host, %ld runs each, seconds to READY\n",
+                       image, sprout_host_kind_name(sprout_kvm_host_kind(kvm)), n);
+        struct latency_summary a = summarize(sp, ns);
+        row("sprout cold boot to READY", a, "s", json);
+        if (nq) {
+                struct latency_summary b = summarize(qm, nq);
+                row("qemu -M microvm to the same doorbell", b, "s", json);
+                if (json)
+                        printf("{\"metric\":\"qemu/sprout median ratio\",\"value\":%.3f}\n",
+                               b.p50 / a.p50);
+                else
+                        printf("  qemu/sprout median ratio: %.2f\n", b.p50 / a.p50);
+        }
+        rc = 0;
 out:
-	sprout_manifest_free(m);
-	sprout_kvm_close(kvm);
-	free(sp);
-	free(qm);
-	return rc;
+        sprout_manifest_free(m);
+        sprout_kvm_close(kvm);
+        free(sp);
+        free(qm);
+        return rc;
 }
 
 int sprout_cmd_bench(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"count", required_argument, NULL, 'n'},  {"pool", required_argument, NULL, 'p'},
-		{"request", required_argument, NULL, 'r'}, {"no-qemu", no_argument, NULL, 'q'},
-		{"json", no_argument, NULL, 'j'},          {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	long n = -1, pool = 16;
-	const char *req = "{}";
-	bool json = false, qemu = true;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			if (cli_parse_long(optarg, 1, 1000000, &n) < 0) {
-				fprintf(stderr, "sprout bench: -n takes 1..1000000\n");
-				return 2;
-			}
-			break;
-		case 'p':
-			if (cli_parse_long(optarg, 0, 64, &pool) < 0) {
-				fprintf(stderr, "sprout bench: --pool takes 0..64\n");
-				return 2;
-			}
-			break;
-		case 'r':
-			req = optarg;
-			break;
-		case 'q':
-			qemu = false;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc - 2) {
-		usage(stderr);
-		return 2;
-	}
-	if (!strcmp(argv[optind], "clone"))
-		return bench_clone(argv[optind + 1], n < 0 ? 1000 : n, pool, req, json);
-	if (!strcmp(argv[optind], "boot"))
-		return bench_boot(argv[optind + 1], n < 0 ? 5 : n, qemu, json);
-	fprintf(stderr, "sprout bench: unknown benchmark '%s'\n", argv[optind]);
-	usage(stderr);
-	return 2;
+        static const struct option opts[] = {
+            {"count", required_argument, NULL, 'n'},
+            {"pool", required_argument, NULL, 'p'},
+            {"request", required_argument, NULL, 'r'},
+            {"no-qemu", no_argument, NULL, 'q'},
+            {"json", no_argument, NULL, 'j'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        long n = -1, pool = 16;
+        const char *req = "{}";
+        bool json = false, qemu = true;
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'n':
+                        if (cli_parse_long(optarg, 1, 1000000, &n) < 0) {
+                                fprintf(stderr, "sprout bench: -n takes 1..1000000\n");
+                                return 2;
+                        }
+                        break;
+                case 'p':
+                        if (cli_parse_long(optarg, 0, 64, &pool) < 0) {
+                                fprintf(stderr, "sprout bench: --pool takes 0..64\n");
+                                return 2;
+                        }
+                        break;
+                case 'r':
+                        req = optarg;
+                        break;
+                case 'q':
+                        qemu = false;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc - 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (!strcmp(argv[optind], "clone"))
+                return bench_clone(argv[optind + 1], n < 0 ? 1000 : n, pool, req, json);
+        if (!strcmp(argv[optind], "boot"))
+                return bench_boot(argv[optind + 1], n < 0 ? 5 : n, qemu, json);
+        fprintf(stderr, "sprout bench: unknown benchmark '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
 }

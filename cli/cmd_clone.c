@@ -1,5 +1,5 @@
-/* sprout clone: direct mode, no daemon. Load a snapshot as a base, restore N clones, invoke each, and
- * report responses and latencies. */
+/* sprout clone: direct mode, no daemon. Load a snapshot as a base, restore N clones, invoke each,
+ * and report responses and latencies. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -15,187 +15,195 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: sprout clone SNAPSHOT [options]\n\n"
-		"Loads SNAPSHOT once as a shared base, restores copy-on-write clones of it, sends each\n"
-		"the request, prints the responses and the latencies, and destroys the clones.\n\n"
-		"options:\n"
-		"  --invoke JSON       the request to send each clone (default {})\n"
-		"  -n, --count N       how many clones (default 1)\n"
-		"  --requests K        requests per clone, in sequence (default 1)\n"
-		"  --pool N            prepare N VM shells ahead, off the restore path (default 0)\n"
-		"  --timeout-ms MS     per-invocation time limit (default 10000)\n"
-		"  --console           echo the clones' console output to stderr\n"
-		"  --quiet             print only the summary\n"
-		"  --json              print one JSON object per clone, then a summary object\n"
-		"  -h, --help          show this help\n");
+        fprintf(
+            f, "usage: sprout clone SNAPSHOT [options]\n\n"
+               "Loads SNAPSHOT once as a shared base, restores copy-on-write clones of it, sends "
+               "each\n"
+               "the request, prints the responses and the latencies, and destroys the clones.\n\n"
+               "options:\n"
+               "  --invoke JSON       the request to send each clone (default {})\n"
+               "  -n, --count N       how many clones (default 1)\n"
+               "  --requests K        requests per clone, in sequence (default 1)\n"
+               "  --pool N            prepare N VM shells ahead, off the restore path (default 0)\n"
+               "  --timeout-ms MS     per-invocation time limit (default 10000)\n"
+               "  --console           echo the clones' console output to stderr\n"
+               "  --quiet             print only the summary\n"
+               "  --json              print one JSON object per clone, then a summary object\n"
+               "  -h, --help          show this help\n");
 }
 
 static void print_summary(const char *what, struct latency_summary s, bool json)
 {
-	if (json)
-		printf("{\"metric\":\"%s\",\"unit\":\"ms\",\"n\":%zu,\"p50\":%.4f,\"p90\":%.4f,"
-		       "\"p99\":%.4f,\"max\":%.4f}\n",
-		       what, s.n, s.p50, s.p90, s.p99, s.max);
-	else
-		printf("%-22s n=%-5zu p50 %8.3f ms  p90 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n", what,
-		       s.n, s.p50, s.p90, s.p99, s.max);
+        if (json)
+                printf("{\"metric\":\"%s\",\"unit\":\"ms\",\"n\":%zu,\"p50\":%.4f,\"p90\":%.4f,"
+                       "\"p99\":%.4f,\"max\":%.4f}\n",
+                       what, s.n, s.p50, s.p90, s.p99, s.max);
+        else
+                printf("%-22s n=%-5zu p50 %8.3f ms  p90 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n",
+                       what, s.n, s.p50, s.p90, s.p99, s.max);
 }
 
 int sprout_cmd_clone(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"invoke", required_argument, NULL, 'i'},   {"count", required_argument, NULL, 'n'},
-		{"requests", required_argument, NULL, 'r'}, {"pool", required_argument, NULL, 'p'},
-		{"timeout-ms", required_argument, NULL, 't'}, {"console", no_argument, NULL, 'c'},
-		{"quiet", no_argument, NULL, 'q'},          {"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
-	};
-	const char *req = "{}";
-	long count = 1, requests = 1, pool = 0, timeout_ms = 10000;
-	bool console = false, quiet = false, json = false;
-	int c;
+        static const struct option opts[] = {
+            {"invoke", required_argument, NULL, 'i'},
+            {"count", required_argument, NULL, 'n'},
+            {"requests", required_argument, NULL, 'r'},
+            {"pool", required_argument, NULL, 'p'},
+            {"timeout-ms", required_argument, NULL, 't'},
+            {"console", no_argument, NULL, 'c'},
+            {"quiet", no_argument, NULL, 'q'},
+            {"json", no_argument, NULL, 'j'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        const char *req = "{}";
+        long count = 1, requests = 1, pool = 0, timeout_ms = 10000;
+        bool console = false, quiet = false, json = false;
+        int c;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			req = optarg;
-			break;
-		case 'n':
-			if (cli_parse_long(optarg, 1, 100000, &count) < 0) {
-				fprintf(stderr, "sprout clone: --count takes 1..100000\n");
-				return 2;
-			}
-			break;
-		case 'r':
-			if (cli_parse_long(optarg, 1, 1000000, &requests) < 0) {
-				fprintf(stderr, "sprout clone: --requests takes 1..1000000\n");
-				return 2;
-			}
-			break;
-		case 'p':
-			if (cli_parse_long(optarg, 0, 64, &pool) < 0) {
-				fprintf(stderr, "sprout clone: --pool takes 0..64\n");
-				return 2;
-			}
-			break;
-		case 't':
-			if (cli_parse_long(optarg, 1, 3600000, &timeout_ms) < 0) {
-				fprintf(stderr, "sprout clone: --timeout-ms takes 1..3600000\n");
-				return 2;
-			}
-			break;
-		case 'c':
-			console = true;
-			break;
-		case 'q':
-			quiet = true;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "sprout clone: expected one SNAPSHOT\n");
-		usage(stderr);
-		return 2;
-	}
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'i':
+                        req = optarg;
+                        break;
+                case 'n':
+                        if (cli_parse_long(optarg, 1, 100000, &count) < 0) {
+                                fprintf(stderr, "sprout clone: --count takes 1..100000\n");
+                                return 2;
+                        }
+                        break;
+                case 'r':
+                        if (cli_parse_long(optarg, 1, 1000000, &requests) < 0) {
+                                fprintf(stderr, "sprout clone: --requests takes 1..1000000\n");
+                                return 2;
+                        }
+                        break;
+                case 'p':
+                        if (cli_parse_long(optarg, 0, 64, &pool) < 0) {
+                                fprintf(stderr, "sprout clone: --pool takes 0..64\n");
+                                return 2;
+                        }
+                        break;
+                case 't':
+                        if (cli_parse_long(optarg, 1, 3600000, &timeout_ms) < 0) {
+                                fprintf(stderr, "sprout clone: --timeout-ms takes 1..3600000\n");
+                                return 2;
+                        }
+                        break;
+                case 'c':
+                        console = true;
+                        break;
+                case 'q':
+                        quiet = true;
+                        break;
+                case 'j':
+                        json = true;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        if (optind != argc - 1) {
+                fprintf(stderr, "sprout clone: expected one SNAPSHOT\n");
+                usage(stderr);
+                return 2;
+        }
 
-	struct sprout_err err = {0};
-	struct sprout_kvm *kvm = NULL;
-	struct sprout_base *base = NULL;
-	double *restore = calloc((size_t)count, sizeof(double));
-	double *first = calloc((size_t)count, sizeof(double));
-	double *later = calloc((size_t)(count * (requests - 1) + 1), sizeof(double));
-	size_t nlater = 0, nok = 0;
-	int rc = 1;
+        struct sprout_err err = {0};
+        struct sprout_kvm *kvm = NULL;
+        struct sprout_base *base = NULL;
+        double *restore = calloc((size_t)count, sizeof(double));
+        double *first = calloc((size_t)count, sizeof(double));
+        double *later = calloc((size_t)(count * (requests - 1) + 1), sizeof(double));
+        size_t nlater = 0, nok = 0;
+        int rc = 1;
 
-	if (!restore || !first || !later) {
-		fprintf(stderr, "sprout clone: out of memory\n");
-		goto out;
-	}
-	if (sprout_kvm_open(&kvm, &err) < 0 ||
-	    sprout_base_load(kvm, argv[optind], 0, &base, &err) < 0) {
-		fprintf(stderr, "sprout clone: %s\n", err.msg);
-		goto out;
-	}
-	const struct sprout_base_info *bi = sprout_base_info(base);
-	if (!quiet && !json)
-		printf("base loaded: %llu MiB RAM in %.1f ms (%.0f MiB/s, %u threads)\n",
-		       (unsigned long long)(bi->ram_size >> 20), bi->load.seconds * 1e3,
-		       bi->load.mb_per_s, bi->load.threads);
-	rc = 0;
-	for (long i = 0; i < count; i++) {
-		if (pool && sprout_base_prepare(base, (unsigned)pool, &err) < 0) {
-			fprintf(stderr, "sprout clone: preparing the pool: %s\n", err.msg);
-			rc = 1;
-			break;
-		}
-		struct sprout_clone *cl;
-		struct sprout_clone_timing t;
-		if (sprout_clone_create(base, console ? STDERR_FILENO : -1, &cl, &t, &err) < 0) {
-			fprintf(stderr, "sprout clone: clone %ld: %s\n", i, err.msg);
-			rc = 1;
-			sprout_err_clear(&err);
-			continue;
-		}
-		restore[i] = t.restore_ms;
-		for (long k = 0; k < requests; k++) {
-			const void *resp;
-			size_t len;
-			int64_t t0 = cli_now_ns();
-			int r = sprout_clone_invoke(cl, req, strlen(req), timeout_ms, &resp, &len, &err);
-			double ms = (double)(cli_now_ns() - t0) / 1e6;
-			if (r < 0) {
-				fprintf(stderr, "sprout clone: %s\n", err.msg);
-				sprout_err_clear(&err);
-				rc = 1;
-				break;
-			}
-			if (k == 0) {
-				first[nok++] = t.restore_ms + ms;
-				if (!quiet) {
-					uint64_t priv = sprout_clone_private_bytes(cl);
-					if (json)
-						printf("{\"clone\":\"%s\",\"restore_ms\":%.4f,"
-						       "\"invoke_ms\":%.4f,\"private_kib\":%llu,"
-						       "\"response\":%.*s}\n",
-						       sprout_clone_id(cl), t.restore_ms, ms,
-						       (unsigned long long)(priv >> 10), (int)len,
-						       (const char *)resp);
-					else
-						printf("%s restore %.3f ms%s, invoke %.3f ms, private "
-						       "%llu KiB: %.*s\n",
-						       sprout_clone_id(cl), t.restore_ms,
-						       t.pooled ? " (pooled)" : "", ms,
-						       (unsigned long long)(priv >> 10), (int)len,
-						       (const char *)resp);
-				}
-			} else {
-				later[nlater++] = ms;
-			}
-		}
-		sprout_clone_destroy(cl);
-	}
-	if (nok > 1 || quiet || json) {
-		print_summary("restore", summarize(restore, (size_t)count), json);
-		print_summary("restore+first-invoke", summarize(first, nok), json);
-		if (nlater)
-			print_summary("warm invoke", summarize(later, nlater), json);
-	}
+        if (!restore || !first || !later) {
+                fprintf(stderr, "sprout clone: out of memory\n");
+                goto out;
+        }
+        if (sprout_kvm_open(&kvm, &err) < 0 ||
+            sprout_base_load(kvm, argv[optind], 0, &base, &err) < 0) {
+                fprintf(stderr, "sprout clone: %s\n", err.msg);
+                goto out;
+        }
+        const struct sprout_base_info *bi = sprout_base_info(base);
+        if (!quiet && !json)
+                printf("base loaded: %llu MiB RAM in %.1f ms (%.0f MiB/s, %u threads)\n",
+                       (unsigned long long)(bi->ram_size >> 20), bi->load.seconds * 1e3,
+                       bi->load.mb_per_s, bi->load.threads);
+        rc = 0;
+        for (long i = 0; i < count; i++) {
+                if (pool && sprout_base_prepare(base, (unsigned)pool, &err) < 0) {
+                        fprintf(stderr, "sprout clone: preparing the pool: %s\n", err.msg);
+                        rc = 1;
+                        break;
+                }
+                struct sprout_clone *cl;
+                struct sprout_clone_timing t;
+                if (sprout_clone_create(base, console ? STDERR_FILENO : -1, &cl, &t, &err) < 0) {
+                        fprintf(stderr, "sprout clone: clone %ld: %s\n", i, err.msg);
+                        rc = 1;
+                        sprout_err_clear(&err);
+                        continue;
+                }
+                restore[i] = t.restore_ms;
+                for (long k = 0; k < requests; k++) {
+                        const void *resp;
+                        size_t len;
+                        int64_t t0 = cli_now_ns();
+                        int r = sprout_clone_invoke(cl, req, strlen(req), timeout_ms, &resp, &len,
+                                                    &err);
+                        double ms = (double)(cli_now_ns() - t0) / 1e6;
+                        if (r < 0) {
+                                fprintf(stderr, "sprout clone: %s\n", err.msg);
+                                sprout_err_clear(&err);
+                                rc = 1;
+                                break;
+                        }
+                        if (k == 0) {
+                                first[nok++] = t.restore_ms + ms;
+                                if (!quiet) {
+                                        uint64_t priv = sprout_clone_private_bytes(cl);
+                                        if (json)
+                                                printf("{\"clone\":\"%s\",\"restore_ms\":%.4f,"
+                                                       "\"invoke_ms\":%.4f,\"private_kib\":%llu,"
+                                                       "\"response\":%.*s}\n",
+                                                       sprout_clone_id(cl), t.restore_ms, ms,
+                                                       (unsigned long long)(priv >> 10), (int)len,
+                                                       (const char *)resp);
+                                        else
+                                                printf(
+                                                    "%s restore %.3f ms%s, invoke %.3f ms, private "
+                                                    "%llu KiB: %.*s\n",
+                                                    sprout_clone_id(cl), t.restore_ms,
+                                                    t.pooled ? " (pooled)" : "", ms,
+                                                    (unsigned long long)(priv >> 10), (int)len,
+                                                    (const char *)resp);
+                                }
+                        } else {
+                                later[nlater++] = ms;
+                        }
+                }
+                sprout_clone_destroy(cl);
+        }
+        if (nok > 1 || quiet || json) {
+                print_summary("restore", summarize(restore, (size_t)count), json);
+                print_summary("restore+first-invoke", summarize(first, nok), json);
+                if (nlater)
+                        print_summary("warm invoke", summarize(later, nlater), json);
+        }
 out:
-	sprout_base_free(base);
-	sprout_kvm_close(kvm);
-	free(restore);
-	free(first);
-	free(later);
-	return rc;
+        sprout_base_free(base);
+        sprout_kvm_close(kvm);
+        free(restore);
+        free(first);
+        free(later);
+        return rc;
 }

@@ -7,56 +7,57 @@
 #include "sprout/log.h"
 
 static const struct {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *summary;
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *summary;
 } commands[] = {
-	{"build", sprout_cmd_build, "turn a directory with an image.json into a bootable image"},
-	{"boot", sprout_cmd_boot, "boot an image to READY (cold start), optionally keep it running"},
-	{"prewarm", sprout_cmd_prewarm, "boot an image to READY and write a snapshot of it"},
-	{"inspect", sprout_cmd_inspect, "show and verify what a snapshot file holds"},
-	{"clone", sprout_cmd_clone, "restore clones of a snapshot and invoke them (no daemon)"},
-	{"bench", sprout_cmd_bench, "benchmarks: clone latency and memory, cold boot vs QEMU"},
+    {"build", sprout_cmd_build, "turn a directory with an image.json into a bootable image"},
+    {"boot", sprout_cmd_boot, "boot an image to READY (cold start), optionally keep it running"},
+    {"prewarm", sprout_cmd_prewarm, "boot an image to READY and write a snapshot of it"},
+    {"inspect", sprout_cmd_inspect, "show and verify what a snapshot file holds"},
+    {"clone", sprout_cmd_clone, "restore clones of a snapshot and invoke them (no daemon)"},
+    {"bench", sprout_cmd_bench, "benchmarks: clone latency and memory, cold boot vs QEMU"},
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sprout [--verbose] COMMAND [ARGS...]\n\n"
-		   "sprout builds microVM images, boots them to a ready runtime, and clones them.\n\n"
-		   "commands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\nRun 'sprout COMMAND --help' for a command's options.\n"
-		   "Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
+        fprintf(f,
+                "usage: sprout [--verbose] COMMAND [ARGS...]\n\n"
+                "sprout builds microVM images, boots them to a ready runtime, and clones them.\n\n"
+                "commands:\n");
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "\nRun 'sprout COMMAND --help' for a command's options.\n"
+                   "Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
 }
 
 int main(int argc, char **argv)
 {
-	int i = 1;
-	const char *lvl = getenv("SPROUT_LOG");
-	if (lvl)
-		sprout_log_level = atoi(lvl);
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return 0;
-		}
-		if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
-			sprout_log_level = SPROUT_LOG_DEBUG;
-			continue;
-		}
-		fprintf(stderr, "sprout: unknown option '%s'\n", argv[i]);
-		usage(stderr);
-		return 2;
-	}
-	if (i == argc) {
-		usage(stderr);
-		return 2;
-	}
-	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
-		if (!strcmp(argv[i], commands[c].name))
-			return commands[c].fn(argc - i, argv + i);
-	fprintf(stderr, "sprout: unknown command '%s'\n", argv[i]);
-	usage(stderr);
-	return 2;
+        int i = 1;
+        const char *lvl = getenv("SPROUT_LOG");
+        if (lvl)
+                sprout_log_level = atoi(lvl);
+        for (; i < argc && argv[i][0] == '-'; i++) {
+                if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                        usage(stdout);
+                        return 0;
+                }
+                if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
+                        sprout_log_level = SPROUT_LOG_DEBUG;
+                        continue;
+                }
+                fprintf(stderr, "sprout: unknown option '%s'\n", argv[i]);
+                usage(stderr);
+                return 2;
+        }
+        if (i == argc) {
+                usage(stderr);
+                return 2;
+        }
+        for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++)
+                if (!strcmp(argv[i], commands[c].name))
+                        return commands[c].fn(argc - i, argv + i);
+        fprintf(stderr, "sprout: unknown command '%s'\n", argv[i]);
+        usage(stderr);
+        return 2;
 }

@@ -6,33 +6,33 @@
 #include <stdlib.h>
 
 struct latency_summary {
-	size_t n;
-	double min, p50, p90, p99, max, mean;
+        size_t n;
+        double min, p50, p90, p99, max, mean;
 };
 
 static int cmp_double(const void *a, const void *b)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
+        double x = *(const double *)a, y = *(const double *)b;
+        return (x > y) - (x < y);
 }
 
 /* Sorts v in place; nearest-rank percentiles. */
 static inline struct latency_summary summarize(double *v, size_t n)
 {
-	struct latency_summary s = {.n = n};
-	if (n == 0)
-		return s;
-	qsort(v, n, sizeof(*v), cmp_double);
-	double sum = 0;
-	for (size_t i = 0; i < n; i++)
-		sum += v[i];
-	s.min = v[0];
-	s.max = v[n - 1];
-	s.mean = sum / (double)n;
-	s.p50 = v[(n - 1) * 50 / 100];
-	s.p90 = v[(n - 1) * 90 / 100];
-	s.p99 = v[(n - 1) * 99 / 100];
-	return s;
+        struct latency_summary s = {.n = n};
+        if (n == 0)
+                return s;
+        qsort(v, n, sizeof(*v), cmp_double);
+        double sum = 0;
+        for (size_t i = 0; i < n; i++)
+                sum += v[i];
+        s.min = v[0];
+        s.max = v[n - 1];
+        s.mean = sum / (double)n;
+        s.p50 = v[(n - 1) * 50 / 100];
+        s.p90 = v[(n - 1) * 90 / 100];
+        s.p99 = v[(n - 1) * 99 / 100];
+        return s;
 }
 
 #endif

@@ -1,4 +1,5 @@
-/* A bounded ring of a VM's serial output: a flooding guest costs at most `cap` bytes of host memory. */
+/* A bounded ring of a VM's serial output: a flooding guest costs at most `cap` bytes of host
+ * memory. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,63 +9,63 @@
 
 int console_log_init(struct console_log *log, size_t cap, int echo_fd)
 {
-	log->buf = malloc(cap);
-	if (!log->buf)
-		return -ENOMEM;
-	log->cap = cap;
-	log->len = 0;
-	log->head = 0;
-	log->echo_fd = echo_fd;
-	return 0;
+        log->buf = malloc(cap);
+        if (!log->buf)
+                return -ENOMEM;
+        log->cap = cap;
+        log->len = 0;
+        log->head = 0;
+        log->echo_fd = echo_fd;
+        return 0;
 }
 
 void console_log_put(struct console_log *log, const char *data, size_t len)
 {
-	if (log->echo_fd >= 0) {
-		/* Best effort: a closed terminal must not stop the guest. */
-		ssize_t r = write(log->echo_fd, data, len);
-		(void)r;
-	}
-	for (size_t i = 0; i < len; i++) {
-		log->buf[log->head] = data[i];
-		log->head = (log->head + 1) % log->cap;
-		if (log->len < log->cap)
-			log->len++;
-	}
+        if (log->echo_fd >= 0) {
+                /* Best effort: a closed terminal must not stop the guest. */
+                ssize_t r = write(log->echo_fd, data, len);
+                (void)r;
+        }
+        for (size_t i = 0; i < len; i++) {
+                log->buf[log->head] = data[i];
+                log->head = (log->head + 1) % log->cap;
+                if (log->len < log->cap)
+                        log->len++;
+        }
 }
 
 size_t console_log_tail(const struct console_log *log, char *out, size_t outlen, unsigned lines)
 {
-	if (outlen == 0)
-		return 0;
-	size_t start = (log->head + log->cap - log->len) % log->cap;
-	size_t n = log->len;
-	/* Walk back from the end to find where the last `lines` lines begin; a trailing newline does not
-	 * count as an empty line. */
-	size_t skip_from_end = 0;
-	unsigned seen = 0;
-	for (size_t i = n; i > 0; i--) {
-		char c = log->buf[(start + i - 1) % log->cap];
-		if (c == '\n' && i != n) {
-			if (++seen == lines)
-				break;
-		}
-		skip_from_end++;
-	}
-	size_t take = skip_from_end;
-	if (take > outlen - 1)
-		take = outlen - 1;
-	size_t from = n - take;
-	for (size_t i = 0; i < take; i++) {
-		char c = log->buf[(start + from + i) % log->cap];
-		out[i] = (c == '\0') ? ' ' : c;
-	}
-	out[take] = '\0';
-	return take;
+        if (outlen == 0)
+                return 0;
+        size_t start = (log->head + log->cap - log->len) % log->cap;
+        size_t n = log->len;
+        /* Walk back from the end to find where the last `lines` lines begin; a trailing newline
+         * does not count as an empty line. */
+        size_t skip_from_end = 0;
+        unsigned seen = 0;
+        for (size_t i = n; i > 0; i--) {
+                char c = log->buf[(start + i - 1) % log->cap];
+                if (c == '\n' && i != n) {
+                        if (++seen == lines)
+                                break;
+                }
+                skip_from_end++;
+        }
+        size_t take = skip_from_end;
+        if (take > outlen - 1)
+                take = outlen - 1;
+        size_t from = n - take;
+        for (size_t i = 0; i < take; i++) {
+                char c = log->buf[(start + from + i) % log->cap];
+                out[i] = (c == '\0') ? ' ' : c;
+        }
+        out[take] = '\0';
+        return take;
 }
 
 void console_log_free(struct console_log *log)
 {
-	free(log->buf);
-	log->buf = NULL;
+        free(log->buf);
+        log->buf = NULL;
 }

@@ -1,5 +1,6 @@
-/* The CPU a guest sees: KVM's supported CPUID with per-vCPU topology filled in and, on PVM hosts, the
- * features the CPL0 emulator cannot run hidden (shared/machine.md lists them and how they bite). */
+/* The CPU a guest sees: KVM's supported CPUID with per-vCPU topology filled in and, on PVM hosts,
+ * the features the CPL0 emulator cannot run hidden (shared/machine.md lists them and how they
+ * bite). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,50 +18,52 @@
 #define CPUID7_EDX_FSRM       (1u << 4)
 
 int cpu_profile_cpuid(const struct sprout_kvm *kvm, unsigned vcpu_id, struct kvm_cpuid2 **out,
-		      struct sprout_err *err)
+                      struct sprout_err *err)
 {
-	const struct kvm_cpuid2 *sup = kvm->supported_cpuid;
-	size_t sz = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
-	struct kvm_cpuid2 *c = malloc(sz);
-	bool pvm = kvm->kind == SPROUT_HOST_PVM;
+        const struct kvm_cpuid2 *sup = kvm->supported_cpuid;
+        size_t sz = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
+        struct kvm_cpuid2 *c = malloc(sz);
+        bool pvm = kvm->kind == SPROUT_HOST_PVM;
 
-	if (!c)
-		return sprout_err_set(err, -ENOMEM, "out of memory");
-	memcpy(c, sup, sz);
-	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		switch (e->function) {
-		case 1:
-			/* APIC ID and one logical processor per package: the MP table says the same. */
-			e->ebx = (e->ebx & 0x0000ffffu) | (vcpu_id << 24) | (1u << 16);
-			e->ecx |= CPUID1_ECX_HYPERVISOR;
-			if (pvm)
-				/* CX16 is the one of these PVM honours; the rest are cleared for
-				 * clarity and hidden again on the command line. */
-				e->ecx &= ~(CPUID1_ECX_CX16 | CPUID1_ECX_XSAVE | CPUID1_ECX_OSXSAVE |
-					    CPUID1_ECX_AVX | CPUID1_ECX_POPCNT);
-			break;
-		case 7:
-			if (e->index == 0 && pvm) {
-				e->ebx &= ~(CPUID7_EBX_ERMS | CPUID7_EBX_SMAP);
-				e->edx &= ~CPUID7_EDX_FSRM;
-			}
-			break;
-		case 0xb:
-		case 0x1f:
-			e->edx = vcpu_id; /* x2APIC ID */
-			break;
-		default:
-			break;
-		}
-	}
-	*out = c;
-	return 0;
+        if (!c)
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        memcpy(c, sup, sz);
+        for (uint32_t i = 0; i < c->nent; i++) {
+                struct kvm_cpuid_entry2 *e = &c->entries[i];
+                switch (e->function) {
+                case 1:
+                        /* APIC ID and one logical processor per package: the MP table says the
+                         * same. */
+                        e->ebx = (e->ebx & 0x0000ffffu) | (vcpu_id << 24) | (1u << 16);
+                        e->ecx |= CPUID1_ECX_HYPERVISOR;
+                        if (pvm)
+                                /* CX16 is the one of these PVM honours; the rest are cleared for
+                                 * clarity and hidden again on the command line. */
+                                e->ecx &=
+                                    ~(CPUID1_ECX_CX16 | CPUID1_ECX_XSAVE | CPUID1_ECX_OSXSAVE |
+                                      CPUID1_ECX_AVX | CPUID1_ECX_POPCNT);
+                        break;
+                case 7:
+                        if (e->index == 0 && pvm) {
+                                e->ebx &= ~(CPUID7_EBX_ERMS | CPUID7_EBX_SMAP);
+                                e->edx &= ~CPUID7_EDX_FSRM;
+                        }
+                        break;
+                case 0xb:
+                case 0x1f:
+                        e->edx = vcpu_id; /* x2APIC ID */
+                        break;
+                default:
+                        break;
+                }
+        }
+        *out = c;
+        return 0;
 }
 
 const char *cpu_profile_cmdline(const struct sprout_kvm *kvm)
 {
-	if (kvm->kind == SPROUT_HOST_PVM)
-		return "noxsave clearcpuid=smap,popcnt,erms,fsrm";
-	return "";
+        if (kvm->kind == SPROUT_HOST_PVM)
+                return "noxsave clearcpuid=smap,popcnt,erms,fsrm";
+        return "";
 }

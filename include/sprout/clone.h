@@ -1,5 +1,5 @@
-/* Prewarming an image into a snapshot, loading a snapshot as a shared base, and the clones made from
- * it. What the CLI's direct mode and the daemon both build on. */
+/* Prewarming an image into a snapshot, loading a snapshot as a shared base, and the clones made
+ * from it. What the CLI's direct mode and the daemon both build on. */
 #ifndef SPROUT_CLONE_H
 #define SPROUT_CLONE_H
 
@@ -16,43 +16,43 @@
 enum sprout_prewarm_phase { SPROUT_PW_BOOTING, SPROUT_PW_SNAPSHOTTING, SPROUT_PW_WRITING };
 
 struct sprout_prewarm_opts {
-	const char *image;    /* image directory or its manifest.json */
-	const char *out_path; /* the snapshot file; replaced atomically */
-	const char *cmdline;  /* appended to the image's command line; may be NULL */
-	int console_fd;       /* guest console echoed here; -1 for none */
-	int64_t timeout_ms;   /* how long the boot may take to READY */
-	int zstd_level;       /* 0: the default */
-	/* Called when a phase starts and while writing (done/total bytes); may be NULL. */
-	void (*progress)(void *ctx, enum sprout_prewarm_phase phase, uint64_t done, uint64_t total);
-	void *progress_ctx;
+        const char *image;    /* image directory or its manifest.json */
+        const char *out_path; /* the snapshot file; replaced atomically */
+        const char *cmdline;  /* appended to the image's command line; may be NULL */
+        int console_fd;       /* guest console echoed here; -1 for none */
+        int64_t timeout_ms;   /* how long the boot may take to READY */
+        int zstd_level;       /* 0: the default */
+        /* Called when a phase starts and while writing (done/total bytes); may be NULL. */
+        void (*progress)(void *ctx, enum sprout_prewarm_phase phase, uint64_t done, uint64_t total);
+        void *progress_ctx;
 };
 
 struct sprout_prewarm_stats {
-	double boot_s;      /* VM creation to READY */
-	double capture_ms;  /* READY to state captured */
-	struct snap_write_stats write;
-	uint8_t uuid[16];
-	char console_tail[4096]; /* the guest's last console lines when the boot failed */
+        double boot_s;     /* VM creation to READY */
+        double capture_ms; /* READY to state captured */
+        struct snap_write_stats write;
+        uint8_t uuid[16];
+        char console_tail[4096]; /* the guest's last console lines when the boot failed */
 };
 
 int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
-		   struct sprout_prewarm_stats *st, struct sprout_err *err);
+                   struct sprout_prewarm_stats *st, struct sprout_err *err);
 
 /* ---- base: a loaded snapshot whose RAM every clone shares ---- */
 
 struct sprout_base;
 
 struct sprout_base_info {
-	uint8_t uuid[16];
-	uint64_t ram_size;
-	const char *manifest_json; /* the image manifest recorded at prewarm */
-	struct snap_load_stats load;
+        uint8_t uuid[16];
+        uint64_t ram_size;
+        const char *manifest_json; /* the image manifest recorded at prewarm */
+        struct snap_load_stats load;
 };
 
 /* Opens and validates a snapshot, checks this host can run it, and decompresses its RAM into a
  * sealed memfd. The base holds a reference to kvm, which must outlive it. */
 int sprout_base_load(struct sprout_kvm *kvm, const char *path, unsigned threads,
-		     struct sprout_base **out, struct sprout_err *err);
+                     struct sprout_base **out, struct sprout_err *err);
 const struct sprout_base_info *sprout_base_info(const struct sprout_base *b);
 
 /* Prepares up to n VM shells (VM fd, memslots over the base, irqchip, vCPU) so clones skip that
@@ -68,20 +68,22 @@ void sprout_base_free(struct sprout_base *b);
 struct sprout_clone;
 
 struct sprout_clone_timing {
-	double restore_ms; /* call to vCPU runnable: state ioctls (+ shell creation when not pooled) */
-	bool pooled;       /* a prepared shell was used */
+        double
+            restore_ms; /* call to vCPU runnable: state ioctls (+ shell creation when not pooled) */
+        bool pooled;    /* a prepared shell was used */
 };
 
 /* Restores a clone of the base with a new identity (UUID, entropy, wall clock). It runs when first
  * invoked. console_fd: guest console echo, -1 for none. */
 int sprout_clone_create(struct sprout_base *b, int console_fd, struct sprout_clone **out,
-			struct sprout_clone_timing *t, struct sprout_err *err);
+                        struct sprout_clone_timing *t, struct sprout_err *err);
 
 /* Sends one request and waits for the response (valid until the next invoke). A guest that panics,
- * stops or does not answer within timeout_ms gives an error naming which; the clone is then unusable
+ * stops or does not answer within timeout_ms gives an error naming which; the clone is then
+ * unusable
  * (-EPROTO, -ESHUTDOWN, -ETIMEDOUT) but other clones are unaffected. */
 int sprout_clone_invoke(struct sprout_clone *c, const void *req, size_t len, int64_t timeout_ms,
-			const void **resp, size_t *resp_len, struct sprout_err *err);
+                        const void **resp, size_t *resp_len, struct sprout_err *err);
 
 const char *sprout_clone_id(const struct sprout_clone *c); /* the clone UUID, as text */
 uint64_t sprout_clone_private_bytes(struct sprout_clone *c);

@@ -7,37 +7,37 @@
 
 int main(void)
 {
-	struct sprout_guest g;
-	if (sprout_guest_open(&g) < 0)
-		return 1;
-	/* Before READY: every lie here must be survivable, and READY must still arrive. */
-	g.hdr->log_len = 0xffffffffu; /* LOG with a length past the log area: truncated */
-	sprout_guest_ring(&g, SPROUT_CMD_LOG, 0);
-	sprout_guest_ring(&g, 0xee, 0xabcdef); /* unknown command: ignored */
-	outb(0x42, SPROUT_DOORBELL_PORT);       /* a 1-byte ring: ignored */
-	outw(0x4242, SPROUT_DOORBELL_PORT + 2); /* a ring at the wrong offset: ignored */
-	memcpy(g.mb + SPROUT_MB_LOG_OFF, "hostile\x01\x1b[31m", 13);
-	g.hdr->log_len = 13;
-	sprout_guest_ring(&g, SPROUT_CMD_LOG, 0); /* control bytes: sanitized */
-	g.hdr->abi_version = SPROUT_ABI_VERSION;
-	sprout_guest_ring(&g, SPROUT_CMD_READY, 0);
-	/* After READY, each request gets a different lie, selected by its first byte. */
-	for (;;) {
-		const void *req;
-		uint32_t len;
-		sprout_guest_request(&g, &req, &len);
-		char c = len ? *(const char *)req : 0;
-		if (c == 'B') { /* a response longer than the response area */
-			g.hdr->resp_len = 0xfffffff0u;
-			sprout_guest_ring(&g, SPROUT_CMD_DONE, 0);
-		} else if (c == 'L') { /* loop forever: only the invoke timeout ends this */
-			for (volatile int spin = 1; spin;)
-				;
-		} else if (c == 'V') { /* READY again with a foreign ABI major */
-			g.hdr->abi_version = 0x7f0000u;
-			sprout_guest_ring(&g, SPROUT_CMD_READY, 0);
-		} else {
-			sprout_guest_respond(&g, "ok", 2);
-		}
-	}
+        struct sprout_guest g;
+        if (sprout_guest_open(&g) < 0)
+                return 1;
+        /* Before READY: every lie here must be survivable, and READY must still arrive. */
+        g.hdr->log_len = 0xffffffffu; /* LOG with a length past the log area: truncated */
+        sprout_guest_ring(&g, SPROUT_CMD_LOG, 0);
+        sprout_guest_ring(&g, 0xee, 0xabcdef);  /* unknown command: ignored */
+        outb(0x42, SPROUT_DOORBELL_PORT);       /* a 1-byte ring: ignored */
+        outw(0x4242, SPROUT_DOORBELL_PORT + 2); /* a ring at the wrong offset: ignored */
+        memcpy(g.mb + SPROUT_MB_LOG_OFF, "hostile\x01\x1b[31m", 13);
+        g.hdr->log_len = 13;
+        sprout_guest_ring(&g, SPROUT_CMD_LOG, 0); /* control bytes: sanitized */
+        g.hdr->abi_version = SPROUT_ABI_VERSION;
+        sprout_guest_ring(&g, SPROUT_CMD_READY, 0);
+        /* After READY, each request gets a different lie, selected by its first byte. */
+        for (;;) {
+                const void *req;
+                uint32_t len;
+                sprout_guest_request(&g, &req, &len);
+                char c = len ? *(const char *)req : 0;
+                if (c == 'B') { /* a response longer than the response area */
+                        g.hdr->resp_len = 0xfffffff0u;
+                        sprout_guest_ring(&g, SPROUT_CMD_DONE, 0);
+                } else if (c == 'L') { /* loop forever: only the invoke timeout ends this */
+                        for (volatile int spin = 1; spin;)
+                                ;
+                } else if (c == 'V') { /* READY again with a foreign ABI major */
+                        g.hdr->abi_version = 0x7f0000u;
+                        sprout_guest_ring(&g, SPROUT_CMD_READY, 0);
+                } else {
+                        sprout_guest_respond(&g, "ok", 2);
+                }
+        }
 }

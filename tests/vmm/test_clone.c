@@ -24,413 +24,435 @@ static struct sprout_kvm *kvm;
 
 static char *snap_path(const char *name)
 {
-	static char p[4096];
-	snprintf(p, sizeof(p), "%s/%s.snap", snaps, name);
-	return p;
+        static char p[4096];
+        snprintf(p, sizeof(p), "%s/%s.snap", snaps, name);
+        return p;
 }
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static struct sprout_base *load_base(const char *name)
 {
-	struct sprout_err err = {0};
-	struct sprout_base *b = NULL;
-	int r = sprout_base_load(kvm, snap_path(name), 0, &b, &err);
-	CHECK(r == 0, "loading snapshot %s: %s", name, err.msg);
-	return b;
+        struct sprout_err err = {0};
+        struct sprout_base *b = NULL;
+        int r = sprout_base_load(kvm, snap_path(name), 0, &b, &err);
+        CHECK(r == 0, "loading snapshot %s: %s", name, err.msg);
+        return b;
 }
 
 /* Invokes and checks that it answered; returns the response as a NUL-terminated copy. */
 static char *invoke(struct sprout_clone *c, const char *req)
 {
-	struct sprout_err err = {0};
-	const void *resp;
-	size_t len;
-	int r = sprout_clone_invoke(c, req, strlen(req), 30000, &resp, &len, &err);
-	CHECK(r == 0, "invoke '%s' on %s: %s", req, sprout_clone_id(c), err.msg);
-	return r == 0 ? strndup(resp, len) : NULL;
+        struct sprout_err err = {0};
+        const void *resp;
+        size_t len;
+        int r = sprout_clone_invoke(c, req, strlen(req), 30000, &resp, &len, &err);
+        CHECK(r == 0, "invoke '%s' on %s: %s", req, sprout_clone_id(c), err.msg);
+        return r == 0 ? strndup(resp, len) : NULL;
 }
 
 static void case_prewarm(void)
 {
-	static const char *names[] = {"hello", "hostile"};
-	mkdir(snaps, 0755);
-	for (size_t i = 0; i < 2; i++) {
-		char img[4096];
-		snprintf(img, sizeof(img), "%s/%s", images, names[i]);
-		struct sprout_prewarm_opts o = {.image = img, .out_path = snap_path(names[i]),
-						.console_fd = -1, .timeout_ms = 300000};
-		struct sprout_prewarm_stats st;
-		struct sprout_err err = {0};
-		int r = sprout_prewarm(kvm, &o, &st, &err);
-		CHECK(r == 0, "prewarm %s: %s\n%s", names[i], err.msg, st.console_tail);
-		if (r == 0) {
-			printf("%s: boot %.2f s, capture %.2f ms, write %.3f s, %llu -> %llu bytes\n",
-			       names[i], st.boot_s, st.capture_ms, st.write.seconds,
-			       (unsigned long long)st.write.ram_size,
-			       (unsigned long long)st.write.file_size);
-			CHECK(st.write.file_size < st.write.ram_size / 4,
-			      "%s: snapshot %llu bytes for %llu of RAM: zero pages not left out?",
-			      names[i], (unsigned long long)st.write.file_size,
-			      (unsigned long long)st.write.ram_size);
-		}
-	}
+        static const char *names[] = {"hello", "hostile"};
+        mkdir(snaps, 0755);
+        for (size_t i = 0; i < 2; i++) {
+                char img[4096];
+                snprintf(img, sizeof(img), "%s/%s", images, names[i]);
+                struct sprout_prewarm_opts o = {.image = img,
+                                                .out_path = snap_path(names[i]),
+                                                .console_fd = -1,
+                                                .timeout_ms = 300000};
+                struct sprout_prewarm_stats st;
+                struct sprout_err err = {0};
+                int r = sprout_prewarm(kvm, &o, &st, &err);
+                CHECK(r == 0, "prewarm %s: %s\n%s", names[i], err.msg, st.console_tail);
+                if (r == 0) {
+                        printf(
+                            "%s: boot %.2f s, capture %.2f ms, write %.3f s, %llu -> %llu bytes\n",
+                            names[i], st.boot_s, st.capture_ms, st.write.seconds,
+                            (unsigned long long)st.write.ram_size,
+                            (unsigned long long)st.write.file_size);
+                        CHECK(st.write.file_size < st.write.ram_size / 4,
+                              "%s: snapshot %llu bytes for %llu of RAM: zero pages not left out?",
+                              names[i], (unsigned long long)st.write.file_size,
+                              (unsigned long long)st.write.ram_size);
+                }
+        }
 }
 
 static void case_basic(void)
 {
-	struct sprout_base *b = load_base("hello");
-	if (!b)
-		return;
-	struct sprout_err err = {0};
-	struct sprout_clone *c;
-	struct sprout_clone_timing t;
-	int r = sprout_clone_create(b, -1, &c, &t, &err);
-	CHECK(r == 0, "clone: %s", err.msg);
-	if (r == 0) {
-		char *resp = invoke(c, "{\"name\":\"clone\"}");
-		CHECK(resp && strstr(resp, "\"hello\":\"world\"") && strstr(resp, "\"name\":\"clone\""),
-		      "response '%s'", resp ? resp : "");
-		CHECK(resp && strstr(resp, "\"seq\":1"), "first response is not seq 1: '%s'",
-		      resp ? resp : "");
-		printf("restore %.3f ms, response %s\n", t.restore_ms, resp ? resp : "");
-		free(resp);
-		sprout_clone_destroy(c);
-	}
-	sprout_base_free(b);
+        struct sprout_base *b = load_base("hello");
+        if (!b)
+                return;
+        struct sprout_err err = {0};
+        struct sprout_clone *c;
+        struct sprout_clone_timing t;
+        int r = sprout_clone_create(b, -1, &c, &t, &err);
+        CHECK(r == 0, "clone: %s", err.msg);
+        if (r == 0) {
+                char *resp = invoke(c, "{\"name\":\"clone\"}");
+                CHECK(resp && strstr(resp, "\"hello\":\"world\"") &&
+                          strstr(resp, "\"name\":\"clone\""),
+                      "response '%s'", resp ? resp : "");
+                CHECK(resp && strstr(resp, "\"seq\":1"), "first response is not seq 1: '%s'",
+                      resp ? resp : "");
+                printf("restore %.3f ms, response %s\n", t.restore_ms, resp ? resp : "");
+                free(resp);
+                sprout_clone_destroy(c);
+        }
+        sprout_base_free(b);
 }
 
 /* Each clone answers, with its own identity: UUID, kernel randomness, and the right wall clock. */
 static void case_many(void)
 {
-	enum { N = 50 };
-	struct sprout_base *b = load_base("hello");
-	if (!b)
-		return;
-	static char ids[N][64], rnd[N][64];
-	int ok = 0;
-	for (int i = 0; i < N; i++) {
-		struct sprout_err err = {0};
-		struct sprout_clone *c;
-		if (sprout_clone_create(b, -1, &c, NULL, &err) < 0) {
-			CHECK(0, "clone %d: %s", i, err.msg);
-			continue;
-		}
-		struct timespec host;
-		char *resp = invoke(c, "{\"identity\":true}");
-		clock_gettime(CLOCK_REALTIME, &host);
-		char *p;
-		if (resp && (p = strstr(resp, "\"clone\":\""))) {
-			snprintf(ids[i], sizeof(ids[i]), "%.36s", p + 9);
-			CHECK(!strcmp(ids[i], sprout_clone_id(c)),
-			      "clone %d reports id %s, the VMM gave %s", i, ids[i], sprout_clone_id(c));
-		} else {
-			CHECK(0, "clone %d: no clone id in '%s'", i, resp ? resp : "");
-		}
-		if (resp && (p = strstr(resp, "\"random\":\"")))
-			snprintf(rnd[i], sizeof(rnd[i]), "%.32s", p + 10);
-		else
-			CHECK(0, "clone %d: no random bytes in '%s'", i, resp ? resp : "");
-		if (resp && (p = strstr(resp, "\"time_ns\":"))) {
-			double guest = strtod(p + 10, NULL) / 1e9;
-			double hs = (double)host.tv_sec + (double)host.tv_nsec / 1e9;
-			CHECK(guest > hs - 1 && guest <= hs + 0.01,
-			      "clone %d: guest clock %.3f, host %.3f (off by %.3f s)", i, guest, hs,
-			      guest - hs);
-		} else {
-			CHECK(0, "clone %d: no time in '%s'", i, resp ? resp : "");
-		}
-		ok += resp != NULL;
-		free(resp);
-		sprout_clone_destroy(c);
-	}
-	CHECK(ok == N, "%d of %d clones answered", ok, N);
-	for (int i = 0; i < N; i++)
-		for (int j = i + 1; j < N; j++) {
-			CHECK(strcmp(ids[i], ids[j]) != 0 || !ids[i][0], "clones %d and %d share id %s",
-			      i, j, ids[i]);
-			CHECK(strcmp(rnd[i], rnd[j]) != 0 || !rnd[i][0],
-			      "clones %d and %d read the same random bytes %s", i, j, rnd[i]);
-		}
-	sprout_base_free(b);
+        enum { N = 50 };
+        struct sprout_base *b = load_base("hello");
+        if (!b)
+                return;
+        static char ids[N][64], rnd[N][64];
+        int ok = 0;
+        for (int i = 0; i < N; i++) {
+                struct sprout_err err = {0};
+                struct sprout_clone *c;
+                if (sprout_clone_create(b, -1, &c, NULL, &err) < 0) {
+                        CHECK(0, "clone %d: %s", i, err.msg);
+                        continue;
+                }
+                struct timespec host;
+                char *resp = invoke(c, "{\"identity\":true}");
+                clock_gettime(CLOCK_REALTIME, &host);
+                char *p;
+                if (resp && (p = strstr(resp, "\"clone\":\""))) {
+                        snprintf(ids[i], sizeof(ids[i]), "%.36s", p + 9);
+                        CHECK(!strcmp(ids[i], sprout_clone_id(c)),
+                              "clone %d reports id %s, the VMM gave %s", i, ids[i],
+                              sprout_clone_id(c));
+                } else {
+                        CHECK(0, "clone %d: no clone id in '%s'", i, resp ? resp : "");
+                }
+                if (resp && (p = strstr(resp, "\"random\":\"")))
+                        snprintf(rnd[i], sizeof(rnd[i]), "%.32s", p + 10);
+                else
+                        CHECK(0, "clone %d: no random bytes in '%s'", i, resp ? resp : "");
+                if (resp && (p = strstr(resp, "\"time_ns\":"))) {
+                        double guest = strtod(p + 10, NULL) / 1e9;
+                        double hs = (double)host.tv_sec + (double)host.tv_nsec / 1e9;
+                        CHECK(guest > hs - 1 && guest <= hs + 0.01,
+                              "clone %d: guest clock %.3f, host %.3f (off by %.3f s)", i, guest, hs,
+                              guest - hs);
+                } else {
+                        CHECK(0, "clone %d: no time in '%s'", i, resp ? resp : "");
+                }
+                ok += resp != NULL;
+                free(resp);
+                sprout_clone_destroy(c);
+        }
+        CHECK(ok == N, "%d of %d clones answered", ok, N);
+        for (int i = 0; i < N; i++)
+                for (int j = i + 1; j < N; j++) {
+                        CHECK(strcmp(ids[i], ids[j]) != 0 || !ids[i][0],
+                              "clones %d and %d share id %s", i, j, ids[i]);
+                        CHECK(strcmp(rnd[i], rnd[j]) != 0 || !rnd[i][0],
+                              "clones %d and %d read the same random bytes %s", i, j, rnd[i]);
+                }
+        sprout_base_free(b);
 }
 
-/* A clone's writes are its own: a sibling started later sees the snapshot's state, not its writes. */
+/* A clone's writes are its own: a sibling started later sees the snapshot's state, not its writes.
+ */
 static void case_isolation(void)
 {
-	struct sprout_base *b = load_base("hello");
-	if (!b)
-		return;
-	struct sprout_err err = {0};
-	struct sprout_clone *a, *c;
-	CHECK(sprout_clone_create(b, -1, &a, NULL, &err) == 0, "clone a: %s", err.msg);
-	char *r1 = NULL;
-	for (int i = 0; i < 5; i++) {
-		free(r1);
-		r1 = invoke(a, "{}");
-	}
-	CHECK(r1 && strstr(r1, "\"seq\":5"), "clone a after 5 requests: '%s'", r1 ? r1 : "");
-	CHECK(sprout_clone_create(b, -1, &c, NULL, &err) == 0, "clone c: %s", err.msg);
-	char *r2 = invoke(c, "{}");
-	CHECK(r2 && strstr(r2, "\"seq\":1"), "a sibling saw another clone's writes: '%s'",
-	      r2 ? r2 : "");
-	free(r1);
-	free(r2);
+        struct sprout_base *b = load_base("hello");
+        if (!b)
+                return;
+        struct sprout_err err = {0};
+        struct sprout_clone *a, *c;
+        CHECK(sprout_clone_create(b, -1, &a, NULL, &err) == 0, "clone a: %s", err.msg);
+        char *r1 = NULL;
+        for (int i = 0; i < 5; i++) {
+                free(r1);
+                r1 = invoke(a, "{}");
+        }
+        CHECK(r1 && strstr(r1, "\"seq\":5"), "clone a after 5 requests: '%s'", r1 ? r1 : "");
+        CHECK(sprout_clone_create(b, -1, &c, NULL, &err) == 0, "clone c: %s", err.msg);
+        char *r2 = invoke(c, "{}");
+        CHECK(r2 && strstr(r2, "\"seq\":1"), "a sibling saw another clone's writes: '%s'",
+              r2 ? r2 : "");
+        free(r1);
+        free(r2);
 
-	/* Private memory follows what a clone writes, not the size of the base. */
-	uint64_t idle = sprout_clone_private_bytes(c);
-	char *r3 = invoke(c, "{\"touch_mib\":16}");
-	uint64_t touched = sprout_clone_private_bytes(c);
-	uint64_t other = sprout_clone_private_bytes(a);
-	printf("private memory: idle clone %llu KiB, after touching 16 MiB %llu KiB\n",
-	       (unsigned long long)(idle >> 10), (unsigned long long)(touched >> 10));
-	CHECK(touched >= idle + (15ULL << 20), "touching 16 MiB grew private memory by only %llu KiB",
-	      (unsigned long long)((touched - idle) >> 10));
-	CHECK(other < (8ULL << 20), "the sibling's private memory is %llu KiB",
-	      (unsigned long long)(other >> 10));
-	free(r3);
-	sprout_clone_destroy(a);
-	sprout_clone_destroy(c);
-	sprout_base_free(b);
+        /* Private memory follows what a clone writes, not the size of the base. */
+        uint64_t idle = sprout_clone_private_bytes(c);
+        char *r3 = invoke(c, "{\"touch_mib\":16}");
+        uint64_t touched = sprout_clone_private_bytes(c);
+        uint64_t other = sprout_clone_private_bytes(a);
+        printf("private memory: idle clone %llu KiB, after touching 16 MiB %llu KiB\n",
+               (unsigned long long)(idle >> 10), (unsigned long long)(touched >> 10));
+        CHECK(touched >= idle + (15ULL << 20),
+              "touching 16 MiB grew private memory by only %llu KiB",
+              (unsigned long long)((touched - idle) >> 10));
+        CHECK(other < (8ULL << 20), "the sibling's private memory is %llu KiB",
+              (unsigned long long)(other >> 10));
+        free(r3);
+        sprout_clone_destroy(a);
+        sprout_clone_destroy(c);
+        sprout_base_free(b);
 }
 
 static void case_sequence(void)
 {
-	struct sprout_base *b = load_base("hello");
-	if (!b)
-		return;
-	struct sprout_err err = {0};
-	struct sprout_clone *c;
-	CHECK(sprout_clone_create(b, -1, &c, NULL, &err) == 0, "clone: %s", err.msg);
-	int good = 0;
-	for (int i = 1; i <= 100; i++) {
-		char want[32];
-		snprintf(want, sizeof(want), "\"seq\":%d}", i);
-		char *r = invoke(c, "{\"k\":[1,2,3]}");
-		good += r && strstr(r, want) != NULL;
-		free(r);
-	}
-	CHECK(good == 100, "%d of 100 sequential invocations answered in order", good);
-	sprout_clone_destroy(c);
-	sprout_base_free(b);
+        struct sprout_base *b = load_base("hello");
+        if (!b)
+                return;
+        struct sprout_err err = {0};
+        struct sprout_clone *c;
+        CHECK(sprout_clone_create(b, -1, &c, NULL, &err) == 0, "clone: %s", err.msg);
+        int good = 0;
+        for (int i = 1; i <= 100; i++) {
+                char want[32];
+                snprintf(want, sizeof(want), "\"seq\":%d}", i);
+                char *r = invoke(c, "{\"k\":[1,2,3]}");
+                good += r && strstr(r, want) != NULL;
+                free(r);
+        }
+        CHECK(good == 100, "%d of 100 sequential invocations answered in order", good);
+        sprout_clone_destroy(c);
+        sprout_base_free(b);
 }
 
 /* A guest that misbehaves after restore costs only its own clone. */
 static void case_hostile(void)
 {
-	struct sprout_base *b = load_base("hostile");
-	if (!b)
-		return;
-	struct sprout_err err = {0};
-	struct sprout_clone *bad, *good;
-	const void *resp;
-	size_t len;
-	CHECK(sprout_clone_create(b, -1, &bad, NULL, &err) == 0, "clone: %s", err.msg);
-	CHECK(sprout_clone_create(b, -1, &good, NULL, &err) == 0, "clone: %s", err.msg);
-	double t0 = now_s();
-	int r = sprout_clone_invoke(bad, "L", 1, 1000, &resp, &len, &err);
-	CHECK(r == -ETIMEDOUT && strstr(err.msg, "did not answer"), "a looping clone: r=%d '%s'", r,
-	      err.msg);
-	CHECK(now_s() - t0 < 5, "the invoke time limit took %.2f s", now_s() - t0);
-	sprout_err_clear(&err);
-	r = sprout_clone_invoke(bad, "x", 1, 1000, &resp, &len, &err);
-	CHECK(r == -ESHUTDOWN, "a timed-out clone took another request: r=%d", r);
-	sprout_err_clear(&err);
-	static char big[SPROUT_MB_REQ_SIZE + 1];
-	r = sprout_clone_invoke(good, big, sizeof(big), 1000, &resp, &len, &err);
-	CHECK(r == -EMSGSIZE, "an oversized request: r=%d '%s'", r, err.msg);
-	sprout_err_clear(&err);
-	r = sprout_clone_invoke(good, "B", 1, 10000, &resp, &len, &err);
-	CHECK(r == -EPROTO && strstr(err.msg, "response area"), "a lying response length: r=%d '%s'",
-	      r, err.msg);
-	sprout_clone_destroy(bad);
-	sprout_clone_destroy(good);
-	/* Other clones of the same base still work. */
-	struct sprout_clone *fresh;
-	CHECK(sprout_clone_create(b, -1, &fresh, NULL, &err) == 0, "clone: %s", err.msg);
-	sprout_err_clear(&err);
-	r = sprout_clone_invoke(fresh, "x", 1, 10000, &resp, &len, &err);
-	CHECK(r == 0 && len == 2 && !memcmp(resp, "ok", 2), "a fresh clone: r=%d '%s'", r, err.msg);
-	sprout_clone_destroy(fresh);
-	sprout_base_free(b);
+        struct sprout_base *b = load_base("hostile");
+        if (!b)
+                return;
+        struct sprout_err err = {0};
+        struct sprout_clone *bad, *good;
+        const void *resp;
+        size_t len;
+        CHECK(sprout_clone_create(b, -1, &bad, NULL, &err) == 0, "clone: %s", err.msg);
+        CHECK(sprout_clone_create(b, -1, &good, NULL, &err) == 0, "clone: %s", err.msg);
+        double t0 = now_s();
+        int r = sprout_clone_invoke(bad, "L", 1, 1000, &resp, &len, &err);
+        CHECK(r == -ETIMEDOUT && strstr(err.msg, "did not answer"), "a looping clone: r=%d '%s'", r,
+              err.msg);
+        CHECK(now_s() - t0 < 5, "the invoke time limit took %.2f s", now_s() - t0);
+        sprout_err_clear(&err);
+        r = sprout_clone_invoke(bad, "x", 1, 1000, &resp, &len, &err);
+        CHECK(r == -ESHUTDOWN, "a timed-out clone took another request: r=%d", r);
+        sprout_err_clear(&err);
+        static char big[SPROUT_MB_REQ_SIZE + 1];
+        r = sprout_clone_invoke(good, big, sizeof(big), 1000, &resp, &len, &err);
+        CHECK(r == -EMSGSIZE, "an oversized request: r=%d '%s'", r, err.msg);
+        sprout_err_clear(&err);
+        r = sprout_clone_invoke(good, "B", 1, 10000, &resp, &len, &err);
+        CHECK(r == -EPROTO && strstr(err.msg, "response area"),
+              "a lying response length: r=%d '%s'", r, err.msg);
+        sprout_clone_destroy(bad);
+        sprout_clone_destroy(good);
+        /* Other clones of the same base still work. */
+        struct sprout_clone *fresh;
+        CHECK(sprout_clone_create(b, -1, &fresh, NULL, &err) == 0, "clone: %s", err.msg);
+        sprout_err_clear(&err);
+        r = sprout_clone_invoke(fresh, "x", 1, 10000, &resp, &len, &err);
+        CHECK(r == 0 && len == 2 && !memcmp(resp, "ok", 2), "a fresh clone: r=%d '%s'", r, err.msg);
+        sprout_clone_destroy(fresh);
+        sprout_base_free(b);
 }
 
 static int count_fds(void)
 {
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n;
+        int n = 0;
+        DIR *d = opendir("/proc/self/fd");
+        while (d && readdir(d))
+                n++;
+        if (d)
+                closedir(d);
+        return n;
 }
 
 static long rss_kb(void)
 {
-	long pages = 0, rss = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2)
-		rss = 0;
-	if (f)
-		fclose(f);
-	return rss * 4;
+        long pages = 0, rss = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2)
+                rss = 0;
+        if (f)
+                fclose(f);
+        return rss * 4;
 }
 
 static void case_leaks(void)
 {
-	struct sprout_base *b = load_base("hello");
-	if (!b)
-		return;
-	int fds0 = 0;
-	long rss0 = 0;
-	int ok = 0;
-	for (int i = 0; i < 200; i++) {
-		if (i == 10) {
-			fds0 = count_fds();
-			rss0 = rss_kb();
-		}
-		struct sprout_err err = {0};
-		struct sprout_clone *c;
-		if (sprout_clone_create(b, -1, &c, NULL, &err) < 0) {
-			CHECK(0, "clone %d: %s", i, err.msg);
-			break;
-		}
-		char *r = invoke(c, "{}");
-		ok += r != NULL;
-		free(r);
-		sprout_clone_destroy(c);
-	}
-	int fds1 = count_fds();
-	long rss1 = rss_kb();
-	printf("200 clone/invoke/destroy cycles: fds %d -> %d, RSS %ld -> %ld KiB\n", fds0, fds1,
-	       rss0, rss1);
-	CHECK(ok == 200, "%d of 200 clones answered", ok);
-	CHECK(fds0 == fds1, "file descriptors leaked: %d -> %d", fds0, fds1);
-	CHECK(rss1 - rss0 < 8 * 1024, "RSS grew %ld KiB over 190 clone lifecycles", rss1 - rss0);
-	sprout_base_free(b);
+        struct sprout_base *b = load_base("hello");
+        if (!b)
+                return;
+        int fds0 = 0;
+        long rss0 = 0;
+        int ok = 0;
+        for (int i = 0; i < 200; i++) {
+                if (i == 10) {
+                        fds0 = count_fds();
+                        rss0 = rss_kb();
+                }
+                struct sprout_err err = {0};
+                struct sprout_clone *c;
+                if (sprout_clone_create(b, -1, &c, NULL, &err) < 0) {
+                        CHECK(0, "clone %d: %s", i, err.msg);
+                        break;
+                }
+                char *r = invoke(c, "{}");
+                ok += r != NULL;
+                free(r);
+                sprout_clone_destroy(c);
+        }
+        int fds1 = count_fds();
+        long rss1 = rss_kb();
+        printf("200 clone/invoke/destroy cycles: fds %d -> %d, RSS %ld -> %ld KiB\n", fds0, fds1,
+               rss0, rss1);
+        CHECK(ok == 200, "%d of 200 clones answered", ok);
+        CHECK(fds0 == fds1, "file descriptors leaked: %d -> %d", fds0, fds1);
+        CHECK(rss1 - rss0 < 8 * 1024, "RSS grew %ld KiB over 190 clone lifecycles", rss1 - rss0);
+        sprout_base_free(b);
 }
 
 /* Rewrites a snapshot with its vCPU section or host facts altered, as a foreign host would. */
+static int added_bit = -1; /* the leaf 7 EDX bit rewrite() set, which this host lacks */
+
 static int rewrite(const char *src, const char *dst, uint32_t host_kind, bool add_cpu_feature)
 {
-	struct sprout_err err = {0};
-	struct snap_file *f;
-	if (snap_open(src, &f, &err) < 0)
-		return -1;
-	const struct snap_info *si = snap_get_info(f);
-	struct snap_section secs[16];
-	void *copies[16] = {0};
-	unsigned n = 0;
-	for (unsigned i = 0; i < si->nsections && n < 16; i++, n++) {
-		snap_section_at(f, i, &secs[i]);
-		if (secs[i].tag == SPROUT_SEC_VCPU && add_cpu_feature) {
-			/* Find the CPUID record (type 11) and set a bit no host offers here:
-			 * leaf 7 EDX bit 31 is not defined on any CPU we run on. */
-			uint8_t *d = malloc(secs[i].len);
-			memcpy(d, secs[i].data, secs[i].len);
-			for (size_t off = 0; off + 8 <= secs[i].len;) {
-				uint32_t type, len;
-				memcpy(&type, d + off, 4);
-				memcpy(&len, d + off + 4, 4);
-				if (type == 11) {
-					struct kvm_cpuid2 *c = (struct kvm_cpuid2 *)(d + off + 8);
-					for (uint32_t e = 0; e < c->nent; e++)
-						if (c->entries[e].function == 7 &&
-						    c->entries[e].index == 0)
-							c->entries[e].edx |= 1u << 31;
-				}
-				off += 8 + ((len + 7) & ~7u);
-			}
-			secs[i].data = d;
-			copies[i] = d;
-		}
-	}
-	/* The RAM, through a base memfd like any reader's. */
-	int memfd = -1;
-	struct snap_load_stats ls;
-	if (snap_load_ram(f, 0, &memfd, &ls, &err) < 0)
-		return -1;
-	void *ram = mmap(NULL, si->ram_size, PROT_READ, MAP_SHARED, memfd, 0);
-	struct snap_write_opts o = {.path = dst, .vcpus = si->vcpus, .sections = secs,
-				    .nsections = n, .ram = ram, .ram_size = si->ram_size,
-				    .host = si->host};
-	o.host.host_kind = host_kind;
-	struct snap_write_stats ws;
-	int r = ram == MAP_FAILED ? -1 : snap_write(&o, &ws, &err);
-	if (ram != MAP_FAILED)
-		munmap(ram, si->ram_size);
-	close(memfd);
-	for (unsigned i = 0; i < 16; i++)
-		free(copies[i]);
-	snap_close(f);
-	return r;
+        struct sprout_err err = {0};
+        struct snap_file *f;
+        if (snap_open(src, &f, &err) < 0)
+                return -1;
+        const struct snap_info *si = snap_get_info(f);
+        struct snap_section secs[16];
+        void *copies[16] = {0};
+        unsigned n = 0;
+        for (unsigned i = 0; i < si->nsections && n < 16; i++, n++) {
+                snap_section_at(f, i, &secs[i]);
+                if (secs[i].tag == SPROUT_SEC_VCPU && add_cpu_feature) {
+                        /* Find the CPUID record (type 11) and set a leaf 7 EDX bit it lacks: the
+                         * record is this host's profile, so the host lacks that feature. */
+                        uint8_t *d = malloc(secs[i].len);
+                        memcpy(d, secs[i].data, secs[i].len);
+                        for (size_t off = 0; off + 8 <= secs[i].len;) {
+                                uint32_t type, len;
+                                memcpy(&type, d + off, 4);
+                                memcpy(&len, d + off + 4, 4);
+                                if (type == 11) {
+                                        struct kvm_cpuid2 *c = (struct kvm_cpuid2 *)(d + off + 8);
+                                        for (uint32_t e = 0; e < c->nent; e++)
+                                                if (c->entries[e].function == 7 &&
+                                                    c->entries[e].index == 0) {
+                                                        uint32_t *edx = &c->entries[e].edx;
+                                                        for (added_bit = 31;
+                                                             added_bit > 0 &&
+                                                             (*edx >> added_bit & 1);
+                                                             added_bit--)
+                                                                ;
+                                                        *edx |= 1u << added_bit;
+                                                }
+                                }
+                                off += 8 + ((len + 7) & ~7u);
+                        }
+                        secs[i].data = d;
+                        copies[i] = d;
+                }
+        }
+        /* The RAM, through a base memfd like any reader's. */
+        int memfd = -1;
+        struct snap_load_stats ls;
+        if (snap_load_ram(f, 0, &memfd, &ls, &err) < 0)
+                return -1;
+        void *ram = mmap(NULL, si->ram_size, PROT_READ, MAP_SHARED, memfd, 0);
+        struct snap_write_opts o = {.path = dst,
+                                    .vcpus = si->vcpus,
+                                    .sections = secs,
+                                    .nsections = n,
+                                    .ram = ram,
+                                    .ram_size = si->ram_size,
+                                    .host = si->host};
+        o.host.host_kind = host_kind;
+        struct snap_write_stats ws;
+        int r = ram == MAP_FAILED ? -1 : snap_write(&o, &ws, &err);
+        if (ram != MAP_FAILED)
+                munmap(ram, si->ram_size);
+        close(memfd);
+        for (unsigned i = 0; i < 16; i++)
+                free(copies[i]);
+        snap_close(f);
+        return r;
 }
 
 static void case_foreign(void)
 {
-	char p[4200];
-	struct sprout_err err = {0};
-	struct sprout_base *b = NULL;
-	uint32_t here = sprout_kvm_host_kind(kvm);
-	uint32_t other = here == SPROUT_HOST_PVM ? SPROUT_HOST_VMX : SPROUT_HOST_PVM;
+        char p[4200];
+        struct sprout_err err = {0};
+        struct sprout_base *b = NULL;
+        uint32_t here = sprout_kvm_host_kind(kvm);
+        uint32_t other = here == SPROUT_HOST_PVM ? SPROUT_HOST_VMX : SPROUT_HOST_PVM;
 
-	snprintf(p, sizeof(p), "%s/foreign-kind.snap", snaps);
-	CHECK(rewrite(snap_path("hello"), p, other, false) == 0, "rewriting for another host kind");
-	int r = sprout_base_load(kvm, p, 0, &b, &err);
-	CHECK(r == -ENOTSUP && strstr(err.msg, "host"), "another host kind: r=%d '%s'", r, err.msg);
-	sprout_base_free(b);
-	b = NULL;
-	unlink(p);
+        snprintf(p, sizeof(p), "%s/foreign-kind.snap", snaps);
+        CHECK(rewrite(snap_path("hello"), p, other, false) == 0, "rewriting for another host kind");
+        int r = sprout_base_load(kvm, p, 0, &b, &err);
+        CHECK(r == -ENOTSUP && strstr(err.msg, "host"), "another host kind: r=%d '%s'", r, err.msg);
+        sprout_base_free(b);
+        b = NULL;
+        unlink(p);
 
-	sprout_err_clear(&err);
-	snprintf(p, sizeof(p), "%s/foreign-cpu.snap", snaps);
-	CHECK(rewrite(snap_path("hello"), p, here, true) == 0, "rewriting with a new CPU feature");
-	r = sprout_base_load(kvm, p, 0, &b, &err);
-	CHECK(r == -ENOTSUP && strstr(err.msg, "leaf 7 EDX bit 31"),
-	      "a CPU feature this host lacks: r=%d '%s'", r, err.msg);
-	sprout_base_free(b);
-	unlink(p);
+        sprout_err_clear(&err);
+        snprintf(p, sizeof(p), "%s/foreign-cpu.snap", snaps);
+        CHECK(rewrite(snap_path("hello"), p, here, true) == 0, "rewriting with a new CPU feature");
+        r = sprout_base_load(kvm, p, 0, &b, &err);
+        char want[64];
+        snprintf(want, sizeof(want), "leaf 7 EDX bit %d", added_bit);
+        CHECK(r == -ENOTSUP && strstr(err.msg, want),
+              "a CPU feature this host lacks (%s): r=%d '%s'", want, r, err.msg);
+        sprout_base_free(b);
+        unlink(p);
 
-	sprout_err_clear(&err);
-	r = sprout_base_load(kvm, "/nonexistent.snap", 0, &b, &err);
-	CHECK(r < 0 && strstr(err.msg, "No such file"), "a missing snapshot: '%s'", err.msg);
+        sprout_err_clear(&err);
+        r = sprout_base_load(kvm, "/nonexistent.snap", 0, &b, &err);
+        CHECK(r < 0 && strstr(err.msg, "No such file"), "a missing snapshot: '%s'", err.msg);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} cases[] = {
-		{"prewarm", case_prewarm},     {"basic", case_basic},   {"many", case_many},
-		{"isolation", case_isolation}, {"sequence", case_sequence},
-		{"hostile", case_hostile},     {"leaks", case_leaks},   {"foreign", case_foreign},
-	};
-	if (argc != 4) {
-		fprintf(stderr, "usage: test_clone CASE IMAGES_DIR SNAP_DIR\n");
-		return 2;
-	}
-	images = argv[2];
-	snaps = argv[3];
-	struct sprout_err err = {0};
-	if (sprout_kvm_open(&kvm, &err) < 0) {
-		fprintf(stderr, "FAIL: KVM tests need a usable /dev/kvm: %s\n", err.msg);
-		printf("0 passed, 1 failed\n");
-		return 1;
-	}
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (!strcmp(argv[1], cases[i].name)) {
-			cases[i].fn();
-			sprout_kvm_close(kvm);
-			return check_finish();
-		}
-	}
-	fprintf(stderr, "unknown case %s\n", argv[1]);
-	return 2;
+        static const struct {
+                const char *name;
+                void (*fn)(void);
+        } cases[] = {
+            {"prewarm", case_prewarm},     {"basic", case_basic},       {"many", case_many},
+            {"isolation", case_isolation}, {"sequence", case_sequence}, {"hostile", case_hostile},
+            {"leaks", case_leaks},         {"foreign", case_foreign},
+        };
+        if (argc != 4) {
+                fprintf(stderr, "usage: test_clone CASE IMAGES_DIR SNAP_DIR\n");
+                return 2;
+        }
+        images = argv[2];
+        snaps = argv[3];
+        struct sprout_err err = {0};
+        if (sprout_kvm_open(&kvm, &err) < 0) {
+                fprintf(stderr, "FAIL: KVM tests need a usable /dev/kvm: %s\n", err.msg);
+                printf("0 passed, 1 failed\n");
+                return 1;
+        }
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                if (!strcmp(argv[1], cases[i].name)) {
+                        cases[i].fn();
+                        sprout_kvm_close(kvm);
+                        return check_finish();
+                }
+        }
+        fprintf(stderr, "unknown case %s\n", argv[1]);
+        return 2;
 }

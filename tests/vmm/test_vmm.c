@@ -24,363 +24,366 @@ static struct sprout_kvm *kvm;
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static struct sprout_manifest *load_image(const char *name)
 {
-	char path[4096];
-	struct sprout_err err = {0};
-	struct sprout_manifest *m = NULL;
-	snprintf(path, sizeof(path), "%s/%s", images, name);
-	if (sprout_manifest_load(path, &m, &err) < 0) {
-		fprintf(stderr, "FATAL: image %s: %s\n", name, err.msg);
-		exit(1);
-	}
-	return m;
+        char path[4096];
+        struct sprout_err err = {0};
+        struct sprout_manifest *m = NULL;
+        snprintf(path, sizeof(path), "%s/%s", images, name);
+        if (sprout_manifest_load(path, &m, &err) < 0) {
+                fprintf(stderr, "FATAL: image %s: %s\n", name, err.msg);
+                exit(1);
+        }
+        return m;
 }
 
 static struct sprout_vm *create(struct sprout_manifest *m, const char *cmdline,
-				struct sprout_err *err)
+                                struct sprout_err *err)
 {
-	struct sprout_vm *vm = NULL;
-	struct sprout_vm_config cfg = {
-		.mem_size = m->mem_size,
-		.vcpus = m->vcpus,
-		.kernel_path = m->kernel_path,
-		.initrd_path = m->initrd_path,
-		.cmdline = cmdline ? cmdline : m->cmdline,
-		.console_fd = -1,
-	};
-	if (sprout_vm_create(kvm, &cfg, &vm, err) < 0)
-		return NULL;
-	return vm;
+        struct sprout_vm *vm = NULL;
+        struct sprout_vm_config cfg = {
+            .mem_size = m->mem_size,
+            .vcpus = m->vcpus,
+            .kernel_path = m->kernel_path,
+            .initrd_path = m->initrd_path,
+            .cmdline = cmdline ? cmdline : m->cmdline,
+            .console_fd = -1,
+        };
+        if (sprout_vm_create(kvm, &cfg, &vm, err) < 0)
+                return NULL;
+        return vm;
 }
 
 /* Boots an image until its first event; the console tail is printed when it is not READY. */
 static struct sprout_vm *boot(const char *name, const char *cmdline, struct sprout_vm_event *ev)
 {
-	struct sprout_err err = {0};
-	struct sprout_manifest *m = load_image(name);
-	struct sprout_vm *vm = create(m, cmdline, &err);
-	sprout_manifest_free(m);
-	CHECK(vm != NULL, "creating %s: %s", name, err.msg);
-	if (!vm)
-		return NULL;
-	double t0 = now_s();
-	int r = sprout_vm_run(vm, BOOT_TIMEOUT_MS, ev, &err);
-	printf("%s: first event %d after %.2f s\n", name, ev->kind, now_s() - t0);
-	CHECK(r == 0, "running %s: %s", name, err.msg);
-	if (r < 0 || ev->kind != SPROUT_EV_READY) {
-		char tail[4096];
-		sprout_vm_console_tail(vm, tail, sizeof(tail), 30);
-		fprintf(stderr, "console of %s:\n%s\n", name, tail);
-	}
-	return vm;
+        struct sprout_err err = {0};
+        struct sprout_manifest *m = load_image(name);
+        struct sprout_vm *vm = create(m, cmdline, &err);
+        sprout_manifest_free(m);
+        CHECK(vm != NULL, "creating %s: %s", name, err.msg);
+        if (!vm)
+                return NULL;
+        double t0 = now_s();
+        int r = sprout_vm_run(vm, BOOT_TIMEOUT_MS, ev, &err);
+        printf("%s: first event %d after %.2f s\n", name, ev->kind, now_s() - t0);
+        CHECK(r == 0, "running %s: %s", name, err.msg);
+        if (r < 0 || ev->kind != SPROUT_EV_READY) {
+                char tail[4096];
+                sprout_vm_console_tail(vm, tail, sizeof(tail), 30);
+                fprintf(stderr, "console of %s:\n%s\n", name, tail);
+        }
+        return vm;
 }
 
 static bool console_has(struct sprout_vm *vm, const char *needle)
 {
-	static char all[65536];
-	sprout_vm_console_tail(vm, all, sizeof(all), 100000);
-	return strstr(all, needle) != NULL;
+        static char all[65536];
+        sprout_vm_console_tail(vm, all, sizeof(all), 100000);
+        return strstr(all, needle) != NULL;
 }
 
 static void case_boot_hello(void)
 {
-	struct sprout_vm_event ev;
-	/* loglevel after the VMM's quiet, so the banner reaches the console */
-	struct sprout_vm *vm = boot("hello", "loglevel=6", &ev);
-	if (!vm)
-		return;
-	CHECK(ev.kind == SPROUT_EV_READY, "hello rang %d, not READY (%s)", ev.kind, ev.detail);
-	CHECK(ev.abi_version == SPROUT_ABI_VERSION, "READY reported ABI 0x%x, expected 0x%x",
-	      ev.abi_version, SPROUT_ABI_VERSION);
-	CHECK(console_has(vm, "Linux version 6.1"), "the console lacks the kernel banner");
-	CHECK(strstr(sprout_vm_cmdline(vm), "console=ttyS0") != NULL, "cmdline lacks the console");
-	if (sprout_kvm_host_kind(kvm) == SPROUT_HOST_PVM)
-		CHECK(strstr(sprout_vm_cmdline(vm), "noxsave") != NULL,
-		      "a PVM host must hide XSAVE on the command line: %s", sprout_vm_cmdline(vm));
+        struct sprout_vm_event ev;
+        /* loglevel after the VMM's quiet, so the banner reaches the console */
+        struct sprout_vm *vm = boot("hello", "loglevel=6", &ev);
+        if (!vm)
+                return;
+        CHECK(ev.kind == SPROUT_EV_READY, "hello rang %d, not READY (%s)", ev.kind, ev.detail);
+        CHECK(ev.abi_version == SPROUT_ABI_VERSION, "READY reported ABI 0x%x, expected 0x%x",
+              ev.abi_version, SPROUT_ABI_VERSION);
+        CHECK(console_has(vm, "Linux version 6.1"), "the console lacks the kernel banner");
+        CHECK(strstr(sprout_vm_cmdline(vm), "console=ttyS0") != NULL, "cmdline lacks the console");
+        if (sprout_kvm_host_kind(kvm) == SPROUT_HOST_PVM)
+                CHECK(strstr(sprout_vm_cmdline(vm), "noxsave") != NULL,
+                      "a PVM host must hide XSAVE on the command line: %s", sprout_vm_cmdline(vm));
 
-	/* The runtime answers requests after READY. */
-	struct sprout_err err = {0};
-	const void *resp;
-	size_t len;
-	const char req[] = "{\"name\":\"test\"}";
-	int r = sprout_vm_invoke(vm, req, strlen(req), 30000, &resp, &len, &ev, &err);
-	CHECK(r == 0 && ev.kind == SPROUT_EV_DONE, "invoke: r=%d kind=%d %s %s", r, ev.kind,
-	      err.msg, ev.detail);
-	if (r == 0 && ev.kind == SPROUT_EV_DONE)
-		CHECK(memmem(resp, len, "\"hello\"", 7) && memmem(resp, len, "test", 4),
-		      "unexpected response '%.*s'", (int)len, (const char *)resp);
-	sprout_vm_destroy(vm);
+        /* The runtime answers requests after READY. */
+        struct sprout_err err = {0};
+        const void *resp;
+        size_t len;
+        const char req[] = "{\"name\":\"test\"}";
+        int r = sprout_vm_invoke(vm, req, strlen(req), 30000, &resp, &len, &ev, &err);
+        CHECK(r == 0 && ev.kind == SPROUT_EV_DONE, "invoke: r=%d kind=%d %s %s", r, ev.kind,
+              err.msg, ev.detail);
+        if (r == 0 && ev.kind == SPROUT_EV_DONE)
+                CHECK(memmem(resp, len, "\"hello\"", 7) && memmem(resp, len, "test", 4),
+                      "unexpected response '%.*s'", (int)len, (const char *)resp);
+        sprout_vm_destroy(vm);
 }
 
 static void case_boot_poweroff(void)
 {
-	struct sprout_vm_event ev;
-	struct sprout_vm *vm = boot("poweroff", NULL, &ev);
-	if (!vm)
-		return;
-	CHECK(ev.kind == SPROUT_EV_STOPPED, "poweroff gave event %d (%s)", ev.kind, ev.detail);
-	CHECK(strstr(ev.detail, "powered off") != NULL, "stop reason '%s'", ev.detail);
-	/* A stopped VM stays stopped. */
-	struct sprout_err err = {0};
-	CHECK(sprout_vm_run(vm, 1000, &ev, &err) == 0 && ev.kind == SPROUT_EV_STOPPED,
-	      "a stopped VM ran again");
-	sprout_vm_destroy(vm);
+        struct sprout_vm_event ev;
+        struct sprout_vm *vm = boot("poweroff", NULL, &ev);
+        if (!vm)
+                return;
+        CHECK(ev.kind == SPROUT_EV_STOPPED, "poweroff gave event %d (%s)", ev.kind, ev.detail);
+        CHECK(strstr(ev.detail, "powered off") != NULL, "stop reason '%s'", ev.detail);
+        /* A stopped VM stays stopped. */
+        struct sprout_err err = {0};
+        CHECK(sprout_vm_run(vm, 1000, &ev, &err) == 0 && ev.kind == SPROUT_EV_STOPPED,
+              "a stopped VM ran again");
+        sprout_vm_destroy(vm);
 }
 
 static void case_boot_crash(void)
 {
-	struct sprout_vm_event ev;
-	struct sprout_vm *vm = boot("crash", NULL, &ev);
-	if (!vm)
-		return;
-	CHECK(ev.kind == SPROUT_EV_PANIC, "crash gave event %d (%s)", ev.kind, ev.detail);
-	CHECK(ev.arg == SPROUT_PANIC_HANDLER_EXIT, "panic code %u", ev.arg);
-	CHECK(strstr(ev.detail, "3") != NULL, "panic detail lacks the exit status: '%s'", ev.detail);
-	sprout_vm_destroy(vm);
+        struct sprout_vm_event ev;
+        struct sprout_vm *vm = boot("crash", NULL, &ev);
+        if (!vm)
+                return;
+        CHECK(ev.kind == SPROUT_EV_PANIC, "crash gave event %d (%s)", ev.kind, ev.detail);
+        CHECK(ev.arg == SPROUT_PANIC_HANDLER_EXIT, "panic code %u", ev.arg);
+        CHECK(strstr(ev.detail, "3") != NULL, "panic detail lacks the exit status: '%s'",
+              ev.detail);
+        sprout_vm_destroy(vm);
 }
 
 static void case_hostile(void)
 {
-	struct sprout_vm_event ev;
-	struct sprout_err err = {0};
-	struct sprout_vm *vm = boot("hostile", NULL, &ev);
-	const void *resp;
-	size_t len;
-	if (!vm)
-		return;
-	CHECK(ev.kind == SPROUT_EV_READY, "lies before READY stopped the guest: %d (%s)", ev.kind,
-	      ev.detail);
-	CHECK(console_has(vm, "[guest] hostile??[31m"), "control bytes in LOG were not sanitized");
+        struct sprout_vm_event ev;
+        struct sprout_err err = {0};
+        struct sprout_vm *vm = boot("hostile", NULL, &ev);
+        const void *resp;
+        size_t len;
+        if (!vm)
+                return;
+        CHECK(ev.kind == SPROUT_EV_READY, "lies before READY stopped the guest: %d (%s)", ev.kind,
+              ev.detail);
+        CHECK(console_has(vm, "[guest] hostile??[31m"), "control bytes in LOG were not sanitized");
 
-	int r = sprout_vm_invoke(vm, "B", 1, 30000, &resp, &len, &ev, &err);
-	CHECK(r == 0 && ev.kind == SPROUT_EV_PANIC && strstr(ev.detail, "response area"),
-	      "an oversized response length was not refused: r=%d kind=%d '%s'", r, ev.kind,
-	      ev.detail);
-	r = sprout_vm_invoke(vm, "V", 1, 30000, &resp, &len, &ev, &err);
-	CHECK(r == 0 && ev.kind == SPROUT_EV_PANIC && strstr(ev.detail, "ABI"),
-	      "a foreign ABI was not refused: r=%d kind=%d '%s'", r, ev.kind, ev.detail);
-	/* Still serving after the lies. */
-	r = sprout_vm_invoke(vm, "x", 1, 30000, &resp, &len, &ev, &err);
-	CHECK(r == 0 && ev.kind == SPROUT_EV_DONE && len == 2 && !memcmp(resp, "ok", 2),
-	      "the guest stopped serving: r=%d kind=%d", r, ev.kind);
-	char big[2];
-	r = sprout_vm_invoke(vm, big, SPROUT_MB_REQ_SIZE + 1, 1000, &resp, &len, &ev, &err);
-	CHECK(r == -EMSGSIZE && strstr(err.msg, "mailbox"), "an oversized request: r=%d '%s'", r,
-	      err.msg);
-	/* A guest that never answers is stopped by the invoke time limit. */
-	sprout_err_clear(&err);
-	double t0 = now_s();
-	r = sprout_vm_invoke(vm, "L", 1, 1500, &resp, &len, &ev, &err);
-	double dt = now_s() - t0;
-	CHECK(r == 0 && ev.kind == SPROUT_EV_TIMEOUT, "a spinning guest: r=%d kind=%d", r, ev.kind);
-	CHECK(dt > 1.4 && dt < 10, "the invoke timeout took %.2f s for 1.5 s", dt);
-	sprout_vm_destroy(vm);
+        int r = sprout_vm_invoke(vm, "B", 1, 30000, &resp, &len, &ev, &err);
+        CHECK(r == 0 && ev.kind == SPROUT_EV_PANIC && strstr(ev.detail, "response area"),
+              "an oversized response length was not refused: r=%d kind=%d '%s'", r, ev.kind,
+              ev.detail);
+        r = sprout_vm_invoke(vm, "V", 1, 30000, &resp, &len, &ev, &err);
+        CHECK(r == 0 && ev.kind == SPROUT_EV_PANIC && strstr(ev.detail, "ABI"),
+              "a foreign ABI was not refused: r=%d kind=%d '%s'", r, ev.kind, ev.detail);
+        /* Still serving after the lies. */
+        r = sprout_vm_invoke(vm, "x", 1, 30000, &resp, &len, &ev, &err);
+        CHECK(r == 0 && ev.kind == SPROUT_EV_DONE && len == 2 && !memcmp(resp, "ok", 2),
+              "the guest stopped serving: r=%d kind=%d", r, ev.kind);
+        char big[2];
+        r = sprout_vm_invoke(vm, big, SPROUT_MB_REQ_SIZE + 1, 1000, &resp, &len, &ev, &err);
+        CHECK(r == -EMSGSIZE && strstr(err.msg, "mailbox"), "an oversized request: r=%d '%s'", r,
+              err.msg);
+        /* A guest that never answers is stopped by the invoke time limit. */
+        sprout_err_clear(&err);
+        double t0 = now_s();
+        r = sprout_vm_invoke(vm, "L", 1, 1500, &resp, &len, &ev, &err);
+        double dt = now_s() - t0;
+        CHECK(r == 0 && ev.kind == SPROUT_EV_TIMEOUT, "a spinning guest: r=%d kind=%d", r, ev.kind);
+        CHECK(dt > 1.4 && dt < 10, "the invoke timeout took %.2f s for 1.5 s", dt);
+        sprout_vm_destroy(vm);
 }
 
 static void case_timeout(void)
 {
-	struct sprout_err err = {0};
-	struct sprout_manifest *m = load_image("hello");
-	struct sprout_vm *vm = create(m, NULL, &err);
-	sprout_manifest_free(m);
-	CHECK(vm != NULL, "create: %s", err.msg);
-	if (!vm)
-		return;
-	struct sprout_vm_event ev;
-	double t0 = now_s();
-	int r = sprout_vm_run(vm, 1000, &ev, &err);
-	double dt = now_s() - t0;
-	CHECK(r == 0 && ev.kind == SPROUT_EV_TIMEOUT, "a 1 s run gave r=%d kind=%d", r, ev.kind);
-	CHECK(dt >= 0.99 && dt < 5, "a 1 s deadline took %.2f s", dt);
-	sprout_vm_destroy(vm);
+        struct sprout_err err = {0};
+        struct sprout_manifest *m = load_image("hello");
+        struct sprout_vm *vm = create(m, NULL, &err);
+        sprout_manifest_free(m);
+        CHECK(vm != NULL, "create: %s", err.msg);
+        if (!vm)
+                return;
+        struct sprout_vm_event ev;
+        double t0 = now_s();
+        int r = sprout_vm_run(vm, 1000, &ev, &err);
+        double dt = now_s() - t0;
+        CHECK(r == 0 && ev.kind == SPROUT_EV_TIMEOUT, "a 1 s run gave r=%d kind=%d", r, ev.kind);
+        CHECK(dt >= 0.99 && dt < 5, "a 1 s deadline took %.2f s", dt);
+        sprout_vm_destroy(vm);
 }
 
 /* Writes a small ELF with one PT_LOAD segment at paddr, for the loader's bad-input cases. */
 static void write_elf(const char *path, unsigned char cls, uint16_t machine, uint64_t paddr,
-		      uint64_t filesz, uint16_t phnum)
+                      uint64_t filesz, uint16_t phnum)
 {
-	Elf64_Ehdr eh = {0};
-	Elf64_Phdr ph = {0};
-	memcpy(eh.e_ident, ELFMAG, SELFMAG);
-	eh.e_ident[EI_CLASS] = cls;
-	eh.e_ident[EI_DATA] = ELFDATA2LSB;
-	eh.e_type = ET_EXEC;
-	eh.e_machine = machine;
-	eh.e_entry = paddr;
-	eh.e_phoff = sizeof(eh);
-	eh.e_phentsize = sizeof(ph);
-	eh.e_phnum = phnum;
-	ph.p_type = PT_LOAD;
-	ph.p_offset = 0;
-	ph.p_paddr = paddr;
-	ph.p_vaddr = paddr;
-	ph.p_filesz = filesz;
-	ph.p_memsz = filesz;
-	FILE *f = fopen(path, "w");
-	fwrite(&eh, sizeof(eh), 1, f);
-	fwrite(&ph, sizeof(ph), 1, f);
-	fclose(f);
+        Elf64_Ehdr eh = {0};
+        Elf64_Phdr ph = {0};
+        memcpy(eh.e_ident, ELFMAG, SELFMAG);
+        eh.e_ident[EI_CLASS] = cls;
+        eh.e_ident[EI_DATA] = ELFDATA2LSB;
+        eh.e_type = ET_EXEC;
+        eh.e_machine = machine;
+        eh.e_entry = paddr;
+        eh.e_phoff = sizeof(eh);
+        eh.e_phentsize = sizeof(ph);
+        eh.e_phnum = phnum;
+        ph.p_type = PT_LOAD;
+        ph.p_offset = 0;
+        ph.p_paddr = paddr;
+        ph.p_vaddr = paddr;
+        ph.p_filesz = filesz;
+        ph.p_memsz = filesz;
+        FILE *f = fopen(path, "w");
+        fwrite(&eh, sizeof(eh), 1, f);
+        fwrite(&ph, sizeof(ph), 1, f);
+        fclose(f);
 }
 
 static void expect_create_error(const char *what, struct sprout_vm_config cfg, const char *needle)
 {
-	struct sprout_err err = {0};
-	struct sprout_vm *vm = NULL;
-	int r = sprout_vm_create(kvm, &cfg, &vm, &err);
-	CHECK(r < 0 && vm == NULL, "%s: created a VM", what);
-	CHECK(strstr(err.msg, needle) != NULL, "%s: error '%s' lacks '%s'", what, err.msg, needle);
+        struct sprout_err err = {0};
+        struct sprout_vm *vm = NULL;
+        int r = sprout_vm_create(kvm, &cfg, &vm, &err);
+        CHECK(r < 0 && vm == NULL, "%s: created a VM", what);
+        CHECK(strstr(err.msg, needle) != NULL, "%s: error '%s' lacks '%s'", what, err.msg, needle);
 }
 
 static void case_bad_input(void)
 {
-	struct sprout_manifest *m = load_image("hello");
-	char dir[] = "/tmp/sprout-test-XXXXXX", p[4200];
-	if (!mkdtemp(dir)) {
-		CHECK(0, "mkdtemp");
-		return;
-	}
-	struct sprout_vm_config good = {.mem_size = m->mem_size, .vcpus = 1,
-					.kernel_path = m->kernel_path,
-					.initrd_path = m->initrd_path, .console_fd = -1};
-	struct sprout_vm_config c = good;
+        struct sprout_manifest *m = load_image("hello");
+        char dir[] = "/tmp/sprout-test-XXXXXX", p[4200];
+        if (!mkdtemp(dir)) {
+                CHECK(0, "mkdtemp");
+                return;
+        }
+        struct sprout_vm_config good = {.mem_size = m->mem_size,
+                                        .vcpus = 1,
+                                        .kernel_path = m->kernel_path,
+                                        .initrd_path = m->initrd_path,
+                                        .console_fd = -1};
+        struct sprout_vm_config c = good;
 
-	c.kernel_path = "/nonexistent/vmlinux";
-	expect_create_error("missing kernel", c, "No such file");
-	c.kernel_path = m->initrd_path;
-	expect_create_error("kernel not ELF", c, "not an ELF");
-	snprintf(p, sizeof(p), "%s/elf32", dir);
-	write_elf(p, ELFCLASS32, EM_386, 0x1000000, 64, 1);
-	c.kernel_path = p;
-	expect_create_error("32-bit ELF", c, "not an x86-64");
-	snprintf(p, sizeof(p), "%s/arm", dir);
-	write_elf(p, ELFCLASS64, EM_AARCH64, 0x1000000, 64, 1);
-	expect_create_error("arm64 ELF", c, "not an x86-64");
-	snprintf(p, sizeof(p), "%s/phnum", dir);
-	write_elf(p, ELFCLASS64, EM_X86_64, 0x1000000, 64, 60000);
-	expect_create_error("huge phnum", c, "program header");
-	snprintf(p, sizeof(p), "%s/past-eof", dir);
-	write_elf(p, ELFCLASS64, EM_X86_64, 0x1000000, 1 << 30, 1);
-	expect_create_error("segment past EOF", c, "outside the file");
-	snprintf(p, sizeof(p), "%s/high", dir);
-	write_elf(p, ELFCLASS64, EM_X86_64, 1ULL << 30, 64, 1);
-	expect_create_error("kernel above RAM", c, "does not fit");
-	snprintf(p, sizeof(p), "%s/low", dir);
-	write_elf(p, ELFCLASS64, EM_X86_64, 0x1000, 64, 1);
-	expect_create_error("kernel over the boot tables", c, "does not fit");
-	c = good;
-	c.initrd_path = "/nonexistent/initrd";
-	expect_create_error("missing initrd", c, "No such file");
-	snprintf(p, sizeof(p), "%s/big-initrd", dir);
-	int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-	CHECK(fd >= 0 && ftruncate(fd, 30 << 20) == 0, "making a big initrd");
-	close(fd);
-	c.initrd_path = p;
-	c.mem_size = 32 << 20;
-	expect_create_error("initrd larger than RAM allows", c, "does not fit");
-	c = good;
-	c.mem_size = (64 << 20) + 4096;
-	expect_create_error("unaligned memory", c, "multiple of 2 MiB");
-	c.mem_size = 8 << 20;
-	expect_create_error("tiny memory", c, "between");
-	c.mem_size = 8ULL << 30;
-	expect_create_error("too much memory", c, "between");
-	c = good;
-	c.vcpus = 2;
-	expect_create_error("two vCPUs", c, "only 1 vCPU");
-	c = good;
-	static char longline[5000];
-	memset(longline, 'x', sizeof(longline) - 1);
-	c.cmdline = longline;
-	expect_create_error("huge cmdline", c, "command line");
+        c.kernel_path = "/nonexistent/vmlinux";
+        expect_create_error("missing kernel", c, "No such file");
+        c.kernel_path = m->initrd_path;
+        expect_create_error("kernel not ELF", c, "not an ELF");
+        snprintf(p, sizeof(p), "%s/elf32", dir);
+        write_elf(p, ELFCLASS32, EM_386, 0x1000000, 64, 1);
+        c.kernel_path = p;
+        expect_create_error("32-bit ELF", c, "not an x86-64");
+        snprintf(p, sizeof(p), "%s/arm", dir);
+        write_elf(p, ELFCLASS64, EM_AARCH64, 0x1000000, 64, 1);
+        expect_create_error("arm64 ELF", c, "not an x86-64");
+        snprintf(p, sizeof(p), "%s/phnum", dir);
+        write_elf(p, ELFCLASS64, EM_X86_64, 0x1000000, 64, 60000);
+        expect_create_error("huge phnum", c, "program header");
+        snprintf(p, sizeof(p), "%s/past-eof", dir);
+        write_elf(p, ELFCLASS64, EM_X86_64, 0x1000000, 1 << 30, 1);
+        expect_create_error("segment past EOF", c, "outside the file");
+        snprintf(p, sizeof(p), "%s/high", dir);
+        write_elf(p, ELFCLASS64, EM_X86_64, 1ULL << 30, 64, 1);
+        expect_create_error("kernel above RAM", c, "does not fit");
+        snprintf(p, sizeof(p), "%s/low", dir);
+        write_elf(p, ELFCLASS64, EM_X86_64, 0x1000, 64, 1);
+        expect_create_error("kernel over the boot tables", c, "does not fit");
+        c = good;
+        c.initrd_path = "/nonexistent/initrd";
+        expect_create_error("missing initrd", c, "No such file");
+        snprintf(p, sizeof(p), "%s/big-initrd", dir);
+        int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+        CHECK(fd >= 0 && ftruncate(fd, 30 << 20) == 0, "making a big initrd");
+        close(fd);
+        c.initrd_path = p;
+        c.mem_size = 32 << 20;
+        expect_create_error("initrd larger than RAM allows", c, "does not fit");
+        c = good;
+        c.mem_size = (64 << 20) + 4096;
+        expect_create_error("unaligned memory", c, "multiple of 2 MiB");
+        c.mem_size = 8 << 20;
+        expect_create_error("tiny memory", c, "between");
+        c.mem_size = 8ULL << 30;
+        expect_create_error("too much memory", c, "between");
+        c = good;
+        c.vcpus = 2;
+        expect_create_error("two vCPUs", c, "only 1 vCPU");
+        c = good;
+        static char longline[5000];
+        memset(longline, 'x', sizeof(longline) - 1);
+        c.cmdline = longline;
+        expect_create_error("huge cmdline", c, "command line");
 
-	snprintf(p, sizeof(p), "rm -rf %s", dir);
-	CHECK(system(p) == 0, "cleanup");
-	sprout_manifest_free(m);
+        snprintf(p, sizeof(p), "rm -rf %s", dir);
+        CHECK(system(p) == 0, "cleanup");
+        sprout_manifest_free(m);
 }
 
 static int count_fds(void)
 {
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	while (d && readdir(d))
-		n++;
-	if (d)
-		closedir(d);
-	return n;
+        int n = 0;
+        DIR *d = opendir("/proc/self/fd");
+        while (d && readdir(d))
+                n++;
+        if (d)
+                closedir(d);
+        return n;
 }
 
 static long rss_kb(void)
 {
-	FILE *f = fopen("/proc/self/statm", "r");
-	long pages = 0, rss = 0;
-	if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2)
-		rss = 0;
-	if (f)
-		fclose(f);
-	return rss * 4;
+        FILE *f = fopen("/proc/self/statm", "r");
+        long pages = 0, rss = 0;
+        if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2)
+                rss = 0;
+        if (f)
+                fclose(f);
+        return rss * 4;
 }
 
 static void case_leaks(void)
 {
-	struct sprout_manifest *m = load_image("hello");
-	struct sprout_err err = {0};
-	int fds0 = count_fds();
-	long rss0 = 0;
-	for (int i = 0; i < 40; i++) {
-		if (i == 5)
-			rss0 = rss_kb(); /* after allocator warm-up */
-		struct sprout_vm *vm = create(m, NULL, &err);
-		CHECK(vm != NULL, "create %d: %s", i, err.msg);
-		if (!vm)
-			break;
-		struct sprout_vm_event ev;
-		if (i % 10 == 0) /* some run a little, so the vCPU has state to drop */
-			CHECK(sprout_vm_run(vm, 50, &ev, &err) == 0, "run %d: %s", i, err.msg);
-		sprout_vm_destroy(vm);
-	}
-	int fds1 = count_fds();
-	long rss1 = rss_kb();
-	printf("fds %d -> %d, rss %ld -> %ld KiB over 35 VMs\n", fds0, fds1, rss0, rss1);
-	CHECK(fds0 == fds1, "file descriptors leaked: %d before, %d after", fds0, fds1);
-	CHECK(rss1 - rss0 < 16 * 1024, "RSS grew by %ld KiB over 35 VM lifecycles", rss1 - rss0);
-	sprout_manifest_free(m);
+        struct sprout_manifest *m = load_image("hello");
+        struct sprout_err err = {0};
+        int fds0 = count_fds();
+        long rss0 = 0;
+        for (int i = 0; i < 40; i++) {
+                if (i == 5)
+                        rss0 = rss_kb(); /* after allocator warm-up */
+                struct sprout_vm *vm = create(m, NULL, &err);
+                CHECK(vm != NULL, "create %d: %s", i, err.msg);
+                if (!vm)
+                        break;
+                struct sprout_vm_event ev;
+                if (i % 10 == 0) /* some run a little, so the vCPU has state to drop */
+                        CHECK(sprout_vm_run(vm, 50, &ev, &err) == 0, "run %d: %s", i, err.msg);
+                sprout_vm_destroy(vm);
+        }
+        int fds1 = count_fds();
+        long rss1 = rss_kb();
+        printf("fds %d -> %d, rss %ld -> %ld KiB over 35 VMs\n", fds0, fds1, rss0, rss1);
+        CHECK(fds0 == fds1, "file descriptors leaked: %d before, %d after", fds0, fds1);
+        CHECK(rss1 - rss0 < 16 * 1024, "RSS grew by %ld KiB over 35 VM lifecycles", rss1 - rss0);
+        sprout_manifest_free(m);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} cases[] = {
-		{"boot_hello", case_boot_hello}, {"boot_poweroff", case_boot_poweroff},
-		{"boot_crash", case_boot_crash}, {"hostile", case_hostile},
-		{"timeout", case_timeout},       {"bad_input", case_bad_input},
-		{"leaks", case_leaks},
-	};
-	if (argc != 3) {
-		fprintf(stderr, "usage: test_vmm CASE IMAGES_DIR\n");
-		return 2;
-	}
-	images = argv[2];
-	struct sprout_err err = {0};
-	if (sprout_kvm_open(&kvm, &err) < 0) {
-		fprintf(stderr, "FAIL: KVM tests need a usable /dev/kvm: %s\n", err.msg);
-		printf("0 passed, 1 failed\n");
-		return 1;
-	}
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		if (!strcmp(argv[1], cases[i].name)) {
-			cases[i].fn();
-			sprout_kvm_close(kvm);
-			return check_finish();
-		}
-	}
-	fprintf(stderr, "unknown case %s\n", argv[1]);
-	return 2;
+        static const struct {
+                const char *name;
+                void (*fn)(void);
+        } cases[] = {
+            {"boot_hello", case_boot_hello}, {"boot_poweroff", case_boot_poweroff},
+            {"boot_crash", case_boot_crash}, {"hostile", case_hostile},
+            {"timeout", case_timeout},       {"bad_input", case_bad_input},
+            {"leaks", case_leaks},
+        };
+        if (argc != 3) {
+                fprintf(stderr, "usage: test_vmm CASE IMAGES_DIR\n");
+                return 2;
+        }
+        images = argv[2];
+        struct sprout_err err = {0};
+        if (sprout_kvm_open(&kvm, &err) < 0) {
+                fprintf(stderr, "FAIL: KVM tests need a usable /dev/kvm: %s\n", err.msg);
+                printf("0 passed, 1 failed\n");
+                return 1;
+        }
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                if (!strcmp(argv[1], cases[i].name)) {
+                        cases[i].fn();
+                        sprout_kvm_close(kvm);
+                        return check_finish();
+                }
+        }
+        fprintf(stderr, "unknown case %s\n", argv[1]);
+        return 2;
 }
