@@ -4,6 +4,7 @@
  * initrd */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ static void usage(FILE *f)
 {
         fprintf(
             f,
-            "usage: sprout bench clone SNAPSHOT [-n N] [--pool P] [--request JSON] [--json]\n"
+            "usage: sprout bench clone SNAPSHOT [-n N] [--pool P] [--request JSON] [--no-qemu] [--json]\n"
             "       sprout bench boot IMAGE [-n N] [--no-qemu] [--json]\n\n"
             "clone: restores N clones (default 1000) of SNAPSHOT in batches of P pooled VM shells\n"
             "       (default 16), invokes each, and reports restore latency (call to vCPU "
@@ -49,7 +50,45 @@ static void row(const char *what, struct latency_summary s, const char *unit, bo
                        s.p50, s.p90, s.p99, s.max, unit);
 }
 
-static int bench_clone(const char *path, long n, long pool, const char *req, bool json)
+/* QEMU restoring the snapshot's guest from a migration file, for comparison in the same run. */
+static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bool json)
+{
+	enum { RUNS = 20 };
+	const char *mj = sprout_base_info(base)->manifest_json;
+	json_t *j = mj ? json_loads(mj, 0, NULL) : NULL;
+	const char *kernel = json_string_value(json_object_get(j, "kernel"));
+	const char *initrd = json_string_value(json_object_get(j, "initrd"));
+	const char *cmdline = json_string_value(json_object_get(j, "cmdline"));
+	json_int_t mib = json_integer_value(json_object_get(j, "memory_mib"));
+	char dir[] = "/tmp/sprout-qemu-XXXXXX";
+	double t[RUNS];
+	struct sprout_err err = {0};
+
+	if (!kernel || !initrd || !cmdline || mib <= 0) {
+		fprintf(stderr, "sprout bench: the snapshot's manifest lacks kernel/initrd/cmdline: "
+				"no QEMU comparison\n");
+	} else if (!mkdtemp(dir)) {
+		fprintf(stderr, "sprout bench: mkdtemp: %s\n", strerror(errno));
+	} else {
+		struct sprout_manifest m = {.kernel_path = (char *)kernel,
+					    .initrd_path = (char *)initrd,
+					    .mem_size = (uint64_t)mib << 20};
+		if (!json)
+			fprintf(stderr, "  qemu: booting the same guest to save it (takes a while "
+					"on PVM hosts)...\n");
+		if (qemu_restore_bench(&m, cmdline, host_kind, dir, RUNS, t, &err) < 0) {
+			fprintf(stderr, "sprout bench: qemu: %s\n", err.msg);
+		} else {
+			for (int i = 0; i < RUNS; i++)
+				t[i] *= 1e3;
+			row("qemu: restore from file to running", summarize(t, RUNS), "ms", json);
+		}
+		rmdir(dir);
+	}
+	json_decref(j);
+}
+
+static int bench_clone(const char *path, long n, long pool, const char *req, bool qemu, bool json)
 {
         struct sprout_err err = {0};
         struct sprout_kvm *kvm = NULL;
@@ -192,7 +231,9 @@ static int bench_clone(const char *path, long n, long pool, const char *req, boo
         row("base load", summarize(load_ms, (size_t)loads), "ms", json);
         row("base load throughput", summarize(load_mbs, (size_t)loads), "MiB/s", json);
         row("private memory per idle clone", pm, "KiB", json);
-        rc = 0;
+        if (qemu)
+		bench_qemu_restore(base, sprout_kvm_host_kind(kvm), json);
+	rc = 0;
 out:
         sprout_base_free(base);
         sprout_kvm_close(kvm);
@@ -343,7 +384,7 @@ int sprout_cmd_bench(int argc, char **argv)
                 return 2;
         }
         if (!strcmp(argv[optind], "clone"))
-                return bench_clone(argv[optind + 1], n < 0 ? 1000 : n, pool, req, json);
+                return bench_clone(argv[optind + 1], n < 0 ? 1000 : n, pool, req, qemu, json);
         if (!strcmp(argv[optind], "boot"))
                 return bench_boot(argv[optind + 1], n < 0 ? 5 : n, qemu, json);
         fprintf(stderr, "sprout bench: unknown benchmark '%s'\n", argv[optind]);
