@@ -1,12 +1,13 @@
-/* Turning one RAM chunk into its index facts and zstd frame: find the non-zero pages, pack them, compress
- * them as one independent frame with a content checksum, and hash the frame. */
+/* Turning one RAM chunk into its index facts and zstd frame: find the non-zero pages, pack them,
+ * compress them as one independent frame with a content checksum, and hash the frame. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "snapshot_internal.h"
 
-int snap_encoder_init(struct snap_encoder *e, uint32_t chunk_size, int level, struct sprout_err *err)
+int snap_encoder_init(struct snap_encoder *e, uint32_t chunk_size, int level,
+                      struct sprout_err *err)
 {
         memset(e, 0, sizeof(*e));
         e->chunk_size = chunk_size;
@@ -38,7 +39,8 @@ void snap_encoder_fini(struct snap_encoder *e)
         e->staging = NULL;
 }
 
-/* memcpy keeps the loads legal for any alignment of the caller's RAM; GCC turns them into plain loads. */
+/* memcpy keeps the loads legal for any alignment of the caller's RAM; GCC turns them into plain
+ * loads. */
 static bool page_is_zero(const uint8_t *p)
 {
         for (unsigned i = 0; i < SNAP_PAGE_SIZE; i += 64) {

@@ -8,16 +8,17 @@
 
 #include "sprout/snapshot.h"
 
-/* Fields are stored in host order and sprout runs on x86-64 only; a big-endian port must add swaps. */
+/* Fields are stored in host order and sprout runs on x86-64 only; a big-endian port must add swaps.
+ */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format is little-endian");
 
-#define SNAP_MAGIC         "SPROUTSN"
-#define SNAP_MAGIC_LEN     8
-#define SNAP_HEADER_SIZE   256u
-#define SNAP_SEC_PREFIX    16u /* u32 tag, u32 flags, u64 length */
-#define SNAP_ALIGN         8u  /* section data and index entries start 8-byte aligned */
-#define SNAP_ENTRY_FIXED   32u /* index entry before its bitmap */
-#define SNAP_PAGES_MAX     (SNAP_MAX_CHUNK / SNAP_PAGE_SIZE)
+#define SNAP_MAGIC       "SPROUTSN"
+#define SNAP_MAGIC_LEN   8
+#define SNAP_HEADER_SIZE 256u
+#define SNAP_SEC_PREFIX  16u /* u32 tag, u32 flags, u64 length */
+#define SNAP_ALIGN       8u  /* section data and index entries start 8-byte aligned */
+#define SNAP_ENTRY_FIXED 32u /* index entry before its bitmap */
+#define SNAP_PAGES_MAX   (SNAP_MAX_CHUNK / SNAP_PAGE_SIZE)
 
 struct __attribute__((packed)) snap_fmt_header {
         char magic[SNAP_MAGIC_LEN];
@@ -44,9 +45,10 @@ struct __attribute__((packed)) snap_fmt_header {
         uint32_t index_entry_size;
         uint32_t flags; /* none defined: must be 0 */
         uint64_t nonzero_pages;
-        uint64_t index_checksum;  /* XXH3-64 of the index bytes */
-        uint64_t header_checksum; /* XXH3-64 of this header (this field as 0) then the sections area */
-        uint8_t reserved[88];     /* must be 0 */
+        uint64_t index_checksum; /* XXH3-64 of the index bytes */
+        uint64_t
+            header_checksum;  /* XXH3-64 of this header (this field as 0) then the sections area */
+        uint8_t reserved[88]; /* must be 0 */
 };
 
 _Static_assert(sizeof(struct snap_fmt_header) == SNAP_HEADER_SIZE, "header size");
@@ -77,8 +79,8 @@ struct __attribute__((packed)) snap_fmt_section {
 };
 _Static_assert(sizeof(struct snap_fmt_section) == SNAP_SEC_PREFIX, "section prefix size");
 
-/* Each chunk index entry: this, then a bitmap of the chunk's non-zero pages (bit i of byte i/8, least
- * significant first, is page i), zero-padded so the entry is index_entry_size bytes. */
+/* Each chunk index entry: this, then a bitmap of the chunk's non-zero pages (bit i of byte i/8,
+ * least significant first, is page i), zero-padded so the entry is index_entry_size bytes. */
 struct __attribute__((packed)) snap_fmt_entry {
         uint64_t ram_off;    /* guest RAM offset, a multiple of chunk_size */
         uint64_t file_off;   /* of the zstd frame */

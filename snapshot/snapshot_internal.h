@@ -19,7 +19,7 @@ struct snap_file {
         struct snap_info info;
         uint8_t *sections_area; /* hdr.sections_len bytes; section data points into it */
         struct snap_section *secs;
-        uint8_t *index; /* hdr.index_len bytes, validated */
+        uint8_t *index;    /* hdr.index_len bytes, validated */
         uint32_t max_clen; /* largest frame: sizes the read buffers */
 };
 
@@ -41,7 +41,7 @@ struct snap_io {
         uint8_t *buf;
         uint64_t len;
         uint64_t off;
-        uint64_t done; /* bytes transferred so far */
+        uint64_t done;   /* bytes transferred so far */
         uint64_t cookie; /* the owner's (a slot number) */
 };
 
@@ -51,7 +51,8 @@ int snap_io_submit(struct io_uring *ring, struct snap_io *io);
 #define SNAP_IO_DONE    1
 #define SNAP_IO_PARTIAL 0
 /* Account one completion (and mark it seen). *io is set to the request it belongs to. Returns
- * SNAP_IO_DONE, SNAP_IO_PARTIAL (the caller resubmits), or -errno; -ENODATA for end of file on a read. */
+ * SNAP_IO_DONE, SNAP_IO_PARTIAL (the caller resubmits), or -errno; -ENODATA for end of file on a
+ * read. */
 int snap_io_reap(struct io_uring *ring, struct io_uring_cqe *cqe, struct snap_io **io);
 /* Submit io and wait until all of it is transferred; the ring must have nothing else in flight. */
 int snap_io_run(struct io_uring *ring, struct snap_io *io);
@@ -71,7 +72,8 @@ struct snap_encoded {
         uint8_t bitmap[SNAP_PAGES_MAX / 8];
 };
 
-int snap_encoder_init(struct snap_encoder *e, uint32_t chunk_size, int level, struct sprout_err *err);
+int snap_encoder_init(struct snap_encoder *e, uint32_t chunk_size, int level,
+                      struct sprout_err *err);
 void snap_encoder_fini(struct snap_encoder *e);
 /* Encode len bytes of RAM (a multiple of the page size, at most chunk_size) into a frame in out. */
 int snap_encode_chunk(struct snap_encoder *e, const uint8_t *ram, uint32_t len, uint8_t *out,
@@ -127,9 +129,9 @@ int snapv_sections(const struct snap_fmt_header *h, const uint8_t *area, struct 
 int snapv_index(const struct snap_fmt_header *h, const uint8_t *index, uint32_t *max_clen,
                 uint64_t *compressed, const char *path, struct sprout_err *err);
 
-/* Check one frame against its index entry and decompress it: into map (guest RAM, page-scattered by
- * the bitmap) or, with map NULL, only into staging to verify it. */
-int snap_decode_chunk(const struct snap_file *f, uint64_t i, const uint8_t *frame, uint8_t *map,
+/* Check one frame against its index entry and decompress it into staging (chunk_size bytes); then,
+ * unless memfd is -1 (verify only), write its pages into memfd at their RAM offsets. */
+int snap_decode_chunk(const struct snap_file *f, uint64_t i, const uint8_t *frame, int memfd,
                       uint8_t *staging, ZSTD_DCtx *dctx, struct sprout_err *err);
 
 struct snap_pool_result {
@@ -138,9 +140,9 @@ struct snap_pool_result {
         unsigned threads;
 };
 
-/* Read and decode every chunk on threads workers (0: one per online CPU), each with its own io_uring.
- * On failure err describes the lowest-numbered bad chunk. */
-int snap_pool_run(struct snap_file *f, unsigned threads, uint8_t *map, struct snap_pool_result *res,
+/* Read and decode every chunk on threads workers (0: one per online CPU), each with its own
+ * io_uring. On failure err describes the lowest-numbered bad chunk. */
+int snap_pool_run(struct snap_file *f, unsigned threads, int memfd, struct snap_pool_result *res,
                   struct sprout_err *err);
 
 #endif

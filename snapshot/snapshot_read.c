@@ -19,12 +19,13 @@ static int pread_full(struct snap_file *f, void *buf, uint64_t len, uint64_t off
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
-                        return sprout_err_errno(err, -errno, "%s: reading the %s (%llu bytes at offset %llu)",
-                                                f->path, what, (unsigned long long)len,
-                                                (unsigned long long)off);
+                        return sprout_err_errno(
+                            err, -errno, "%s: reading the %s (%llu bytes at offset %llu)", f->path,
+                            what, (unsigned long long)len, (unsigned long long)off);
                 if (n == 0)
                         return sprout_err_set(err, -EIO,
-                                              "%s: file ended at offset %llu while reading the %s (changed while open?)",
+                                              "%s: file ended at offset %llu while reading the %s "
+                                              "(changed while open?)",
                                               f->path, (unsigned long long)(off + done), what);
                 done += (uint64_t)n;
         }
@@ -63,9 +64,10 @@ int snap_open(const char *path, struct snap_file **out, struct sprout_err *err)
         }
         uint64_t size = (uint64_t)sb.st_size;
         if (size < SNAP_HEADER_SIZE) {
-                rc = sprout_err_set(err, -EINVAL,
-                                    "%s: file is %llu bytes, shorter than the %u-byte header (truncated?)",
-                                    path, (unsigned long long)size, SNAP_HEADER_SIZE);
+                rc = sprout_err_set(
+                    err, -EINVAL,
+                    "%s: file is %llu bytes, shorter than the %u-byte header (truncated?)", path,
+                    (unsigned long long)size, SNAP_HEADER_SIZE);
                 goto fail;
         }
         rc = pread_full(f, h, sizeof(*h), 0, "header", err);
@@ -81,16 +83,18 @@ int snap_open(const char *path, struct snap_file **out, struct sprout_err *err)
                                     path, (unsigned long long)h->sections_len);
                 goto fail;
         }
-        rc = pread_full(f, f->sections_area, h->sections_len, h->sections_off, "sections area", err);
+        rc =
+            pread_full(f, f->sections_area, h->sections_len, h->sections_off, "sections area", err);
         if (rc < 0)
                 goto fail;
         uint64_t sum = snapfmt_header_hash(h, f->sections_area, h->sections_len);
         if (sum != h->header_checksum) {
-                rc = sprout_err_set(err, -EBADMSG,
-                                    "%s: header+sections checksum mismatch: header_checksum (offset 160) is 0x%016llx, the first %llu bytes hash to 0x%016llx",
-                                    path, (unsigned long long)h->header_checksum,
-                                    (unsigned long long)(SNAP_HEADER_SIZE + h->sections_len),
-                                    (unsigned long long)sum);
+                rc = sprout_err_set(
+                    err, -EBADMSG,
+                    "%s: header+sections checksum mismatch: header_checksum (offset 160) is "
+                    "0x%016llx, the header and %llu bytes of sections hash to 0x%016llx",
+                    path, (unsigned long long)h->header_checksum,
+                    (unsigned long long)h->sections_len, (unsigned long long)sum);
                 goto fail;
         }
         rc = snapv_header(h, size, path, err);
@@ -110,8 +114,8 @@ int snap_open(const char *path, struct snap_file **out, struct sprout_err *err)
         /* Bounded by snapv_header: at most 2^20 entries of at most 2080 bytes. */
         f->index = malloc(h->index_len ? h->index_len : 1);
         if (!f->index) {
-                rc = sprout_err_set(err, -ENOMEM, "%s: out of memory for a %llu-byte chunk index", path,
-                                    (unsigned long long)h->index_len);
+                rc = sprout_err_set(err, -ENOMEM, "%s: out of memory for a %llu-byte chunk index",
+                                    path, (unsigned long long)h->index_len);
                 goto fail;
         }
         rc = pread_full(f, f->index, h->index_len, h->index_off, "chunk index", err);
@@ -119,11 +123,12 @@ int snap_open(const char *path, struct snap_file **out, struct sprout_err *err)
                 goto fail;
         sum = snapfmt_hash(f->index, h->index_len);
         if (sum != h->index_checksum) {
-                rc = sprout_err_set(err, -EBADMSG,
-                                    "%s: chunk index checksum mismatch: index_checksum (offset 152) is 0x%016llx, the %llu-byte index at offset %llu hashes to 0x%016llx",
-                                    path, (unsigned long long)h->index_checksum,
-                                    (unsigned long long)h->index_len,
-                                    (unsigned long long)h->index_off, (unsigned long long)sum);
+                rc = sprout_err_set(
+                    err, -EBADMSG,
+                    "%s: chunk index checksum mismatch: index_checksum (offset 152) is 0x%016llx, "
+                    "the %llu-byte index at offset %llu hashes to 0x%016llx",
+                    path, (unsigned long long)h->index_checksum, (unsigned long long)h->index_len,
+                    (unsigned long long)h->index_off, (unsigned long long)sum);
                 goto fail;
         }
         rc = snapv_index(h, f->index, &f->max_clen, &f->info.compressed_bytes, path, err);

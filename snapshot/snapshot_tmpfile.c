@@ -1,5 +1,5 @@
-/* The temporary file a snapshot is written to, beside its final name so the commit is one rename within
- * a directory: atomic, and durable once the directory is fsynced. */
+/* The temporary file a snapshot is written to, beside its final name so the commit is one rename
+ * within a directory: atomic, and durable once the directory is fsynced. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,7 +13,8 @@
 
 static int random_suffix(char *s, size_t n)
 {
-        static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        static const char alphabet[] =
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         uint8_t r[16];
         if (n > sizeof(r))
                 return -EINVAL;
@@ -43,9 +44,9 @@ int snap_tmp_create(struct snap_tmp *t, const char *path, struct sprout_err *err
                 return sprout_err_set(err, -ENOMEM, "out of memory for the snapshot path");
         /* ".NAME.tmp.XXXXXX" must itself be a valid file name. */
         if (strlen(base) + 12 > NAME_MAX)
-                return sprout_err_set(err, -ENAMETOOLONG,
-                                      "snapshot file name \"%s\" is too long to derive a temporary name",
-                                      base);
+                return sprout_err_set(
+                    err, -ENAMETOOLONG,
+                    "snapshot file name \"%s\" is too long to derive a temporary name", base);
 
         t->dirfd = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (t->dirfd < 0)
@@ -78,7 +79,8 @@ int snap_tmp_commit(struct snap_tmp *t, struct sprout_err *err)
         t->linked = false;
         if (fsync(t->dirfd) < 0) {
                 int rc = -errno;
-                /* Failure must mean no snapshot under the final name; we cannot vouch for this one. */
+                /* Failure must mean no snapshot under the final name; we cannot vouch for this one.
+                 */
                 unlinkat(t->dirfd, t->base, 0);
                 return sprout_err_errno(err, rc, "fsync of directory %s after renaming %s", t->dir,
                                         t->base);

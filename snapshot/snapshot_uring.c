@@ -1,5 +1,5 @@
-/* Positional reads, writes and fsyncs through io_uring, resumed after short transfers, so callers can
- * keep many in flight and treat each as all-or-error. */
+/* Positional reads, writes and fsyncs through io_uring, resumed after short transfers, so callers
+ * can keep many in flight and treat each as all-or-error. */
 #include <errno.h>
 
 #include "snapshot_internal.h"

@@ -10,41 +10,46 @@
 
 #include "snapshot_internal.h"
 
-static int check_opts(const struct snap_write_opts *o, struct snap_wparams *p, struct sprout_err *err)
+static int check_opts(const struct snap_write_opts *o, struct snap_wparams *p,
+                      struct sprout_err *err)
 {
         if (!o->path || !*o->path)
                 return sprout_err_set(err, -EINVAL, "snapshot write: no path given");
         p->chunk_size = o->chunk_size ? o->chunk_size : SNAP_DEFAULT_CHUNK;
         if (p->chunk_size < SNAP_MIN_CHUNK || p->chunk_size > SNAP_MAX_CHUNK ||
             (p->chunk_size & (p->chunk_size - 1)))
-                return sprout_err_set(err, -EINVAL,
-                                      "snapshot write: chunk_size %u is not a power of two in [%u, %u]",
-                                      p->chunk_size, SNAP_MIN_CHUNK, SNAP_MAX_CHUNK);
+                return sprout_err_set(
+                    err, -EINVAL, "snapshot write: chunk_size %u is not a power of two in [%u, %u]",
+                    p->chunk_size, SNAP_MIN_CHUNK, SNAP_MAX_CHUNK);
         p->entry_size = snapfmt_entry_size(p->chunk_size);
         p->level = o->zstd_level ? o->zstd_level : SNAP_DEFAULT_ZSTD_LEVEL;
         if (p->level < ZSTD_minCLevel() || p->level > ZSTD_maxCLevel())
                 return sprout_err_set(err, -EINVAL,
-                                      "snapshot write: zstd_level %d is outside zstd's [%d, %d]", p->level,
-                                      ZSTD_minCLevel(), ZSTD_maxCLevel());
+                                      "snapshot write: zstd_level %d is outside zstd's [%d, %d]",
+                                      p->level, ZSTD_minCLevel(), ZSTD_maxCLevel());
         p->threads = o->threads ? o->threads : snap_default_threads();
         if (p->threads > SNAP_MAX_THREADS)
-                return sprout_err_set(err, -EINVAL, "snapshot write: %u threads exceeds the cap of %u",
+                return sprout_err_set(err, -EINVAL,
+                                      "snapshot write: %u threads exceeds the cap of %u",
                                       p->threads, SNAP_MAX_THREADS);
         if (o->ram_size == 0 || o->ram_size > SNAP_MAX_RAM || o->ram_size % SNAP_PAGE_SIZE)
-                return sprout_err_set(err, -EINVAL,
-                                      "snapshot write: ram_size %llu is not a multiple of %u in (0, %llu]",
-                                      (unsigned long long)o->ram_size, SNAP_PAGE_SIZE, SNAP_MAX_RAM);
+                return sprout_err_set(
+                    err, -EINVAL,
+                    "snapshot write: ram_size %llu is not a multiple of %u in (0, %llu]",
+                    (unsigned long long)o->ram_size, SNAP_PAGE_SIZE, SNAP_MAX_RAM);
         if (!o->ram)
                 return sprout_err_set(err, -EINVAL, "snapshot write: ram is NULL");
         if (o->vcpus == 0 || o->vcpus > SNAP_MAX_VCPUS)
                 return sprout_err_set(err, -EINVAL, "snapshot write: vcpus %u is outside [1, %u]",
                                       o->vcpus, SNAP_MAX_VCPUS);
         if (!memchr(o->host.cpu_vendor, '\0', sizeof(o->host.cpu_vendor)))
-                return sprout_err_set(err, -EINVAL,
-                                      "snapshot write: host.cpu_vendor is not NUL-terminated within %zu bytes",
-                                      sizeof(o->host.cpu_vendor));
+                return sprout_err_set(
+                    err, -EINVAL,
+                    "snapshot write: host.cpu_vendor is not NUL-terminated within %zu bytes",
+                    sizeof(o->host.cpu_vendor));
         if (o->nsections > SNAP_MAX_SECTIONS)
-                return sprout_err_set(err, -EINVAL, "snapshot write: %u sections exceeds the cap of %u",
+                return sprout_err_set(err, -EINVAL,
+                                      "snapshot write: %u sections exceeds the cap of %u",
                                       o->nsections, SNAP_MAX_SECTIONS);
         if (o->nsections && !o->sections)
                 return sprout_err_set(err, -EINVAL, "snapshot write: sections is NULL");
@@ -53,19 +58,20 @@ static int check_opts(const struct snap_write_opts *o, struct snap_wparams *p, s
                 const struct snap_section *s = &o->sections[i];
                 if (s->len > SNAP_MAX_SECTION_LEN)
                         return sprout_err_set(err, -EINVAL,
-                                              "snapshot write: section %u (tag 0x%x) is %llu bytes, over the cap of %llu",
+                                              "snapshot write: section %u (tag 0x%x) is %llu "
+                                              "bytes, over the cap of %llu",
                                               i, s->tag, (unsigned long long)s->len,
                                               SNAP_MAX_SECTION_LEN);
                 if (s->len && !s->data)
                         return sprout_err_set(err, -EINVAL,
-                                              "snapshot write: section %u (tag 0x%x) has no data", i,
-                                              s->tag);
+                                              "snapshot write: section %u (tag 0x%x) has no data",
+                                              i, s->tag);
                 total += SNAP_SEC_PREFIX + snapfmt_align(s->len);
         }
         if (total > SNAP_MAX_SECTIONS_BYTES)
-                return sprout_err_set(err, -EINVAL,
-                                      "snapshot write: sections take %llu bytes, over the cap of %llu",
-                                      (unsigned long long)total, SNAP_MAX_SECTIONS_BYTES);
+                return sprout_err_set(
+                    err, -EINVAL, "snapshot write: sections take %llu bytes, over the cap of %llu",
+                    (unsigned long long)total, SNAP_MAX_SECTIONS_BYTES);
         return 0;
 }
 
@@ -109,7 +115,8 @@ static void fill_header(struct snap_fmt_header *h, const struct snap_write_opts 
         h->created_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
         h->host_kind = o->host.host_kind;
         /* Copy only up to the NUL so stray bytes after it never reach the disk. */
-        memcpy(h->cpu_vendor, o->host.cpu_vendor, strnlen(o->host.cpu_vendor, sizeof(h->cpu_vendor)));
+        memcpy(h->cpu_vendor, o->host.cpu_vendor,
+               strnlen(o->host.cpu_vendor, sizeof(h->cpu_vendor)));
         h->cpu_family = o->host.family;
         h->cpu_model = o->host.model;
         h->cpu_stepping = o->host.stepping;
@@ -162,17 +169,19 @@ int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st, str
         }
         have_ring = true;
 
-        struct snap_io io = {
-                .op = SNAP_IO_WRITE, .fd = tmp.fd, .buf = sections, .len = sections_len,
-                .off = SNAP_HEADER_SIZE};
+        struct snap_io io = {.op = SNAP_IO_WRITE,
+                             .fd = tmp.fd,
+                             .buf = sections,
+                             .len = sections_len,
+                             .off = SNAP_HEADER_SIZE};
         rc = snap_io_run(&ring, &io);
         if (rc < 0) {
                 sprout_err_errno(err, rc, "writing the %llu-byte sections area to %s",
                                  (unsigned long long)sections_len, where);
                 goto out;
         }
-        rc = snap_write_chunks(o, &p, &ring, tmp.fd, SNAP_HEADER_SIZE + sections_len, where, &chunks,
-                               err);
+        rc = snap_write_chunks(o, &p, &ring, tmp.fd, SNAP_HEADER_SIZE + sections_len, where,
+                               &chunks, err);
         if (rc < 0)
                 goto out;
 
@@ -180,8 +189,11 @@ int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st, str
         hdr.index_checksum = snapfmt_hash(chunks.index, hdr.index_len);
         hdr.header_checksum = snapfmt_header_hash(&hdr, sections, sections_len);
 
-        io = (struct snap_io){.op = SNAP_IO_WRITE, .fd = tmp.fd, .buf = chunks.index,
-                              .len = hdr.index_len, .off = hdr.index_off};
+        io = (struct snap_io){.op = SNAP_IO_WRITE,
+                              .fd = tmp.fd,
+                              .buf = chunks.index,
+                              .len = hdr.index_len,
+                              .off = hdr.index_off};
         rc = snap_io_run(&ring, &io);
         if (rc < 0) {
                 sprout_err_errno(err, rc, "writing the %llu-byte chunk index at offset %llu to %s",
@@ -190,8 +202,11 @@ int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st, str
                 goto out;
         }
         /* The header goes last: until it is in place the file has no valid magic. */
-        io = (struct snap_io){.op = SNAP_IO_WRITE, .fd = tmp.fd, .buf = (uint8_t *)&hdr,
-                              .len = sizeof(hdr), .off = 0};
+        io = (struct snap_io){.op = SNAP_IO_WRITE,
+                              .fd = tmp.fd,
+                              .buf = (uint8_t *)&hdr,
+                              .len = sizeof(hdr),
+                              .off = 0};
         rc = snap_io_run(&ring, &io);
         if (rc < 0) {
                 sprout_err_errno(err, rc, "writing the header to %s", where);

@@ -1,6 +1,6 @@
 /* The writer's chunk pipeline: worker threads compress chunks into a small ring of slots while the
- * calling thread writes finished frames through io_uring strictly in RAM order, so the index comes out
- * sorted and the frames contiguous whatever order the workers finish in. */
+ * calling thread writes finished frames through io_uring strictly in RAM order, so the index comes
+ * out sorted and the frames contiguous whatever order the workers finish in. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -119,11 +119,11 @@ static void add_entry(uint8_t *index, uint64_t n, uint32_t entry_size, uint64_t 
                       uint64_t file_off, const struct snap_encoded *enc)
 {
         struct snap_fmt_entry e = {
-                .ram_off = ram_off,
-                .file_off = file_off,
-                .clen = enc->clen,
-                .npages = enc->npages,
-                .frame_hash = enc->hash,
+            .ram_off = ram_off,
+            .file_off = file_off,
+            .clen = enc->clen,
+            .npages = enc->npages,
+            .frame_hash = enc->hash,
         };
         uint8_t *p = index + n * entry_size;
         memcpy(p, &e, sizeof(e));
@@ -135,13 +135,13 @@ int snap_write_chunks(const struct snap_write_opts *o, const struct snap_wparams
                       struct snap_chunks_out *out, struct sprout_err *err)
 {
         struct pipe pp = {
-                .o = o,
-                .chunk_size = p->chunk_size,
-                .total = (o->ram_size + p->chunk_size - 1) / p->chunk_size,
-                .out_cap = ZSTD_compressBound(p->chunk_size),
-                .efd = -1,
-                .lock = PTHREAD_MUTEX_INITIALIZER,
-                .cond = PTHREAD_COND_INITIALIZER,
+            .o = o,
+            .chunk_size = p->chunk_size,
+            .total = (o->ram_size + p->chunk_size - 1) / p->chunk_size,
+            .out_cap = ZSTD_compressBound(p->chunk_size),
+            .efd = -1,
+            .lock = PTHREAD_MUTEX_INITIALIZER,
+            .cond = PTHREAD_COND_INITIALIZER,
         };
         unsigned nthreads = p->threads;
         if (nthreads > pp.total)
@@ -167,7 +167,8 @@ int snap_write_chunks(const struct snap_write_opts *o, const struct snap_wparams
                 pp.slots[i].turn = i;
                 pp.slots[i].out = malloc(pp.out_cap);
                 if (!pp.slots[i].out) {
-                        rc = sprout_err_set(err, -ENOMEM, "out of memory for %u frame buffers of %zu bytes",
+                        rc = sprout_err_set(err, -ENOMEM,
+                                            "out of memory for %u frame buffers of %zu bytes",
                                             pp.nslots, pp.out_cap);
                         goto out;
                 }
@@ -214,7 +215,8 @@ int snap_write_chunks(const struct snap_write_opts *o, const struct snap_wparams
                         inflight--;
                         if (r < 0) {
                                 rc = sprout_err_errno(err, r,
-                                                      "writing the frame of RAM chunk 0x%llx (%llu bytes at file offset %llu) to %s",
+                                                      "writing the frame of RAM chunk 0x%llx (%llu "
+                                                      "bytes at file offset %llu) to %s",
                                                       (unsigned long long)(s->turn * pp.chunk_size),
                                                       (unsigned long long)io->len,
                                                       (unsigned long long)io->off, where);
@@ -237,23 +239,24 @@ int snap_write_chunks(const struct snap_write_opts *o, const struct snap_wparams
                         if (s->enc.npages == 0) {
                                 slot_set(&pp, s, SLOT_FREE);
                         } else {
-                                add_entry(out->index, out->nchunks, p->entry_size, next * pp.chunk_size,
-                                          file_off, &s->enc);
+                                add_entry(out->index, out->nchunks, p->entry_size,
+                                          next * pp.chunk_size, file_off, &s->enc);
                                 out->nchunks++;
                                 out->nonzero_pages += s->enc.npages;
                                 s->io = (struct snap_io){
-                                        .op = SNAP_IO_WRITE,
-                                        .fd = fd,
-                                        .buf = s->out,
-                                        .len = s->enc.clen,
-                                        .off = file_off,
-                                        .cookie = next % pp.nslots,
+                                    .op = SNAP_IO_WRITE,
+                                    .fd = fd,
+                                    .buf = s->out,
+                                    .len = s->enc.clen,
+                                    .off = file_off,
+                                    .cookie = next % pp.nslots,
                                 };
                                 slot_set(&pp, s, SLOT_WRITING);
                                 int r = snap_io_submit(ring, &s->io);
                                 if (r < 0) {
-                                        rc = sprout_err_errno(err, r, "io_uring submit of a %u-byte write to %s",
-                                                              s->enc.clen, where);
+                                        rc = sprout_err_errno(
+                                            err, r, "io_uring submit of a %u-byte write to %s",
+                                            s->enc.clen, where);
                                         goto stop;
                                 }
                                 inflight++;
@@ -267,7 +270,8 @@ int snap_write_chunks(const struct snap_write_opts *o, const struct snap_wparams
                                         done = o->ram_size;
                                 if (o->progress(o->progress_ctx, done, o->ram_size)) {
                                         rc = sprout_err_set(err, -ECANCELED,
-                                                            "snapshot write cancelled by the caller after %llu of %llu RAM bytes",
+                                                            "snapshot write cancelled by the "
+                                                            "caller after %llu of %llu RAM bytes",
                                                             (unsigned long long)done,
                                                             (unsigned long long)o->ram_size);
                                         goto stop;
@@ -289,7 +293,8 @@ stop:
                 pthread_join(ws[i].tid, NULL);
                 snap_encoder_fini(&ws[i].enc);
         }
-        /* The kernel may still read frame buffers for writes in flight: wait them out before freeing. */
+        /* The kernel may still read frame buffers for writes in flight: wait them out before
+         * freeing. */
         while (inflight > 0) {
                 struct io_uring_cqe *cqe;
                 int r = io_uring_wait_cqe(ring, &cqe);

@@ -77,7 +77,9 @@ int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st,
 struct snap_file;
 
 /* Open a snapshot and validate its header, sections and chunk index (not the chunk data: see
- * snap_verify). Section data is read into memory; pointers returned below live until snap_close. */
+ * snap_verify). Section data is read into memory; pointers returned below live until snap_close.
+ * An open snap_file is never modified, so loads, verifies and lookups may run on several threads at
+ * once; snap_close must come after all of them. */
 int snap_open(const char *path, struct snap_file **out, struct sprout_err *err);
 void snap_close(struct snap_file *f);
 
@@ -113,7 +115,8 @@ struct snap_load_stats {
 
 /* Decompress RAM into a new memfd of ram_size bytes (zero pages stay holes), verifying every chunk,
  * then seal it (F_SEAL_WRITE|SHRINK|GROW|SEAL). threads 0: one per online CPU. On success *memfd is
- * the caller's to close; clones map it MAP_PRIVATE. */
+ * the caller's to close; clones map it MAP_PRIVATE. On failure *memfd is -1. Note that a read fault
+ * on a hole (a clone reading a zero page) allocates a shared zero page in the memfd. */
 int snap_load_ram(struct snap_file *f, unsigned threads, int *memfd, struct snap_load_stats *st,
                   struct sprout_err *err);
 
