@@ -1,6 +1,7 @@
 /* A guest handler that lies to the VMM: impossible lengths, unknown commands, odd-sized rings. The
  * VMM must survive every one, and report the lies it cannot ignore. Driven by tests/vmm/. */
 #include <string.h>
+#include <unistd.h>
 #include <sys/io.h>
 
 #include "sprout/guest.h"
@@ -33,6 +34,8 @@ int main(void)
                 } else if (c == 'L') { /* loop forever: only the invoke timeout ends this */
                         for (volatile int spin = 1; spin;)
                                 ;
+                } else if (c == 'X') { /* the handler dies mid-request */
+                        _exit(7);
                 } else if (c == 'V') { /* READY again with a foreign ABI major */
                         g.hdr->abi_version = 0x7f0000u;
                         sprout_guest_ring(&g, SPROUT_CMD_READY, 0);

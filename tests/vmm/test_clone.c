@@ -255,6 +255,13 @@ static void case_hostile(void)
         r = sprout_clone_invoke(good, "B", 1, 10000, &resp, &len, &err);
         CHECK(r == -EPROTO && strstr(err.msg, "response area"),
               "a lying response length: r=%d '%s'", r, err.msg);
+        struct sprout_clone *dies;
+        CHECK(sprout_clone_create(b, -1, &dies, NULL, &err) == 0, "clone: %s", err.msg);
+        sprout_err_clear(&err);
+        r = sprout_clone_invoke(dies, "X", 1, 30000, &resp, &len, &err);
+        CHECK(r == -EPROTO && strstr(err.msg, "exited"), "a handler that dies: r=%d '%s'", r,
+              err.msg);
+        sprout_clone_destroy(dies);
         sprout_clone_destroy(bad);
         sprout_clone_destroy(good);
         /* Other clones of the same base still work. */

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The sprout CLI as a user meets it: --help everywhere, exit codes (0 ok, 1 failed, 2 usage), and a
+# clear message for each bad input. Needs no VM boot. Usage: test_cli.sh SPROUT_BINARY IMAGES_DIR
+set -u
+sprout=$1
+images=$2
+pass=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# expect CODE PATTERN -- COMMAND...: runs it, checks the exit code and that stderr+stdout match.
+expect() {
+  local code=$1 pattern=$2
+  shift 3
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [[ $rc == "$code" ]] && grep -qE -- "$pattern" <<<"$out"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1))
+    echo "FAIL: '$*' gave $rc (want $code), output lacks /$pattern/:" >&2
+    echo "$out" | head -5 >&2
+  fi
+}
+
+expect 0 "usage: sprout" -- "$sprout" --help
+expect 2 "unknown command" -- "$sprout" frobnicate
+expect 2 "usage: sprout" -- "$sprout"
+for cmd in build boot prewarm inspect clone bench; do
+  expect 0 "usage: sprout $cmd" -- "$sprout" "$cmd" --help
+  expect 2 "usage|expected|unrecognized|invalid" -- "$sprout" "$cmd" --no-such-option
+done
+expect 2 "timeout" -- "$sprout" boot "$images/hello" --timeout 0
+expect 2 "memory" -- "$sprout" boot "$images/hello" --memory 1
+expect 1 "No such file|not found|does not exist" -- "$sprout" boot "$tmp/missing-image"
+expect 2 "-o FILE" -- "$sprout" prewarm "$images/hello"
+
+# Hostile snapshot files: each refused with a reason, exit 1.
+expect 1 "No such file" -- "$sprout" inspect "$tmp/none.snap"
+head -c 100 /dev/urandom >"$tmp/garbage.snap"
+expect 1 "magic|too small|truncated|short" -- "$sprout" inspect "$tmp/garbage.snap"
+: >"$tmp/empty.snap"
+expect 1 "magic|too small|truncated|short|empty" -- "$sprout" inspect "$tmp/empty.snap"
+expect 1 "magic|too small|truncated|short" -- "$sprout" clone "$tmp/garbage.snap"
+
+# No /dev/kvm: a private mount namespace with an empty /dev hides it for real.
+if command -v unshare >/dev/null && [[ $(id -u) == 0 ]]; then
+  expect 1 "/dev/kvm does not exist" -- unshare -m sh -c \
+    "mount -t tmpfs none /dev && exec '$sprout' boot '$images/hello'"
+else
+  fail=$((fail + 1))
+  echo "FAIL: cannot hide /dev/kvm (needs root and unshare)" >&2
+fi
+
+echo "$pass passed, $fail failed"
+[[ $fail == 0 ]]
