@@ -157,7 +157,10 @@ int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
             .progress_ctx = (void *)o,
         };
         host_facts(kvm, &wo.host);
-        uuid_generate_random(st->uuid);
+        if (o->uuid)
+                memcpy(st->uuid, o->uuid, 16); /* the daemon names the snapshot before it exists */
+        else
+                uuid_generate_random(st->uuid);
         wo.uuid = st->uuid;
         r = snap_write(&wo, &st->write, err);
 out:

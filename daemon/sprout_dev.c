@@ -20,6 +20,7 @@ int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err)
         struct sprout_mailbox_hdr *h = mb;
         h->magic = SPROUT_MB_MAGIC;
         h->host_abi = SPROUT_ABI_VERSION;
+
         return 0;
 }
 

@@ -1,0 +1,43 @@
+/* sproutd's settings: built-in defaults, then an optional JSON config file, then flags, each
+ * overriding the one before. */
+#ifndef SPROUTD_CONFIG_H
+#define SPROUTD_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/un.h>
+
+#include "sprout/err.h"
+
+struct sproutd_config {
+        char state_dir[PATH_MAX];
+        char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        char socket_group[64]; /* "" keeps the daemon's group */
+        int64_t workers;       /* threads that run clone, invoke and load requests */
+        int64_t max_queue;     /* requests waiting for a worker before 429 */
+        int64_t max_clones;    /* live clones, including those being torn down, before 429 */
+        int64_t max_connections;
+        int64_t max_prewarms;     /* prewarms booting at once; more wait as "queued" */
+        int64_t max_prewarm_jobs; /* prewarms queued or running before 429 */
+        int64_t pool_shells;      /* VM shells each loaded base keeps prepared */
+        int64_t reapers;          /* threads that tear clones down */
+        int64_t invoke_timeout_ms;
+        int64_t max_invoke_timeout_ms;
+        int64_t idle_timeout_s;    /* an idle clone is destroyed after this long */
+        int64_t base_keep_s;       /* a base with no clones is unloaded after this long */
+        int64_t prewarm_timeout_s; /* boot to READY */
+        int64_t drain_timeout_s;   /* how long SIGTERM waits for in-flight work */
+        int64_t log_level;         /* SPROUT_LOG_* */
+        bool list_routes;          /* print the route table and exit */
+};
+
+/* Fills c from defaults, the file named by --config (if any) and the flags. Returns 0 to run, 1
+ * when --help or --list-routes was handled (exit 0), or -EINVAL with err naming the bad flag or
+ * field (exit 2). */
+int sproutd_config_load(int argc, char **argv, struct sproutd_config *c, struct sprout_err *err);
+
+void sproutd_usage(const char *prog, FILE *f);
+
+#endif
