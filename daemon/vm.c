@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -272,11 +271,14 @@ int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
         r = build_cmdline(vm, cfg->cmdline, err);
         if (r < 0)
                 goto fail;
-        /* Seed material for the booting guest: with no hardware RNG a small guest reaches READY
-         * with its CRNG uninitialized, and every clone would then pay for the init. */
-        struct sprout_mailbox_hdr *h = (struct sprout_mailbox_hdr *)vm->sdev.mailbox;
-        if (getrandom(h->entropy, sizeof(h->entropy), 0) == (ssize_t)sizeof(h->entropy))
-                h->flags |= SPROUT_MBF_BOOT_ENTROPY;
+        /* The booting VM gets an identity too (a zero UUID: it is no clone). Its entropy seeds the
+         * guest RNG when the runtime opens the device: with no hardware RNG a small guest would
+         * otherwise reach READY with its CRNG uninitialized, and every clone would pay for the
+         * init (measured: ~10 ms and ~80 KiB of private memory per clone on a PVM host). */
+        static const uint8_t no_uuid[16];
+        r = sprout_vm_set_identity(vm, no_uuid, err);
+        if (r < 0)
+                goto fail;
         r = boot_load_elf(vm, cfg->kernel_path, &entry, &kernel_end, err);
         if (r < 0)
                 goto fail;

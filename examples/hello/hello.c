@@ -1,96 +1,260 @@
 /* hello: the example handler. Answers each request with {"hello":"world","echo":...,"seq":N}, where
- * echo is the request itself if it is JSON (else the request as a JSON string) and N counts requests
- * this process has served. Everything it touches on the request path is touched before READY. */
+ * echo is the request itself if it is JSON (else the request as a JSON string) and N counts
+ * requests this process has served. Everything it touches on that path is touched before READY,
+ * and the path makes no system call.
+ *
+ * Two requests exist for tests, recognised by a plain substring (requests are small and trusted):
+ *   "identity"     -> {"hello":"world","clone":"<uuid>","random":"<32 hex>","time_ns":T,
+ *                      "identity_syscalls":S,"identity_ns":D,"clock_step_ns":C,"seq":N}
+ *                     random is 16 fresh bytes from getrandom() (a system call, on purpose: it is
+ *                     what shows that clones of one snapshot got different kernel randomness), T
+ *                     the guest's CLOCK_REALTIME; S, D and C are what applying the clone identity
+ *                     cost this process (system calls, ns) and the clock correction it made.
+ *   "touch_mib": N -> {"hello":"world","touched_mib":N,"seq":N}: writes one byte in every page of N
+ *                     MiB (0..64) of anonymous memory, mapped on the first such request, so a
+ *                     clone's private memory grows by about N MiB.
+ * Both may be in one request. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "sprout/guest.h"
 #include "jsonish.h"
 
+#define TOUCH_MAX_MIB 64u
+
 struct hello {
-	struct sprout_guest g;
-	char *out; /* the mailbox response area: responses are built in place, no copy */
-	uint32_t cap;
-	uint64_t seq;
+        struct sprout_guest g;
+        char *out; /* the mailbox response area: responses are built in place, no copy */
+        uint32_t cap;
+        uint64_t seq;
+        uint8_t *touch; /* the touch_mib buffer, mapped on first use */
+        size_t touch_len;
+        int priming; /* in prime(): getrandom must not wait for the kernel RNG to be ready */
 };
 
 static size_t append(char *out, size_t o, size_t cap, const char *s, size_t n)
 {
-	if (o == SIZE_MAX || n > cap - o)
-		return SIZE_MAX;
-	memcpy(out + o, s, n);
-	return o + n;
+        if (o == SIZE_MAX || n > cap - o)
+                return SIZE_MAX;
+        memcpy(out + o, s, n);
+        return o + n;
 }
 
-/* The closing `,"seq":N}` without snprintf: a decimal loop touches no libc state. */
+static size_t append_str(char *out, size_t o, size_t cap, const char *s)
+{
+        return append(out, o, cap, s, strlen(s));
+}
+
+/* A decimal number without snprintf: a loop touches no libc state. */
+static size_t append_u64(char *out, size_t o, size_t cap, uint64_t v)
+{
+        char digits[21];
+        size_t nd = 0;
+
+        do {
+                digits[nd++] = (char)('0' + v % 10);
+                v /= 10;
+        } while (v);
+        char rev[21];
+        for (size_t i = 0; i < nd; i++)
+                rev[i] = digits[nd - 1 - i];
+        return append(out, o, cap, rev, nd);
+}
+
+static size_t append_hex(char *out, size_t o, size_t cap, const uint8_t *b, size_t n)
+{
+        static const char hex[] = "0123456789abcdef";
+        char buf[2];
+
+        for (size_t i = 0; i < n && o != SIZE_MAX; i++) {
+                buf[0] = hex[b[i] >> 4];
+                buf[1] = hex[b[i] & 15];
+                o = append(out, o, cap, buf, 2);
+        }
+        return o;
+}
+
+/* The closing `,"seq":N}`. */
 static size_t append_seq(char *out, size_t o, size_t cap, uint64_t seq)
 {
-	char tail[40] = ",\"seq\":";
-	char digits[21];
-	size_t nd = 0, t = 7;
+        o = append_str(out, o, cap, ",\"seq\":");
+        o = append_u64(out, o, cap, seq);
+        return append(out, o, cap, "}", 1);
+}
 
-	do {
-		digits[nd++] = (char)('0' + seq % 10);
-		seq /= 10;
-	} while (seq);
-	while (nd)
-		tail[t++] = digits[--nd];
-	tail[t++] = '}';
-	return append(out, o, cap, tail, t);
+/* The clone UUID as 8-4-4-4-12 lowercase hex (all zeros before the first clone). */
+static size_t append_uuid(char *out, size_t o, size_t cap, const uint8_t *id)
+{
+        static const uint8_t groups[] = {4, 2, 2, 2, 6};
+        size_t at = 0;
+
+        for (size_t i = 0; i < sizeof(groups); i++) {
+                if (i)
+                        o = append(out, o, cap, "-", 1);
+                o = append_hex(out, o, cap, id + at, groups[i]);
+                at += groups[i];
+        }
+        return o;
+}
+
+static size_t append_identity(struct hello *h, size_t o)
+{
+        uint8_t rnd[16];
+        struct timespec ts;
+        uint64_t ns = 0;
+
+        /* Both may fail only in ways a test should see: zeros and a zero time. Priming must not
+         * block until the CRNG is ready (seconds, in a fresh VM); a clone's is always ready: the
+         * library credited the host's entropy before READY returned. */
+        if (getrandom(rnd, sizeof(rnd), h->priming ? GRND_INSECURE : 0) != (ssize_t)sizeof(rnd))
+                memset(rnd, 0, sizeof(rnd));
+        if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+                ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        o = append_str(h->out, o, h->cap, ",\"clone\":\"");
+        o = append_uuid(h->out, o, h->cap, sprout_guest_clone_id(&h->g));
+        o = append_str(h->out, o, h->cap, "\",\"random\":\"");
+        o = append_hex(h->out, o, h->cap, rnd, sizeof(rnd));
+        o = append_str(h->out, o, h->cap, "\",\"time_ns\":");
+        o = append_u64(h->out, o, h->cap, ns);
+        /* What applying the identity cost this process (the library's counters). */
+        o = append_str(h->out, o, h->cap, ",\"identity_syscalls\":");
+        o = append_u64(h->out, o, h->cap, sprout_guest_identity_syscalls(&h->g));
+        o = append_str(h->out, o, h->cap, ",\"identity_ns\":");
+        o = append_u64(h->out, o, h->cap, h->g.identity_ns);
+        o = append_str(h->out, o, h->cap, ",\"clock_step_ns\":");
+        return append_u64(h->out, o, h->cap,
+                          h->g.clock_step_ns > 0 ? (uint64_t)h->g.clock_step_ns : 0);
+}
+
+/* N after `"touch_mib"` and a colon: 0 on success, -1 if there is no number or it is too big. */
+static int parse_touch(const char *key, const char *end, unsigned *mib)
+{
+        const char *p = key + strlen("\"touch_mib\"");
+        unsigned v = 0;
+
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+                p++;
+        if (p == end || *p++ != ':')
+                return -1;
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+                p++;
+        if (p == end || *p < '0' || *p > '9')
+                return -1;
+        while (p < end && *p >= '0' && *p <= '9') {
+                v = v * 10 + (unsigned)(*p++ - '0');
+                if (v > TOUCH_MAX_MIB)
+                        return -1;
+        }
+        *mib = v;
+        return 0;
+}
+
+/* Write one byte per page of the first mib MiB of the buffer, mapping (or growing) it first. Each
+ * write to a page this clone has not written is a guest page fault and a new private host page:
+ * that is the point. Returns 0, or -1 if the mapping failed. */
+static int touch(struct hello *h, unsigned mib)
+{
+        size_t len = (size_t)mib << 20;
+
+        if (len > h->touch_len) {
+                /* MAP_NORESERVE: a 64 MiB guest refuses to account 64 MiB it would never fill. */
+                void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (p == MAP_FAILED)
+                        return -1;
+                if (h->touch)
+                        munmap(h->touch, h->touch_len);
+                h->touch = p;
+                h->touch_len = len;
+        }
+        for (size_t off = 0; off < len; off += 4096)
+                ((volatile uint8_t *)h->touch)[off] = (uint8_t)(h->seq | 1);
+        return 0;
 }
 
 static uint32_t respond_to(struct hello *h, const char *req, uint32_t len)
 {
-	static const char head[] = "{\"hello\":\"world\",\"echo\":";
-	static const char too_big[] = "{\"hello\":\"world\",\"error\":\"request too large to echo\"";
-	size_t o = append(h->out, 0, h->cap, head, sizeof(head) - 1);
+        static const char hello[] = "{\"hello\":\"world\"";
+        static const char too_big[] = "{\"hello\":\"world\",\"error\":\"response too large\"";
+        const char *end = req + len;
+        const char *id = memmem(req, len, "\"identity\"", 10);
+        const char *tm = memmem(req, len, "\"touch_mib\"", 11);
+        size_t o = append(h->out, 0, h->cap, hello, sizeof(hello) - 1);
 
-	h->seq++;
-	if (jsonish_valid(req, len)) {
-		o = append(h->out, o, h->cap, req, len);
-	} else if (o != SIZE_MAX) {
-		size_t q = jsonish_quote(req, len, h->out + o, h->cap - o);
-		o = q ? o + q : SIZE_MAX;
-	}
-	o = append_seq(h->out, o, h->cap, h->seq);
-	if (o == SIZE_MAX) {
-		o = append(h->out, 0, h->cap, too_big, sizeof(too_big) - 1);
-		o = append_seq(h->out, o, h->cap, h->seq);
-	}
-	return (uint32_t)o;
+        h->seq++;
+        if (id || tm) {
+                unsigned mib = 0;
+                if (id)
+                        o = append_identity(h, o);
+                if (tm && parse_touch(tm, end, &mib) < 0) {
+                        o = append_str(h->out, o, h->cap,
+                                       ",\"error\":\"touch_mib wants a number from 0 to 64\"");
+                } else if (tm && touch(h, mib) < 0) {
+                        o = append_str(h->out, o, h->cap, ",\"error\":\"touch_mib: mmap failed\"");
+                } else if (tm) {
+                        o = append_str(h->out, o, h->cap, ",\"touched_mib\":");
+                        o = append_u64(h->out, o, h->cap, mib);
+                }
+        } else {
+                o = append_str(h->out, o, h->cap, ",\"echo\":");
+                if (jsonish_valid(req, len)) {
+                        o = append(h->out, o, h->cap, req, len);
+                } else if (o != SIZE_MAX) {
+                        size_t q = jsonish_quote(req, len, h->out + o, h->cap - o);
+                        o = q ? o + q : SIZE_MAX;
+                }
+        }
+        o = append_seq(h->out, o, h->cap, h->seq);
+        if (o == SIZE_MAX) {
+                o = append(h->out, 0, h->cap, too_big, sizeof(too_big) - 1);
+                o = append_seq(h->out, o, h->cap, h->seq);
+        }
+        return o == SIZE_MAX ? 0 : (uint32_t)o;
 }
 
 /* Run every path of respond_to once and touch the response area and some stack, so that serving a
- * request after a snapshot restore takes no page fault. */
+ * request after a snapshot restore takes no page fault. (touch_mib 0 maps nothing: its buffer is
+ * meant to be mapped and faulted in the clone.) */
 static void prime(struct hello *h)
 {
-	static const char samples[][24] = {"{\"a\":[1,2.5e3,null]}", "plain \"text\"\n\xff"};
+        static const char samples[][32] = {"{\"a\":[1,2.5e3,null]}", "plain \"text\"\n\xff",
+                                           "{\"identity\":1,\"touch_mib\":0}",
+                                           "{\"touch_mib\":65}"};
 
-	for (uint32_t off = 0; off < h->cap; off += 4096)
-		h->out[off] = 0;
-	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)
-		respond_to(h, samples[i], (uint32_t)strlen(samples[i]));
-	sprout_guest_touch_stack(64 * 1024);
-	h->seq = 0;
+        h->priming = 1;
+        for (uint32_t off = 0; off < h->cap; off += 4096)
+                h->out[off] = 0;
+        for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)
+                respond_to(h, samples[i], (uint32_t)strlen(samples[i]));
+        sprout_guest_touch_stack(64 * 1024);
+        h->seq = 0;
+        h->priming = 0;
 }
 
 int main(void)
 {
-	static struct hello h;
+        static struct hello h;
 
-	if (sprout_guest_open(&h.g) < 0) {
-		fprintf(stderr, "hello: %s\n", h.g.err.msg);
-		return 1;
-	}
-	h.out = sprout_guest_response_buf(&h.g, &h.cap);
-	prime(&h);
-	/* From here on: no system calls. READY returns with the first request in place. */
-	sprout_guest_ready(&h.g);
-	for (;;) {
-		const void *req;
-		uint32_t len;
-		sprout_guest_request(&h.g, &req, &len);
-		sprout_guest_done(&h.g, respond_to(&h, req, len));
-	}
+        if (sprout_guest_open(&h.g) < 0) {
+                fprintf(stderr, "hello: %s\n", h.g.err.msg);
+                return 1;
+        }
+        h.out = sprout_guest_response_buf(&h.g, &h.cap);
+        prime(&h);
+        /* From here on: no system calls on the ordinary path. READY returns with the first request
+         * in place (and, in a clone, the clone's identity applied). An error means the identity
+         * could not be applied; the library has rung PANIC, and serving would be unsafe. */
+        if (sprout_guest_ready(&h.g) < 0)
+                return 1;
+        for (;;) {
+                const void *req;
+                uint32_t len;
+                sprout_guest_request(&h.g, &req, &len);
+                if (sprout_guest_done(&h.g, respond_to(&h, req, len)) < 0)
+                        return 1;
+        }
 }

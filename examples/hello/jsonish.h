@@ -1,5 +1,5 @@
-/* Tiny allocation-free JSON helpers for the hello handler: check that bytes are one JSON value, and
- * write bytes as a JSON string. No system calls, no heap: they run on a restored clone's hot path. */
+/* Allocation-free JSON helpers for the hello handler: check that bytes are one JSON value, and
+ * write bytes as a JSON string. No system calls, no heap: they run on a clone's hot path. */
 #ifndef HELLO_JSONISH_H
 #define HELLO_JSONISH_H
 

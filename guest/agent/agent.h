@@ -1,5 +1,5 @@
-/* Internal interfaces of sprout-agent, the guest's PID 1: setup, the handler's lists, and reporting to
- * the host. */
+/* Internal interfaces of sprout-agent, the guest's PID 1: setup, the handler's lists, and reporting
+ * to the host. */
 #ifndef SPROUT_AGENT_H
 #define SPROUT_AGENT_H
 
@@ -12,19 +12,19 @@
 
 /* A list file read into buf and split at its NULs; items[n] is NULL. */
 struct agent_list {
-	char buf[SPROUT_LIST_MAX_BYTES + 1];
-	char *items[SPROUT_LIST_MAX_ENTRIES + 1];
-	size_t n;
+        char buf[SPROUT_LIST_MAX_BYTES + 1];
+        char *items[SPROUT_LIST_MAX_ENTRIES + 1];
+        size_t n;
 };
 
 struct agent {
-	struct agent_list argv;
-	struct agent_list env_file;
-	/* The handler's environment: SPROUT_* from the kernel command line, then /sprout/env. */
-	char *envp[2 * SPROUT_LIST_MAX_ENTRIES + 1];
-	pid_t handler;
-	int dev_open; /* g is open (opened lazily: only failures and shutdown need the mailbox) */
-	struct sprout_guest g;
+        struct agent_list argv;
+        struct agent_list env_file;
+        /* The handler's environment: SPROUT_* from the kernel command line, then /sprout/env. */
+        char *envp[2 * SPROUT_LIST_MAX_ENTRIES + 1];
+        pid_t handler;
+        int dev_open; /* g is open (opened lazily: only failures and shutdown need the mailbox) */
+        struct sprout_guest g;
 };
 
 /* Mount the pseudo filesystems and make sure fds 0-2 are the console. */
@@ -37,9 +37,10 @@ int agent_list_read(const char *path, struct agent_list *l, int is_env, struct s
 /* Fill a->envp from the agent's own environment (SPROUT_* entries) and a->env_file. */
 void agent_build_env(struct agent *a, char **own_env);
 
-/* Tell the host the guest cannot go on (console line + PANIC with code), then power off. Never returns. */
+/* Tell the host the guest cannot go on (console line + PANIC with code), then power off. Never
+ * returns. */
 __attribute__((noreturn, format(printf, 3, 4))) void agent_fail(struct agent *a, unsigned code,
-								 const char *fmt, ...);
+                                                                const char *fmt, ...);
 
 /* Kill every other process, sync, ring POWEROFF, power off. Never returns. */
 __attribute__((noreturn)) void agent_poweroff(struct agent *a);

@@ -1,4 +1,4 @@
-/* Writing the initramfs tree as an uncompressed cpio newc archive. Internal to the image library. */
+/* Writing the initramfs tree as an uncompressed cpio newc archive. Internal to the image lib. */
 #ifndef SPROUT_IMAGE_CPIO_H
 #define SPROUT_IMAGE_CPIO_H
 

@@ -1,5 +1,5 @@
-/* Strict readers for fields of hostile JSON objects (image.json, manifest.json): wrong types, unknown
- * keys, out-of-range numbers and embedded NULs are refused with the field named. */
+/* Strict readers for fields of hostile JSON objects (image.json, manifest.json): wrong types,
+ * unknown keys, out-of-range numbers and embedded NULs are refused with the field named. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -13,191 +13,195 @@
 
 static int read_all(const char *path, size_t cap, char **out, size_t *len, struct sprout_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return sprout_err_errno(err, -errno, "%s: open", path);
-	char *buf = malloc(cap + 1);
-	size_t n = 0;
-	int rc = buf ? 0 : sprout_err_set(err, -ENOMEM, "%s: out of memory", path);
-	/* One byte past the cap, so an oversized file is refused rather than cut. */
-	while (rc == 0 && n <= cap) {
-		ssize_t r = read(fd, buf + n, cap + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			rc = sprout_err_errno(err, -errno, "%s: read", path);
-		else if (r == 0)
-			break;
-		else
-			n += (size_t)r;
-	}
-	close(fd);
-	if (rc == 0 && n > cap)
-		rc = sprout_err_set(err, -EFBIG, "%s: larger than %zu bytes", path, cap);
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return sprout_err_errno(err, -errno, "%s: open", path);
+        char *buf = malloc(cap + 1);
+        size_t n = 0;
+        int rc = buf ? 0 : sprout_err_set(err, -ENOMEM, "%s: out of memory", path);
+        /* One byte past the cap, so an oversized file is refused rather than cut. */
+        while (rc == 0 && n <= cap) {
+                ssize_t r = read(fd, buf + n, cap + 1 - n);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        rc = sprout_err_errno(err, -errno, "%s: read", path);
+                else if (r == 0)
+                        break;
+                else
+                        n += (size_t)r;
+        }
+        close(fd);
+        if (rc == 0 && n > cap)
+                rc = sprout_err_set(err, -EFBIG, "%s: larger than %zu bytes", path, cap);
+        if (rc < 0) {
+                free(buf);
+                return rc;
+        }
+        *out = buf;
+        *len = n;
+        return 0;
 }
 
 int jf_load_object(const char *path, size_t cap, json_t **out, struct sprout_err *err)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	json_error_t je;
+        char *buf = NULL;
+        size_t len = 0;
+        json_error_t je;
 
-	*out = NULL;
-	int rc = read_all(path, cap, &buf, &len, err);
-	if (rc < 0)
-		return rc;
-	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-	free(buf);
-	if (!root)
-		return sprout_err_set(err, -EINVAL, "%s: invalid JSON at line %d, column %d: %s", path,
-				      je.line, je.column, je.text);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		return sprout_err_set(err, -EINVAL, "%s: the top level must be a JSON object", path);
-	}
-	*out = root;
-	return 0;
+        *out = NULL;
+        int rc = read_all(path, cap, &buf, &len, err);
+        if (rc < 0)
+                return rc;
+        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+        free(buf);
+        if (!root)
+                return sprout_err_set(err, -EINVAL, "%s: invalid JSON at line %d, column %d: %s",
+                                      path, je.line, je.column, je.text);
+        if (!json_is_object(root)) {
+                json_decref(root);
+                return sprout_err_set(err, -EINVAL, "%s: the top level must be a JSON object",
+                                      path);
+        }
+        *out = root;
+        return 0;
 }
 
 int jf_only_keys(const struct jctx *c, json_t *obj, const char *prefix, const char *const *keys)
 {
-	const char *key;
-	json_t *v;
+        const char *key;
+        json_t *v;
 
-	json_object_foreach(obj, key, v) {
-		size_t i = 0;
-		while (keys[i] && strcmp(keys[i], key) != 0)
-			i++;
-		if (!keys[i])
-			return sprout_err_set(c->err, -EINVAL, "%s: unknown field \"%s%.64s\"", c->file,
-					      prefix, key);
-	}
-	return 0;
+        json_object_foreach(obj, key, v)
+        {
+                size_t i = 0;
+                while (keys[i] && strcmp(keys[i], key) != 0)
+                        i++;
+                if (!keys[i])
+                        return sprout_err_set(c->err, -EINVAL, "%s: unknown field \"%s%.64s\"",
+                                              c->file, prefix, key);
+        }
+        return 0;
 }
 
 int jf_string(const struct jctx *c, json_t *obj, const char *key, const char *field, int required,
-	      size_t maxlen, const char **out)
+              size_t maxlen, const char **out)
 {
-	json_t *v = json_object_get(obj, key);
+        json_t *v = json_object_get(obj, key);
 
-	*out = NULL;
-	if (!v)
-		return required ? sprout_err_set(c->err, -EINVAL, "%s: \"%s\" is required", c->file,
-						 field)
-				: 0;
-	if (!json_is_string(v))
-		return sprout_err_set(c->err, -EINVAL, "%s: \"%s\" must be a string", c->file, field);
-	const char *s = json_string_value(v);
-	size_t len = json_string_length(v);
-	if (strlen(s) != len)
-		return sprout_err_set(c->err, -EINVAL, "%s: \"%s\" contains a NUL byte", c->file,
-				      field);
-	if (len > maxlen)
-		return sprout_err_set(c->err, -EINVAL, "%s: \"%s\" is longer than %zu bytes", c->file,
-				      field, maxlen);
-	*out = s;
-	return 0;
+        *out = NULL;
+        if (!v)
+                return required ? sprout_err_set(c->err, -EINVAL, "%s: \"%s\" is required", c->file,
+                                                 field)
+                                : 0;
+        if (!json_is_string(v))
+                return sprout_err_set(c->err, -EINVAL, "%s: \"%s\" must be a string", c->file,
+                                      field);
+        const char *s = json_string_value(v);
+        size_t len = json_string_length(v);
+        if (strlen(s) != len)
+                return sprout_err_set(c->err, -EINVAL, "%s: \"%s\" contains a NUL byte", c->file,
+                                      field);
+        if (len > maxlen)
+                return sprout_err_set(c->err, -EINVAL, "%s: \"%s\" is longer than %zu bytes",
+                                      c->file, field, maxlen);
+        *out = s;
+        return 0;
 }
 
 int jf_int(const struct jctx *c, json_t *obj, const char *key, const char *field, int required,
-	   long long min, long long max, long long def, long long *out)
+           long long min, long long max, long long def, long long *out)
 {
-	json_t *v = json_object_get(obj, key);
+        json_t *v = json_object_get(obj, key);
 
-	*out = def;
-	if (!v)
-		return required ? sprout_err_set(c->err, -EINVAL, "%s: \"%s\" is required", c->file,
-						 field)
-				: 0;
-	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
-		return sprout_err_set(c->err, -EINVAL,
-				      "%s: \"%s\" must be an integer between %lld and %lld", c->file,
-				      field, min, max);
-	*out = json_integer_value(v);
-	return 0;
+        *out = def;
+        if (!v)
+                return required ? sprout_err_set(c->err, -EINVAL, "%s: \"%s\" is required", c->file,
+                                                 field)
+                                : 0;
+        if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+                return sprout_err_set(c->err, -EINVAL,
+                                      "%s: \"%s\" must be an integer between %lld and %lld",
+                                      c->file, field, min, max);
+        *out = json_integer_value(v);
+        return 0;
 }
 
 void jf_strv_free(char **v)
 {
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
 }
 
 int jf_argv(const struct jctx *c, json_t *arr, const char *field, char ***argv, size_t *argc)
 {
-	size_t n = json_is_array(arr) ? json_array_size(arr) : 0, total = 0;
+        size_t n = json_is_array(arr) ? json_array_size(arr) : 0, total = 0;
 
-	*argv = NULL;
-	*argc = 0;
-	if (n == 0)
-		return sprout_err_set(c->err, -EINVAL, "%s: \"%s\" must be a non-empty array of strings",
-				      c->file, field);
-	if (n > SPROUT_LIST_MAX_ENTRIES)
-		return sprout_err_set(c->err, -E2BIG, "%s: \"%s\" has more than %d entries", c->file,
-				      field, SPROUT_LIST_MAX_ENTRIES);
-	char **v = calloc(n + 1, sizeof(*v));
-	if (!v)
-		return sprout_err_set(c->err, -ENOMEM, "%s: out of memory", c->file);
-	for (size_t i = 0; i < n; i++) {
-		json_t *s = json_array_get(arr, i);
-		if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s)) {
-			jf_strv_free(v);
-			return sprout_err_set(c->err, -EINVAL,
-					      "%s: \"%s[%zu]\" must be a string without NUL bytes",
-					      c->file, field, i);
-		}
-		total += json_string_length(s) + 1;
-		v[i] = strdup(json_string_value(s));
-		if (!v[i]) {
-			jf_strv_free(v);
-			return sprout_err_set(c->err, -ENOMEM, "%s: out of memory", c->file);
-		}
-	}
-	int rc = 0;
-	if (total > SPROUT_LIST_MAX_BYTES)
-		rc = sprout_err_set(c->err, -E2BIG, "%s: \"%s\" takes more than %d bytes", c->file,
-				    field, SPROUT_LIST_MAX_BYTES);
-	else if (v[0][0] != '/')
-		rc = sprout_err_set(c->err, -EINVAL, "%s: \"%s[0]\" must be an absolute path", c->file,
-				    field);
-	if (rc < 0) {
-		jf_strv_free(v);
-		return rc;
-	}
-	*argv = v;
-	*argc = n;
-	return 0;
+        *argv = NULL;
+        *argc = 0;
+        if (n == 0)
+                return sprout_err_set(c->err, -EINVAL,
+                                      "%s: \"%s\" must be a non-empty array of strings", c->file,
+                                      field);
+        if (n > SPROUT_LIST_MAX_ENTRIES)
+                return sprout_err_set(c->err, -E2BIG, "%s: \"%s\" has more than %d entries",
+                                      c->file, field, SPROUT_LIST_MAX_ENTRIES);
+        char **v = calloc(n + 1, sizeof(*v));
+        if (!v)
+                return sprout_err_set(c->err, -ENOMEM, "%s: out of memory", c->file);
+        for (size_t i = 0; i < n; i++) {
+                json_t *s = json_array_get(arr, i);
+                if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s)) {
+                        jf_strv_free(v);
+                        return sprout_err_set(c->err, -EINVAL,
+                                              "%s: \"%s[%zu]\" must be a string without NUL bytes",
+                                              c->file, field, i);
+                }
+                total += json_string_length(s) + 1;
+                v[i] = strdup(json_string_value(s));
+                if (!v[i]) {
+                        jf_strv_free(v);
+                        return sprout_err_set(c->err, -ENOMEM, "%s: out of memory", c->file);
+                }
+        }
+        int rc = 0;
+        if (total > SPROUT_LIST_MAX_BYTES)
+                rc = sprout_err_set(c->err, -E2BIG, "%s: \"%s\" takes more than %d bytes", c->file,
+                                    field, SPROUT_LIST_MAX_BYTES);
+        else if (v[0][0] != '/')
+                rc = sprout_err_set(c->err, -EINVAL, "%s: \"%s[0]\" must be an absolute path",
+                                    c->file, field);
+        if (rc < 0) {
+                jf_strv_free(v);
+                return rc;
+        }
+        *argv = v;
+        *argc = n;
+        return 0;
 }
 
 int jf_name_ok(const char *s)
 {
-	size_t n = strlen(s);
+        size_t n = strlen(s);
 
-	if (n == 0 || n > SPROUT_NAME_MAX || s[0] == '.')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '_' || ch == '-'))
-			return 0;
-	}
-	return 1;
+        if (n == 0 || n > SPROUT_NAME_MAX || s[0] == '.')
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                char ch = s[i];
+                if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+                        return 0;
+        }
+        return 1;
 }
 
 int jf_printable(const char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 0;
-	return 1;
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                        return 0;
+        return 1;
 }

@@ -10,14 +10,14 @@
 
 /* Where messages point: the file being read. */
 struct jctx {
-	const char *file;
-	struct sprout_err *err;
+        const char *file;
+        struct sprout_err *err;
 };
 
-/* Read a whole file of at most cap bytes and parse it as a JSON object (duplicate keys rejected). */
+/* Read a file of at most cap bytes and parse it as a JSON object (duplicate keys rejected). */
 int jf_load_object(const char *path, size_t cap, json_t **out, struct sprout_err *err);
 
-/* Reject any key of obj not in keys (NULL-terminated); prefix ("" or "handler.") goes in messages. */
+/* Reject any key of obj not in keys (NULL-terminated); prefix ("handler.") is for messages. */
 int jf_only_keys(const struct jctx *c, json_t *obj, const char *prefix, const char *const *keys);
 
 /*
@@ -25,16 +25,16 @@ int jf_only_keys(const struct jctx *c, json_t *obj, const char *prefix, const ch
  * Absent: *out = NULL, and an error if required.
  */
 int jf_string(const struct jctx *c, json_t *obj, const char *key, const char *field, int required,
-	      size_t maxlen, const char **out);
+              size_t maxlen, const char **out);
 
 /* obj[key] as an integer in [min, max]; absent: def (or an error if required). */
 int jf_int(const struct jctx *c, json_t *obj, const char *key, const char *field, int required,
-	   long long min, long long max, long long def, long long *out);
+           long long min, long long max, long long def, long long *out);
 
 /*
  * A handler argv: a non-empty array of NUL-free strings, argv[0] absolute, at most
- * SPROUT_LIST_MAX_ENTRIES items and SPROUT_LIST_MAX_BYTES bytes with terminators. On success *argv is
- * a NULL-terminated array of copies (free with jf_strv_free).
+ * SPROUT_LIST_MAX_ENTRIES items and SPROUT_LIST_MAX_BYTES bytes with terminators. On success *argv
+ * is a NULL-terminated array of copies (free with jf_strv_free).
  */
 int jf_argv(const struct jctx *c, json_t *arr, const char *field, char ***argv, size_t *argc);
 void jf_strv_free(char **v);

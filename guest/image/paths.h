@@ -1,5 +1,5 @@
-/* Host path helpers for the image library: joining, sprout's cache directory, directory creation, and
- * files committed by rename. Internal to the image library. */
+/* Host path helpers for the image library: joining, sprout's cache directory, directory creation,
+ * and files committed by rename. Internal to the image library. */
 #ifndef SPROUT_IMAGE_PATHS_H
 #define SPROUT_IMAGE_PATHS_H
 
@@ -13,9 +13,9 @@ int path_mkdirs(const char *dir, struct sprout_err *err);
 
 /* A file written under a temporary name in dir and renamed to its final name by atomic_commit. */
 struct atomic_file {
-	int fd;
-	char *tmp;   /* dir/.name.XXXXXX */
-	char *final; /* dir/name */
+        int fd;
+        char *tmp;   /* dir/.name.XXXXXX */
+        char *final; /* dir/name */
 };
 
 int atomic_open(const char *dir, const char *name, struct atomic_file *f, struct sprout_err *err);

@@ -1,5 +1,5 @@
-/* The source manifest, image.json, parsed and validated: what the builder packs. Internal to the image
- * library. */
+/* The source manifest, image.json, parsed and validated: what the builder packs. Internal to the
+ * image library. */
 #ifndef SPROUT_IMAGE_SPEC_H
 #define SPROUT_IMAGE_SPEC_H
 
@@ -8,24 +8,24 @@
 #include "sprout/err.h"
 
 struct spec_file {
-	char *guest; /* canonical absolute guest path */
-	char *host;  /* host path, relative ones joined to the image directory */
+        char *guest; /* canonical absolute guest path */
+        char *host;  /* host path, relative ones joined to the image directory */
 };
 
 struct image_spec {
-	char *json_path; /* SRC/image.json, for messages */
-	char *name;
-	char *kernel; /* "default" or an absolute host path that exists */
-	char *cmdline;
-	unsigned memory_mib;
-	unsigned vcpus;
-	char **argv; /* NULL-terminated */
-	size_t argc;
-	char **env; /* NAME=VALUE strings, NULL-terminated */
-	size_t nenv;
-	struct spec_file *files;
-	size_t nfiles;
-	char *rootfs; /* host directory or NULL */
+        char *json_path; /* SRC/image.json, for messages */
+        char *name;
+        char *kernel; /* "default" or an absolute host path that exists */
+        char *cmdline;
+        unsigned memory_mib;
+        unsigned vcpus;
+        char **argv; /* NULL-terminated */
+        size_t argc;
+        char **env; /* NAME=VALUE strings, NULL-terminated */
+        size_t nenv;
+        struct spec_file *files;
+        size_t nfiles;
+        char *rootfs; /* host directory or NULL */
 };
 
 /* Parse and check src_dir/image.json, including that every host file it names exists. */

@@ -14,13 +14,16 @@
 /* The memory clobber orders every mailbox store before the exit and every load after the resume. */
 static inline void db_ring_port(uint32_t value)
 {
-	__asm__ volatile("outl %0, %w1" : : "a"(value), "Nd"((uint16_t)SPROUT_DOORBELL_PORT) : "memory");
+        __asm__ volatile("outl %0, %w1"
+                         :
+                         : "a"(value), "Nd"((uint16_t)SPROUT_DOORBELL_PORT)
+                         : "memory");
 }
 
-/* One plain 32-bit mov, so the instruction the host decodes on the exit is the simplest there is. */
+/* One plain 32-bit mov: the simplest instruction for the host to decode on the exit. */
 static inline void db_ring_mmio(volatile uint32_t *reg, uint32_t value)
 {
-	__asm__ volatile("movl %1, %0" : "=m"(*reg) : "r"(value) : "memory");
+        __asm__ volatile("movl %1, %0" : "=m"(*reg) : "r"(value) : "memory");
 }
 
 /* Ask the kernel to let this process use the doorbell port: 0 or a negative errno. */

@@ -1,76 +1,78 @@
-/* The protocol steps of the guest library: READY, LOG, PANIC and the request/response loop. No system
- * calls here: these run on the hot path of a restored clone. */
+/* The protocol steps of the guest library: READY, LOG, PANIC and the request/response loop. No
+ * system calls here: these run on the hot path of a restored clone. (A new clone identity is
+ * applied after READY or DONE returns: identity.c, the one exception.) */
 #include <errno.h>
 #include <string.h>
 
 #include "sprout/guest.h"
+#include "identity.h"
 
 int sprout_guest_ready(struct sprout_guest *g)
 {
-	if (!g->hdr)
-		return -EBADF;
-	g->hdr->abi_version = SPROUT_ABI_VERSION;
-	sprout_guest_ring(g, SPROUT_CMD_READY, 0);
-	return 0;
+        if (!g->hdr)
+                return -EBADF;
+        g->hdr->abi_version = SPROUT_ABI_VERSION;
+        sprout_guest_ring(g, SPROUT_CMD_READY, 0);
+        return guest_after_ring(g);
 }
 
 static uint32_t put_log(struct sprout_guest *g, const char *text, size_t len)
 {
-	if (len > SPROUT_MB_LOG_SIZE)
-		len = SPROUT_MB_LOG_SIZE;
-	memcpy(g->mb + SPROUT_MB_LOG_OFF, text, len);
-	g->hdr->log_len = (uint32_t)len;
-	return (uint32_t)len;
+        if (len > SPROUT_MB_LOG_SIZE)
+                len = SPROUT_MB_LOG_SIZE;
+        memcpy(g->mb + SPROUT_MB_LOG_OFF, text, len);
+        g->hdr->log_len = (uint32_t)len;
+        return (uint32_t)len;
 }
 
 void sprout_guest_log(struct sprout_guest *g, const char *text, size_t len)
 {
-	put_log(g, text, len);
-	sprout_guest_ring(g, SPROUT_CMD_LOG, 0);
+        put_log(g, text, len);
+        sprout_guest_ring(g, SPROUT_CMD_LOG, 0);
 }
 
 void sprout_guest_panic(struct sprout_guest *g, uint32_t code, const char *text)
 {
-	if (!g->hdr) {
-		/* Never opened (or open failed): the code alone, through the port. */
-		(void)sprout_guest_ring_port(SPROUT_CMD_PANIC, code);
-		return;
-	}
-	put_log(g, text, text ? strnlen(text, SPROUT_MB_LOG_SIZE) : 0);
-	sprout_guest_ring(g, SPROUT_CMD_PANIC, code);
+        if (!g->hdr) {
+                /* Never opened (or open failed): the code alone, through the port. */
+                (void)sprout_guest_ring_port(SPROUT_CMD_PANIC, code);
+                return;
+        }
+        put_log(g, text, text ? strnlen(text, SPROUT_MB_LOG_SIZE) : 0);
+        sprout_guest_ring(g, SPROUT_CMD_PANIC, code);
 }
 
 void sprout_guest_request(struct sprout_guest *g, const void **buf, uint32_t *len)
 {
-	/* Read the host's length once and clamp it: the area bounds what we may read, not the host. */
-	uint32_t n = *(volatile uint32_t *)&g->hdr->req_len;
+        /* Read the host's length once and clamp it: the area, not the host, bounds the read. */
+        uint32_t n = *(volatile uint32_t *)&g->hdr->req_len;
 
-	*len = n > SPROUT_MB_REQ_SIZE ? SPROUT_MB_REQ_SIZE : n;
-	*buf = g->mb + SPROUT_MB_REQ_OFF;
+        *len = n > SPROUT_MB_REQ_SIZE ? SPROUT_MB_REQ_SIZE : n;
+        *buf = g->mb + SPROUT_MB_REQ_OFF;
 }
 
 void *sprout_guest_response_buf(struct sprout_guest *g, uint32_t *cap)
 {
-	*cap = SPROUT_MB_RESP_SIZE;
-	return g->mb + SPROUT_MB_RESP_OFF;
+        *cap = SPROUT_MB_RESP_SIZE;
+        return g->mb + SPROUT_MB_RESP_OFF;
 }
 
 int sprout_guest_done(struct sprout_guest *g, uint32_t len)
 {
-	if (len > SPROUT_MB_RESP_SIZE)
-		return -EMSGSIZE;
-	g->hdr->resp_len = len;
-	sprout_guest_ring(g, SPROUT_CMD_DONE, 0);
-	return 0;
+        if (len > SPROUT_MB_RESP_SIZE)
+                return -EMSGSIZE;
+        g->hdr->resp_len = len;
+        sprout_guest_ring(g, SPROUT_CMD_DONE, 0);
+        return guest_after_ring(g);
 }
 
 int sprout_guest_respond(struct sprout_guest *g, const void *buf, uint32_t len)
 {
-	uint8_t *area = g->mb + SPROUT_MB_RESP_OFF;
+        uint8_t *area = g->mb + SPROUT_MB_RESP_OFF;
 
-	if (len > SPROUT_MB_RESP_SIZE)
-		return -EMSGSIZE;
-	if (buf != area)
-		memmove(area, buf, len);
-	return sprout_guest_done(g, len);
+        if (len > SPROUT_MB_RESP_SIZE)
+                return -EMSGSIZE;
+        if (buf != area)
+                memmove(area, buf, len);
+        return sprout_guest_done(g, len);
 }

@@ -83,9 +83,6 @@ struct sprout_mailbox_hdr {
 #define SPROUT_MBF_NEW_IDENTITY                                                                    \
         0x1u /* clone_uuid/entropy/wallclock are new: re-seed before serving.                      \
               * Set by the VMM, cleared by the guest library when applied. */
-/* At boot: entropy holds bytes for the agent to seed the guest RNG with, so the CRNG is ready
- * before READY and no clone pays for its initialization. */
-#define SPROUT_MBF_BOOT_ENTROPY 0x2u
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct sprout_mailbox_hdr) == SPROUT_MB_HDR_SIZE, "header is one page");

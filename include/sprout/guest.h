@@ -20,21 +20,25 @@ struct sprout_guest {
         volatile uint32_t *mmio;        /* the MMIO doorbell, or NULL to ring with outl */
         struct sprout_err err;          /* why sprout_guest_open() (or an identity step) failed */
 
-        /* Clone identity (sprout_guest_ready documents the steps). */
-        int rnd_fd;                  /* /dev/urandom, opened by sprout_guest_open; -1 if not */
-        uint8_t clone_id[16];        /* this clone's UUID; all zero before the first clone */
+        /* Clone identity (sprout_guest_ready documents the steps). The counters cover identities
+         * applied when READY or DONE returned; one the VMM hands at boot is applied by
+         * sprout_guest_open and not counted (the base pays it, not the clones). */
+        int rnd_fd;           /* /dev/urandom, opened by sprout_guest_open; -1 if not */
+        uint8_t clone_id[16]; /* this clone's UUID; all zero before the first clone */
         sprout_guest_identity_fn on_identity; /* the runtime's PRNG re-seed hook, or NULL */
         void *on_identity_ctx;
-        uint32_t identities;        /* new identities applied by this process */
+        uint32_t identities;        /* new identities applied */
         uint32_t identity_syscalls; /* system calls the library made applying them, all told */
         int64_t clock_step_ns;      /* the last wall-clock correction made (0: none was needed) */
+        uint64_t identity_ns;       /* time spent applying them, hook included (CLOCK_MONOTONIC) */
 };
 
 /*
  * Ask for doorbell access (ioperm, else iopl; or the MMIO page when the environment has
  * SPROUT_DOORBELL=mmio), map the mailbox through /dev/mem and check its magic and ABI major.
  * Touches every mailbox page, and reads the MMIO doorbell once, so later accesses never fault.
- * Opens /dev/urandom (kept open for the identity step) and checks the process may add entropy.
+ * Opens /dev/urandom (kept open for the identity step) and checks the process may add entropy;
+ * if the VMM already set SPROUT_MBF_NEW_IDENTITY (entropy for the booting VM), applies it.
  * Returns 0, or a negative errno with g->err set. On an ABI mismatch it rings PANIC
  * (SPROUT_PANIC_ABI) before failing. Needs root (CAP_SYS_RAWIO, CAP_SYS_ADMIN, CAP_SYS_TIME).
  */
