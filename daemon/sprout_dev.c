@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "sprout/abi.h"
 #include "sprout/log.h"
@@ -89,6 +90,13 @@ int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event 
                                  ver & 0xffff, SPROUT_ABI_MAJOR, SPROUT_ABI_MINOR);
                         return 1;
                 }
+                /* How far the guest's wall clock is from ours: KVM's kvmclock epoch can be
+                 * off by a second on some hosts, and a clone inherits it. 0 means unknown. */
+                uint64_t g = h->guest_realtime_ns;
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                int64_t host = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+                vm->clock_skew_ns = g ? (int64_t)g - host : 0;
                 ev->kind = SPROUT_EV_READY;
                 return 1;
         }

@@ -26,7 +26,7 @@
 /* clocksource=kvm-clock: a clone's wall clock is put right by KVM_SET_CLOCK, which moves kvmclock
  * but not the TSC; Linux would otherwise prefer a stable TSC and keep the snapshot's time. */
 static const char default_cmdline[] = "console=ttyS0 reboot=k panic=-1 quiet no_timer_check "
-				      "tsc=reliable clocksource=kvm-clock rdinit=/init";
+                                      "tsc=reliable clocksource=kvm-clock rdinit=/init";
 
 /* ---- memory ---- */
 

@@ -21,6 +21,7 @@ enum vm_rec {
         MREC_PIT2,
         MREC_CLOCK,
         MREC_REALTIME_NS, /* host CLOCK_REALTIME when the clock was read */
+        MREC_CLOCK_SKEW,  /* guest wall clock minus the host's at READY, ns (int64) */
 };
 
 enum dev_rec {
@@ -59,20 +60,22 @@ static int save_vm(struct sprout_vm *vm, struct blob *b, struct sprout_err *err)
         uint64_t now = realtime_ns();
         blob_put(b, MREC_CLOCK, &clk, sizeof(clk));
         blob_put(b, MREC_REALTIME_NS, &now, sizeof(now));
+        blob_put(b, MREC_CLOCK_SKEW, &vm->clock_skew_ns, sizeof(vm->clock_skew_ns));
         return b->error ? sprout_err_set(err, b->error, "saving VM state: out of memory") : 0;
 }
 
 static int restore_vm(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err)
 {
         struct blob_reader rd = {.data = data, .len = len};
-        const void *rec[MREC_REALTIME_NS + 1] = {0};
-        static const size_t want[MREC_REALTIME_NS + 1] = {
+        const void *rec[MREC_CLOCK_SKEW + 1] = {0};
+        static const size_t want[MREC_CLOCK_SKEW + 1] = {
             [MREC_PIC_MASTER] = sizeof(struct kvm_irqchip),
             [MREC_PIC_SLAVE] = sizeof(struct kvm_irqchip),
             [MREC_IOAPIC] = sizeof(struct kvm_irqchip),
             [MREC_PIT2] = sizeof(struct kvm_pit_state2),
             [MREC_CLOCK] = sizeof(struct kvm_clock_data),
             [MREC_REALTIME_NS] = sizeof(uint64_t),
+            [MREC_CLOCK_SKEW] = sizeof(int64_t),
         };
         uint32_t type;
         const void *p;
@@ -80,14 +83,14 @@ static int restore_vm(struct sprout_vm *vm, const void *data, size_t len, struct
         int r;
 
         while ((r = blob_next(&rd, &type, &p, &n)) == 1) {
-                if (type == 0 || type > MREC_REALTIME_NS || rec[type] || n != want[type])
+                if (type == 0 || type > MREC_CLOCK_SKEW || rec[type] || n != want[type])
                         return sprout_err_set(err, -EINVAL, "VM state: bad record %u (%zu bytes)",
                                               type, n);
                 rec[type] = p;
         }
         if (r < 0)
                 return sprout_err_set(err, -EINVAL, "VM state: a record runs past the section");
-        for (unsigned t = 1; t <= MREC_REALTIME_NS; t++)
+        for (unsigned t = 1; t <= MREC_CLOCK_SKEW; t++)
                 if (!rec[t])
                         return sprout_err_set(err, -EINVAL, "VM state: record %u is missing", t);
 
@@ -111,8 +114,16 @@ static int restore_vm(struct sprout_vm *vm, const void *data, size_t len, struct
         uint64_t then;
         memcpy(&clk, rec[MREC_CLOCK], sizeof(clk));
         memcpy(&then, rec[MREC_REALTIME_NS], sizeof(then));
+        int64_t skew;
+        memcpy(&skew, rec[MREC_CLOCK_SKEW], sizeof(skew));
+        /* A guest clock measured off by more than a minute is not a skew we trust to fix. */
+        if (skew > 60000000000LL || skew < -60000000000LL)
+                skew = 0;
         uint64_t now = realtime_ns();
-        struct kvm_clock_data set = {.clock = clk.clock + (now > then ? now - then : 0)};
+        uint64_t clock = clk.clock + (now > then ? now - then : 0);
+        if (skew < 0 || (uint64_t)skew < clock)
+                clock -= (uint64_t)skew; /* and the guest's own error, measured at READY */
+        struct kvm_clock_data set = {.clock = clock};
         if (ioctl(vm->fd, KVM_SET_CLOCK, &set) < 0)
                 return sprout_err_errno(err, -errno, "restoring VM state: KVM_SET_CLOCK");
         return 0;

@@ -107,7 +107,8 @@ struct sprout_vm {
         unsigned nio;
         bool stopped; /* the guest asked to stop (reset, poweroff) */
         char stop_reason[128];
-        bool broken; /* an unrecoverable exit happened; only destroy is legal */
+        bool broken;           /* an unrecoverable exit happened; only destroy is legal */
+        int64_t clock_skew_ns; /* guest CLOCK_REALTIME minus the host's, measured at READY */
 };
 
 /* Checked guest-physical access: a pointer to len bytes of RAM at gpa, or NULL if any byte is

@@ -8,7 +8,8 @@
 
 /* Bump MAJOR for any incompatible change; MINOR for additions an older VMM may ignore. */
 #define SPROUT_ABI_MAJOR   1
-#define SPROUT_ABI_MINOR   1 /* 1.1: the guest applies NEW_IDENTITY and clears it; PANIC_IDENTITY */
+#define SPROUT_ABI_MINOR   2 /* 1.1: the guest applies NEW_IDENTITY and clears it; PANIC_IDENTITY
+                                   * 1.2: guest_realtime_ns at READY */
 #define SPROUT_ABI_VERSION ((SPROUT_ABI_MAJOR << 16) | SPROUT_ABI_MINOR)
 
 /*
@@ -77,7 +78,9 @@ struct sprout_mailbox_hdr {
         uint8_t clone_uuid[16]; /* [host] identity of this clone (zero before cloning) */
         uint64_t wallclock_ns; /* [host] CLOCK_REALTIME at resume, for the guest to set its clock */
         uint8_t entropy[64];   /* [host] fresh random bytes for the guest RNG, new per clone */
-        uint8_t reserved[3976];
+        uint64_t guest_realtime_ns; /* [guest] its CLOCK_REALTIME just before ringing READY: lets
+                                     * the VMM correct a clone's clock with no guest work */
+        uint8_t reserved[3968];
 };
 
 #define SPROUT_MBF_NEW_IDENTITY                                                                    \
