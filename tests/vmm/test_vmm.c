@@ -118,6 +118,27 @@ static void case_boot_hello(void)
         sprout_vm_destroy(vm);
 }
 
+/* The same runtime ringing through the MMIO doorbell page instead of the port. */
+static void case_boot_mmio(void)
+{
+        struct sprout_vm_event ev;
+        struct sprout_err err = {0};
+        struct sprout_vm *vm = boot("hello-mmio", NULL, &ev);
+        const void *resp;
+        size_t len;
+        if (!vm)
+                return;
+        CHECK(ev.kind == SPROUT_EV_READY, "hello-mmio rang %d, not READY (%s)", ev.kind, ev.detail);
+        CHECK(strstr(sprout_vm_cmdline(vm), "SPROUT_DOORBELL=mmio") != NULL, "cmdline: %s",
+              sprout_vm_cmdline(vm));
+        for (int i = 1; i <= 3; i++) {
+                int r = sprout_vm_invoke(vm, "{\"m\":1}", 7, 30000, &resp, &len, &ev, &err);
+                CHECK(r == 0 && ev.kind == SPROUT_EV_DONE && memmem(resp, len, "\"m\":1", 5),
+                      "mmio invoke %d: r=%d kind=%d %s", i, r, ev.kind, err.msg);
+        }
+        sprout_vm_destroy(vm);
+}
+
 static void case_boot_poweroff(void)
 {
         struct sprout_vm_event ev;
@@ -361,9 +382,13 @@ int main(int argc, char **argv)
                 const char *name;
                 void (*fn)(void);
         } cases[] = {
-            {"boot_hello", case_boot_hello}, {"boot_poweroff", case_boot_poweroff},
-            {"boot_crash", case_boot_crash}, {"hostile", case_hostile},
-            {"timeout", case_timeout},       {"bad_input", case_bad_input},
+            {"boot_hello", case_boot_hello},
+            {"boot_mmio", case_boot_mmio},
+            {"boot_poweroff", case_boot_poweroff},
+            {"boot_crash", case_boot_crash},
+            {"hostile", case_hostile},
+            {"timeout", case_timeout},
+            {"bad_input", case_bad_input},
             {"leaks", case_leaks},
         };
         if (argc != 3) {
