@@ -444,6 +444,7 @@ int sprout_vm_run(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_eve
         }
         tls_run = NULL;
         vm->run->immediate_exit = 0;
+        vm->last_exit_ns = now_ns();
         if (timed)
                 timer_delete(timer);
         return r;
