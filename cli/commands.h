@@ -10,4 +10,14 @@ int sprout_cmd_inspect(int argc, char **argv);
 int sprout_cmd_clone(int argc, char **argv);
 int sprout_cmd_bench(int argc, char **argv);
 
+/* Through sproutd (client.c); exit codes add 3: the daemon is unreachable. */
+int sprout_cmd_prewarm_any(int argc, char **argv); /* -o: sprout_cmd_prewarm, else the daemon */
+int sprout_cmd_clone_any(int argc, char **argv);   /* --direct: sprout_cmd_clone */
+int sprout_cmd_bench_any(int argc, char **argv);   /* "api": the API benchmark */
+int sprout_cmd_snapshots(int argc, char **argv);
+int sprout_cmd_clones(int argc, char **argv);
+int sprout_cmd_invoke(int argc, char **argv);
+int sprout_cmd_rm(int argc, char **argv);
+int sprout_cmd_daemon(int argc, char **argv);
+
 #endif

@@ -13,10 +13,16 @@ static const struct {
 } commands[] = {
     {"build", sprout_cmd_build, "turn a directory with an image.json into a bootable image"},
     {"boot", sprout_cmd_boot, "boot an image to READY (cold start), optionally keep it running"},
-    {"prewarm", sprout_cmd_prewarm, "boot an image to READY and write a snapshot of it"},
+    {"prewarm", sprout_cmd_prewarm_any,
+     "snapshot an image through sproutd (-o FILE: directly, no daemon)"},
     {"inspect", sprout_cmd_inspect, "show and verify what a snapshot file holds"},
-    {"clone", sprout_cmd_clone, "restore clones of a snapshot and invoke them (no daemon)"},
-    {"bench", sprout_cmd_bench, "benchmarks: clone latency and memory, cold boot vs QEMU"},
+    {"snapshots", sprout_cmd_snapshots, "list sproutd's snapshots"},
+    {"clone", sprout_cmd_clone_any, "create clones through sproutd (--direct: in this process)"},
+    {"clones", sprout_cmd_clones, "list sproutd's clones"},
+    {"invoke", sprout_cmd_invoke, "invoke a clone, or a snapshot one-shot"},
+    {"rm", sprout_cmd_rm, "delete a snapshot or destroy clones"},
+    {"daemon", sprout_cmd_daemon, "run sproutd in the foreground"},
+    {"bench", sprout_cmd_bench_any, "benchmarks: clone latency and memory, cold boot vs QEMU, API"},
 };
 
 static void usage(FILE *f)
@@ -26,9 +32,10 @@ static void usage(FILE *f)
                 "sprout builds microVM images, boots them to a ready runtime, and clones them.\n\n"
                 "commands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
         fprintf(f, "\nRun 'sprout COMMAND --help' for a command's options.\n"
-                   "Exit status: 0 success, 1 the operation failed, 2 usage error.\n");
+                   "Exit status: 0 success, 1 the operation failed, 2 usage error, 3 sproutd\n"
+                   "unreachable.\n");
 }
 
 int main(int argc, char **argv)

@@ -12,7 +12,7 @@
 #include "api_errors.h"
 #include "sproutd.h"
 
-#define API_BODY_MAX     (64u << 10) /* control requests: a few fields */
+#define API_BODY_MAX               (64u << 10) /* control requests: a few fields */
 #define API_MAX_CLONES_PER_REQUEST 256u
 
 struct api_resp {
@@ -60,8 +60,8 @@ struct api_route {
         const char *path;  /* segments; "{id}" matches a canonical lowercase UUID */
         const char *query; /* the query parameters it accepts, space-separated */
         enum api_op op;
-        size_t max_body;   /* 0: takes no body */
-        bool worker;       /* executed on a worker thread, not the HTTP thread */
+        size_t max_body; /* 0: takes no body */
+        bool worker;     /* executed on a worker thread, not the HTTP thread */
         int (*parse)(struct api_req *rq, json_t *body, struct api_cmd *cmd, struct api_resp *resp);
         void (*exec)(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp);
         const char *summary;
@@ -81,8 +81,8 @@ void api_routes_print(FILE *f);
 void api_reply_json(struct api_resp *resp, unsigned status, json_t *body); /* steals body */
 void api_reply_raw(struct api_resp *resp, unsigned status, const char *ctype, char *body,
                    size_t len); /* steals body */
-__attribute__((format(printf, 4, 5))) void
-api_error(struct sproutd *d, struct api_resp *resp, enum api_errc code, const char *fmt, ...);
+__attribute__((format(printf, 4, 5))) void api_error(struct sproutd *d, struct api_resp *resp,
+                                                     enum api_errc code, const char *fmt, ...);
 
 /* ---- request checks (api_json.c) ---- */
 enum api_ftype { F_STRING, F_INT, F_BOOL };

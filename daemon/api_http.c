@@ -20,6 +20,8 @@ struct api_req {
         size_t len, limit;
         bool queued;    /* a response is queued: ignore whatever else arrives */
         bool suspended; /* handed to a worker */
+        bool too_large; /* a chunked body went past the limit: dropped, 413 at its end */
+        size_t discarded;
         atomic_bool done;
         struct api_cmd cmd;
         struct api_resp resp;
@@ -41,7 +43,13 @@ const char *api_req_body(struct api_req *rq, size_t *len)
 
 const char *api_query(struct api_req *rq, const char *name)
 {
-        return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+        const char *v = NULL;
+        size_t n = 0;
+        /* "?force" without "=value" is present with no value: give "" rather than NULL. */
+        if (MHD_lookup_connection_value_n(rq->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+                                          &n) != MHD_YES)
+                return NULL;
+        return v ? v : "";
 }
 
 int api_query_bool(struct api_req *rq, const char *name, bool *out, struct api_resp *resp)
@@ -133,7 +141,10 @@ static enum MHD_Result send_resp(struct api_req *rq)
         int64_t ns = mono_ns() - rq->t0;
         histo_observe(&d->metrics.request, ns);
         atomic_fetch_add(&d->metrics.requests, 1);
-        bool quiet = rq->route && (rq->route->op == OP_METRICS || rq->route->op == OP_HEALTH);
+        /* Successful invocations, health and metrics come by the thousand: debug level. */
+        bool quiet =
+            rq->route && (rq->route->op == OP_METRICS || rq->route->op == OP_HEALTH ||
+                          rq->route->op == OP_SNAP_INVOKE || rq->route->op == OP_CLONE_INVOKE);
         sp_log(quiet && r->status < 400 ? SPROUT_LOG_DEBUG : SPROUT_LOG_INFO, "%s %s %u %.3f ms",
                rq->method, rq->url, r->status, (double)ns / 1e6);
         return ret;
@@ -144,6 +155,11 @@ static enum MHD_Result fail(struct api_req *rq, enum api_errc code, const char *
         api_error(rq->d, &rq->resp, code, "%s", msg);
         return send_resp(rq);
 }
+
+/* A body past the limit is counted and dropped when MHD cannot answer before it is read (MHD
+ * answers only before the body or after all of it); past this much its connection is closed
+ * instead. */
+#define API_DISCARD_MAX (16u << 20)
 
 static bool is_json_type(const char *ct)
 {
@@ -168,14 +184,15 @@ static enum MHD_Result begin(struct api_req *rq, const char *url, const char *me
         }
         if (r == -EPERM) {
                 snprintf(rq->resp.allow, sizeof(rq->resp.allow), "%s", allow);
-                api_error(d, &rq->resp, API_E_METHOD_NOT_ALLOWED, "%s takes %s, not %s", url,
-                          allow, method);
+                api_error(d, &rq->resp, API_E_METHOD_NOT_ALLOWED, "%s takes %s, not %s", url, allow,
+                          method);
                 return send_resp(rq);
         }
         if (d->draining)
                 return fail(rq, API_E_SHUTTING_DOWN, "sproutd is shutting down");
         if (rq->id[0] == '!')
-                return fail(rq, API_E_INVALID_ID, "ids are lowercase UUIDs (8-4-4-4-12 hex digits)");
+                return fail(rq, API_E_INVALID_ID,
+                            "ids are lowercase UUIDs (8-4-4-4-12 hex digits)");
         struct query_check qc = {.allowed = rq->route->query};
         MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, check_query_arg, &qc);
         if (qc.bad) {
@@ -187,11 +204,19 @@ static enum MHD_Result begin(struct api_req *rq, const char *url, const char *me
         /* Bodies are bounded before they are read: a huge Content-Length is refused at once and
          * nothing of it is buffered. Chunked bodies are counted as they arrive. */
         rq->limit = rq->route->max_body ? rq->route->max_body : API_BODY_MAX;
-        const char *cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         const char *te = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_TRANSFER_ENCODING);
         unsigned long long clen = cl ? strtoull(cl, NULL, 10) : 0;
+        const char *expect =
+            MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        if (clen > rq->limit && clen <= API_DISCARD_MAX && !expect) {
+                /* A client already sending a modest body would see its connection reset
+                 * mid-upload; reading it into nowhere lets it get the 413. */
+                rq->too_large = true;
+                return MHD_YES;
+        }
         if (clen > rq->limit) {
                 api_error(d, &rq->resp, API_E_BODY_TOO_LARGE,
                           "the body is %llu bytes; %s %s takes at most %zu", clen, method,
@@ -210,17 +235,21 @@ static enum MHD_Result append_body(struct api_req *rq, const char *data, size_t 
 {
         size_t n = *size;
         *size = 0;
-        if (n > rq->limit - rq->len) {
-                api_error(rq->d, &rq->resp, API_E_BODY_TOO_LARGE,
-                          "the body is over %zu bytes, the most %s %s takes", rq->limit,
-                          rq->method, rq->route->path);
-                return send_resp(rq);
+        if (rq->too_large || n > rq->limit - rq->len) {
+                rq->too_large = true;
+                rq->discarded += n;
+                if (rq->discarded > API_DISCARD_MAX) {
+                        sp_info("%s %s: closing a connection sending a body over %u MiB",
+                                rq->method, rq->url, (API_DISCARD_MAX >> 20) + 1);
+                        return MHD_NO;
+                }
+                return MHD_YES;
         }
         if (!rq->route->max_body)
                 return MHD_YES; /* a body on a route that takes none is read and dropped */
         char *nb = realloc(rq->body, rq->len + n + 1);
         if (!nb)
-                return fail(rq, API_E_INTERNAL, "out of memory");
+                return MHD_NO; /* no answer can be queued mid-body: close the connection */
         memcpy(nb + rq->len, data, n);
         rq->body = nb;
         rq->len += n;
@@ -238,8 +267,8 @@ static enum MHD_Result dispatch(struct api_req *rq)
                 body = json_loadb(rq->body, rq->len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
                 if (!body) {
                         api_error(d, &rq->resp, API_E_INVALID_JSON,
-                                  "the body is not JSON: line %d column %d: %s", je.line,
-                                  je.column, je.text);
+                                  "the body is not JSON: line %d column %d: %s", je.line, je.column,
+                                  je.text);
                         return send_resp(rq);
                 }
         }
@@ -294,6 +323,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return append_body(rq, upload, upload_size);
         if (rq->suspended)
                 return atomic_load(&rq->done) ? send_resp(rq) : MHD_YES;
+        if (rq->too_large) {
+                api_error(d, &rq->resp, API_E_BODY_TOO_LARGE,
+                          "the body is over %zu bytes; %s %s takes at most %zu", rq->limit,
+                          rq->method, rq->route->path, rq->limit);
+                return send_resp(rq);
+        }
         return dispatch(rq);
 }
 
@@ -344,11 +379,10 @@ int api_http_start(struct sproutd *d, int listen_fd, struct sprout_err *err)
         d->http = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                 MHD_USE_ERROR_LOG,
-            0, NULL, NULL, on_request, d, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, d, MHD_OPTION_THREAD_POOL_SIZE, 2u,
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned)d->cfg.max_connections,
-            MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-            MHD_OPTION_END);
+            0, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
+            MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)d->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
         if (!d->http) {
                 workers_stop(&d->workers);
                 return sprout_err_set(err, -EIO, "libmicrohttpd would not start on the socket");

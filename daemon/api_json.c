@@ -38,7 +38,7 @@ void api_reply_raw(struct api_resp *resp, unsigned status, const char *ctype, ch
 
 void api_reply_json(struct api_resp *resp, unsigned status, json_t *body)
 {
-        char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        char *s = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
         json_decref(body);
         if (!s) {
                 static const char oom[] =

@@ -43,7 +43,8 @@ static bool is_id(const char *s, size_t n)
                 return false;
         for (size_t i = 0; i < n; i++) {
                 bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-                if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                if (dash ? s[i] != '-'
+                         : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
                         return false;
         }
         return true;

@@ -44,8 +44,7 @@ static void *pool_main(void *arg)
         return NULL;
 }
 
-int dbase_load(struct sproutd *d, struct snap_entry *e, struct dbase **out,
-               struct sprout_err *err)
+int dbase_load(struct sproutd *d, struct snap_entry *e, struct dbase **out, struct sprout_err *err)
 {
         struct dbase *db = calloc(1, sizeof(*db));
         if (!db)

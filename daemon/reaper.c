@@ -125,9 +125,9 @@ int reaper_start(struct sproutd *d, unsigned nthreads, struct sprout_err *err)
                 return sprout_err_set(err, -ENOMEM, "out of memory");
         for (unsigned i = 0; i < nthreads; i++) {
                 struct reaper_arg *ra = malloc(sizeof(*ra));
-                int r = ra ? pthread_create(&rp->threads[i], NULL, reaper_main, ra) : ENOMEM;
                 if (ra)
                         *ra = (struct reaper_arg){.d = d, .index = i};
+                int r = ra ? pthread_create(&rp->threads[i], NULL, reaper_main, ra) : ENOMEM;
                 if (r) {
                         free(ra);
                         reaper_stop(d);
@@ -173,4 +173,3 @@ void reaper_stop(struct sproutd *d)
         rp->threads = NULL;
         rp->nthreads = 0;
 }
-

@@ -13,8 +13,7 @@
 
 const char *snap_status_name(enum snap_status s)
 {
-        static const char *const names[] = {"queued", "booting", "snapshotting", "ready",
-                                            "failed"};
+        static const char *const names[] = {"queued", "booting", "snapshotting", "ready", "failed"};
         return names[s];
 }
 

@@ -23,7 +23,12 @@ static void scan_one(struct sproutd *d, const char *name)
         struct sprout_err err = {0};
         if (!e)
                 return;
-        snprintf(e->path, sizeof(e->path), "%s/%s", d->snap_dir, name);
+        if (snprintf(e->path, sizeof(e->path), "%s/%s", d->snap_dir, name) >=
+            (int)sizeof(e->path)) {
+                sp_warn("state: skipping %s/%s: path too long", d->snap_dir, name);
+                registry_free_entry(d, e);
+                return;
+        }
         if (registry_read_meta(e, &err) < 0) {
                 /* Not ours to delete: someone may want to look at it. It is just not listed. */
                 sp_warn("state: skipping %s: %s", e->path, err.msg);

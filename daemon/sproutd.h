@@ -4,7 +4,8 @@
  * Locking: one daemon-wide mutex (d->lock) guards the registry, the clone table, every counter and
  * the state fields of entries and clones; it is held only for bookkeeping, never across KVM work or
  * I/O. A clone's run_lock is held while one thread drives its vCPU (invoke). An entry's load_lock
- * serialises loading its base. Order: run_lock or load_lock before d->lock, never the reverse. */
+ * serialises loading its base. Order: run_lock or load_lock, then d->lock, then the reaper's lock
+ * or a base's pool lock; never the reverse. */
 #ifndef SPROUTD_H
 #define SPROUTD_H
 
@@ -34,7 +35,7 @@ struct snap_entry {
         char id[SPROUTD_ID_LEN];
         uint8_t uuid[16];
         char path[4096];
-        char image[4096];   /* the image a prewarm was asked for; "" when found on disk */
+        char image[4096];    /* the image a prewarm was asked for; "" when found on disk */
         char image_name[65]; /* from the manifest the snapshot records */
         enum snap_status status;
         char error[512];
@@ -43,16 +44,16 @@ struct snap_entry {
         uint64_t ram_size, file_size, nonzero_bytes;
         int64_t created_ns; /* CLOCK_REALTIME */
         double boot_s, write_s;
-        unsigned refs;       /* the registry's, each clone's, each in-flight request's */
-        unsigned clones;     /* live clones of any origin, reservations included */
-        unsigned api_clones; /* of those, the ones POST /v1/clones made (they block a delete) */
-        bool listed;         /* in d->snaps */
+        unsigned refs;        /* the registry's, each clone's, each in-flight request's */
+        unsigned clones;      /* live clones of any origin, reservations included */
+        unsigned api_clones;  /* of those, the ones POST /v1/clones made (they block a delete) */
+        bool listed;          /* in d->snaps */
         int64_t last_used_ns; /* CLOCK_MONOTONIC: last clone created or destroyed */
         pthread_mutex_t load_lock;
-        struct dbase *base;   /* set under load_lock and d->lock; freed by the reaper */
-        struct dclone *idle;  /* reusable one-shot clones, a stack through idle_next */
+        struct dbase *base;  /* set under load_lock and d->lock; freed by the reaper */
+        struct dclone *idle; /* reusable one-shot clones, a stack through idle_next */
         unsigned nidle;
-        bool reaping;         /* queued for the reaper's final free */
+        bool reaping; /* queued for the reaper's final free */
         struct snap_entry *reap_next;
 };
 
@@ -77,7 +78,7 @@ struct dclone {
         int64_t created_real_ns, created_ns, last_used_ns;
         double restore_ms;
         bool pooled_shell;
-        char dead_reason[256];
+        char dead_reason[sizeof(((struct sprout_err *)0)->msg)];
 };
 
 #define CLONE_BUCKETS 1024
@@ -170,8 +171,7 @@ int registry_scan(struct sproutd *d, struct sprout_err *err);
 
 /* ---- bases.c: a loaded snapshot and the thread that keeps its shell pool full ---- */
 
-int dbase_load(struct sproutd *d, struct snap_entry *e, struct dbase **out,
-               struct sprout_err *err);
+int dbase_load(struct sproutd *d, struct snap_entry *e, struct dbase **out, struct sprout_err *err);
 struct sprout_base *dbase_base(struct dbase *b);
 /* A shell was taken: the pool thread refills. */
 void dbase_kick(struct dbase *b);
@@ -184,7 +184,8 @@ void dbase_free(struct dbase *b);
 /* Makes n clones of e, all or none (the first error wins). API and pool clones go in the table;
  * one-shot clones stay private to the caller. Each returned clone carries one reference, the
  * caller's; a table clone has another, the table's. Errors: -EAGAIN over max_clones, -ENOENT e was
- * deleted, -EBUSY e is not ready, -ESHUTDOWN draining, else the load or restore failure. */
+ * deleted, -EBUSY e is not ready, -ESHUTDOWN draining, -ENOTSUP this host cannot run it, -EUCLEAN
+ * the snapshot would not load, else the restore failure. */
 int clones_create(struct sproutd *d, struct snap_entry *e, unsigned n, enum dclone_origin origin,
                   struct dclone **out, struct sprout_err *err);
 /* The table's clone with this id, with a reference, or NULL. */
@@ -246,7 +247,7 @@ void reaper_queue_snap(struct sproutd *d, struct snap_entry *e);
 /* Destroys what is queued, then joins the threads. */
 void reaper_stop(struct sproutd *d);
 
-/* ---- sproutd_lock.c: one daemon per state directory ---- */
+/* ---- sproutd_state.c: the state directory, one daemon per directory ---- */
 int state_dir_open(struct sproutd *d, struct sprout_err *err);
 void state_dir_close(struct sproutd *d);
 

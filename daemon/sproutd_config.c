@@ -21,28 +21,37 @@ struct opt {
         const char *help;
 };
 
-#define STR(field, k)   k, offsetof(struct sproutd_config, field), sizeof(((struct sproutd_config *)0)->field)
-#define INT(field)      O_INT, offsetof(struct sproutd_config, field), sizeof(int64_t)
+#define STR(field, k)                                                                              \
+        k, offsetof(struct sproutd_config, field), sizeof(((struct sproutd_config *)0)->field)
+#define INT(field) O_INT, offsetof(struct sproutd_config, field), sizeof(int64_t)
 
 static const struct opt opts[] = {
     {"state-dir", STR(state_dir, O_PATH), 0, 0, "DIR: snapshots and the socket live here"},
-    {"socket", STR(socket_path, O_PATH), 0, 0, "PATH: the API socket (default STATE_DIR/" SPROUT_SOCKET_NAME ")"},
+    {"socket", STR(socket_path, O_PATH), 0, 0,
+     "PATH: the API socket (default STATE_DIR/" SPROUT_SOCKET_NAME ")"},
     {"socket-group", STR(socket_group, O_STRING), 0, 0, "GROUP: give the socket to this group"},
-    {"workers", INT(workers), 1, 256, "N: threads running clone/invoke requests (default 4 per CPU)"},
+    {"workers", INT(workers), 1, 256,
+     "N: threads running clone/invoke requests (default 4 per CPU)"},
     {"max-queue", INT(max_queue), 1, 1000000, "N: requests waiting for a worker before 429"},
     {"max-clones", INT(max_clones), 1, 100000, "N: live clones before 429"},
     {"max-connections", INT(max_connections), 1, 100000, "N: open API connections"},
     {"max-prewarms", INT(max_prewarms), 1, 64, "N: prewarms booting at once"},
-    {"max-prewarm-jobs", INT(max_prewarm_jobs), 1, 1024, "N: prewarms queued or running before 429"},
+    {"max-prewarm-jobs", INT(max_prewarm_jobs), 1, 1024,
+     "N: prewarms queued or running before 429"},
     {"pool-shells", INT(pool_shells), 0, 64, "N: VM shells each loaded snapshot keeps ready"},
     {"reapers", INT(reapers), 1, 16, "N: threads tearing clones down"},
-    {"invoke-timeout-ms", INT(invoke_timeout_ms), 1, 3600000, "MS: default time limit of an invocation"},
-    {"max-invoke-timeout-ms", INT(max_invoke_timeout_ms), 1, 3600000, "MS: the most a request may ask for"},
+    {"invoke-timeout-ms", INT(invoke_timeout_ms), 1, 3600000,
+     "MS: default time limit of an invocation"},
+    {"max-invoke-timeout-ms", INT(max_invoke_timeout_ms), 1, 3600000,
+     "MS: the most a request may ask for"},
     {"idle-timeout-s", INT(idle_timeout_s), 1, 86400 * 365, "S: destroy clones idle this long"},
-    {"base-keep-s", INT(base_keep_s), 0, 86400 * 365, "S: keep a snapshot loaded this long after its last clone"},
+    {"base-keep-s", INT(base_keep_s), 0, 86400 * 365,
+     "S: keep a snapshot loaded this long after its last clone"},
     {"prewarm-timeout-s", INT(prewarm_timeout_s), 1, 86400, "S: a prewarm boot may take this long"},
-    {"drain-timeout-s", INT(drain_timeout_s), 0, 3600, "S: on SIGTERM, wait this long for in-flight work"},
-    {"log-level", O_LEVEL, offsetof(struct sproutd_config, log_level), sizeof(int64_t), 0, 3, "error|warn|info|debug"},
+    {"drain-timeout-s", INT(drain_timeout_s), 0, 3600,
+     "S: on SIGTERM, wait this long for in-flight work"},
+    {"log-level", O_LEVEL, offsetof(struct sproutd_config, log_level), sizeof(int64_t), 0, 3,
+     "error|warn|info|debug"},
 };
 
 #undef STR
@@ -52,13 +61,14 @@ static const char *const levels[] = {"error", "warn", "info", "debug"};
 
 void sproutd_usage(const char *prog, FILE *f)
 {
-        fprintf(f,
-                "usage: %s [--config FILE] [--FLAG VALUE ...] [--list-routes]\n\n"
-                "Serves the sprout clone API (HTTP/1.1 + JSON) on a Unix socket. Runs with no\n"
-                "configuration; FILE is a JSON object whose keys are the flags below with '_' for\n"
-                "'-' (flags win over it). SIGTERM or SIGINT drains in-flight requests and exits.\n\n"
-                "flags:\n",
-                prog);
+        fprintf(
+            f,
+            "usage: %s [--config FILE] [--FLAG VALUE ...] [--list-routes]\n\n"
+            "Serves the sprout clone API (HTTP/1.1 + JSON) on a Unix socket. Runs with no\n"
+            "configuration; FILE is a JSON object whose keys are the flags below with '_' for\n"
+            "'-' (flags win over it). SIGTERM or SIGINT drains in-flight requests and exits.\n\n"
+            "flags:\n",
+            prog);
         for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
                 fprintf(f, "  --%-22s %s\n", opts[i].name, opts[i].help);
         fprintf(f, "  --%-22s %s\n", "config", "FILE: read settings from this JSON file first");
@@ -107,7 +117,8 @@ static int set_text(struct sproutd_config *c, const struct opt *o, const char *v
         char *dst = (char *)c + o->off;
         if (o->kind == O_PATH || o->kind == O_STRING) {
                 if (strlen(v) >= o->size || (o->kind == O_PATH && !*v))
-                        return sprout_err_set(err, -EINVAL, "--%s: '%s' is empty or longer than %zu bytes",
+                        return sprout_err_set(err, -EINVAL,
+                                              "--%s: '%s' is empty or longer than %zu bytes",
                                               o->name, v, o->size - 1);
                 memcpy(dst, v, strlen(v) + 1);
                 return 0;
@@ -118,14 +129,15 @@ static int set_text(struct sproutd_config *c, const struct opt *o, const char *v
                                 *(int64_t *)(void *)dst = i;
                                 return 0;
                         }
-                return sprout_err_set(err, -EINVAL, "--%s takes error, warn, info or debug", o->name);
+                return sprout_err_set(err, -EINVAL, "--%s takes error, warn, info or debug",
+                                      o->name);
         }
         char *end;
         errno = 0;
         long long n = strtoll(v, &end, 10);
         if (errno || end == v || *end || n < o->min || n > o->max)
-                return sprout_err_set(err, -EINVAL, "--%s takes a whole number in %lld..%lld", o->name,
-                                      (long long)o->min, (long long)o->max);
+                return sprout_err_set(err, -EINVAL, "--%s takes a whole number in %lld..%lld",
+                                      o->name, (long long)o->min, (long long)o->max);
         *(int64_t *)(void *)dst = n;
         return 0;
 }
@@ -136,11 +148,13 @@ static int set_json(struct sproutd_config *c, const struct opt *o, const char *k
 {
         if (o->kind == O_INT) {
                 if (!json_is_integer(v))
-                        return sprout_err_set(err, -EINVAL, "config field '%s' must be an integer", key);
+                        return sprout_err_set(err, -EINVAL, "config field '%s' must be an integer",
+                                              key);
                 json_int_t n = json_integer_value(v);
                 if (n < o->min || n > o->max)
-                        return sprout_err_set(err, -EINVAL, "config field '%s' must be in %lld..%lld",
-                                              key, (long long)o->min, (long long)o->max);
+                        return sprout_err_set(err, -EINVAL,
+                                              "config field '%s' must be in %lld..%lld", key,
+                                              (long long)o->min, (long long)o->max);
                 *(int64_t *)(void *)((char *)c + o->off) = n;
                 return 0;
         }
@@ -157,7 +171,8 @@ static int load_file(struct sproutd_config *c, const char *path, struct sprout_e
         json_error_t je;
         json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
         if (!root)
-                return sprout_err_set(err, -EINVAL, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+                return sprout_err_set(err, -EINVAL, "%s:%d:%d: %s", path, je.line, je.column,
+                                      je.text);
         int r = 0;
         if (!json_is_object(root)) {
                 r = sprout_err_set(err, -EINVAL, "%s: the config must be a JSON object", path);
@@ -224,12 +239,14 @@ int sproutd_config_load(int argc, char **argv, struct sproutd_config *c, struct 
                 const char *name, *val;
                 size_t nlen;
                 int used = split_flag(argc, argv, i, &name, &nlen, &val);
+                bool is_config = nlen == 6 && !strncmp(name, "config", 6);
+                if (!is_config && !find_opt(name, nlen))
+                        return sprout_err_set(err, -EINVAL, "unknown flag '--%.*s'", (int)nlen,
+                                              name);
                 if (!val)
                         return sprout_err_set(err, -EINVAL, "%s needs a value", argv[i]);
-                if (nlen == 6 && !strncmp(name, "config", 6))
+                if (is_config)
                         config = val;
-                else if (!find_opt(name, nlen))
-                        return sprout_err_set(err, -EINVAL, "unknown flag '--%.*s'", (int)nlen, name);
                 i += used - 1;
         }
         if (c->list_routes)
@@ -247,18 +264,21 @@ int sproutd_config_load(int argc, char **argv, struct sproutd_config *c, struct 
                         return r;
                 i += used - 1;
         }
-        if (!c->state_dir[0] && (r = sprout_default_state_dir(c->state_dir, sizeof(c->state_dir), err)) < 0)
+        if (!c->state_dir[0] &&
+            (r = sprout_default_state_dir(c->state_dir, sizeof(c->state_dir), err)) < 0)
                 return r;
         if (!c->socket_path[0]) {
                 int n = snprintf(c->socket_path, sizeof(c->socket_path), "%s/%s", c->state_dir,
                                  SPROUT_SOCKET_NAME);
                 if (n < 0 || (size_t)n >= sizeof(c->socket_path))
-                        return sprout_err_set(err, -ENAMETOOLONG,
-                                              "the socket path %s/%s is longer than a Unix socket allows; "
-                                              "give a shorter --socket",
-                                              c->state_dir, SPROUT_SOCKET_NAME);
+                        return sprout_err_set(
+                            err, -ENAMETOOLONG,
+                            "the socket path %s/%s is longer than a Unix socket allows; "
+                            "give a shorter --socket",
+                            c->state_dir, SPROUT_SOCKET_NAME);
         }
         if (c->invoke_timeout_ms > c->max_invoke_timeout_ms)
-                return sprout_err_set(err, -EINVAL, "--invoke-timeout-ms exceeds --max-invoke-timeout-ms");
+                return sprout_err_set(err, -EINVAL,
+                                      "--invoke-timeout-ms exceeds --max-invoke-timeout-ms");
         return 0;
 }

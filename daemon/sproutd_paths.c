@@ -1,5 +1,5 @@
-/* Where sproutd keeps its state and socket when nobody says: shared by the daemon and its clients so
- * both agree without configuration. */
+/* Where sproutd keeps its state and socket when nobody says: shared by the daemon and its clients
+ * so both agree without configuration. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +19,8 @@ int sprout_default_state_dir(char *buf, size_t len, struct sprout_err *err)
         else if (home && *home == '/')
                 n = snprintf(buf, len, "%s/.local/state/sprout", home);
         else
-                return sprout_err_set(err, -ENOENT,
-                                      "no state directory: set XDG_STATE_HOME or HOME, or pass one");
+                return sprout_err_set(
+                    err, -ENOENT, "no state directory: set XDG_STATE_HOME or HOME, or pass one");
         if (n < 0 || (size_t)n >= len)
                 return sprout_err_set(err, -ENAMETOOLONG, "the state directory path is too long");
         return 0;

@@ -22,6 +22,7 @@ struct sprout_prewarm_opts {
         int console_fd;       /* guest console echoed here; -1 for none */
         int64_t timeout_ms;   /* how long the boot may take to READY */
         int zstd_level;       /* 0: the default */
+        const uint8_t *uuid;  /* 16 bytes: the snapshot's UUID; NULL for a random one */
         /* Called when a phase starts and while writing (done/total bytes); may be NULL. */
         void (*progress)(void *ctx, enum sprout_prewarm_phase phase, uint64_t done, uint64_t total);
         void *progress_ctx;

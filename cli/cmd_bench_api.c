@@ -1,0 +1,325 @@
+/* sprout bench api SNAPSHOT_ID: what the HTTP API costs. Sustained one-shot invocations per second
+ * through the socket with 1, 2 and 8 concurrent clients, and the latency the HTTP layer adds over
+ * direct mode (the same invocation in-process), p50 and p99. Prints numbers; it is not a test. */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "client.h"
+#include "commands.h"
+#include "sprout/clone.h"
+#include "stats.h"
+
+struct load_thread {
+        pthread_t t;
+        const char *socket, *path, *req;
+        int64_t until_ns;
+        double *lat;
+        size_t n, cap;
+        size_t errors;
+        long first_status;
+        char first_error[256];
+};
+
+static void *load_main(void *arg)
+{
+        struct load_thread *lt = arg;
+        struct client cl;
+        if (client_open(&cl, lt->socket))
+                return NULL;
+        while (cli_now_ns() < lt->until_ns) {
+                struct client_resp r;
+                int64_t t0 = cli_now_ns();
+                int e = client_call(&cl, "POST", lt->path, lt->req, strlen(lt->req), 60000, &r);
+                double ms = (double)(cli_now_ns() - t0) / 1e6;
+                if (e < 0 || r.status != 200) {
+                        if (!lt->errors++) {
+                                lt->first_status = e < 0 ? e : r.status;
+                                snprintf(lt->first_error, sizeof(lt->first_error), "%.200s",
+                                         r.body ? r.body : cl.errbuf);
+                        }
+                } else {
+                        if (lt->n == lt->cap) {
+                                size_t cap = lt->cap ? lt->cap * 2 : 4096;
+                                double *nl = realloc(lt->lat, cap * sizeof(double));
+                                if (!nl) {
+                                        client_resp_free(&r);
+                                        break;
+                                }
+                                lt->lat = nl;
+                                lt->cap = cap;
+                        }
+                        lt->lat[lt->n++] = ms;
+                }
+                client_resp_free(&r);
+        }
+        client_close(&cl);
+        return NULL;
+}
+
+/* clients threads call path for seconds; prints throughput and latency. */
+static void run_load(const char *socket, const char *path, const char *req, int clients,
+                     double seconds, const char *label, bool json)
+{
+        struct load_thread *lt = calloc((size_t)clients, sizeof(*lt));
+        if (!lt)
+                return;
+        int64_t t0 = cli_now_ns();
+        for (int i = 0; i < clients; i++) {
+                lt[i] = (struct load_thread){.socket = socket,
+                                             .path = path,
+                                             .req = req,
+                                             .until_ns = t0 + (int64_t)(seconds * 1e9)};
+                pthread_create(&lt[i].t, NULL, load_main, &lt[i]);
+        }
+        size_t total = 0, errors = 0;
+        for (int i = 0; i < clients; i++) {
+                pthread_join(lt[i].t, NULL);
+                total += lt[i].n;
+                errors += lt[i].errors;
+        }
+        double elapsed = (double)(cli_now_ns() - t0) / 1e9;
+        double *all = malloc((total ? total : 1) * sizeof(double));
+        size_t k = 0;
+        for (int i = 0; i < clients && all; i++) {
+                memcpy(all + k, lt[i].lat, lt[i].n * sizeof(double));
+                k += lt[i].n;
+        }
+        struct latency_summary s = all ? summarize(all, total) : (struct latency_summary){0};
+        if (json)
+                printf(
+                    "{\"bench\":\"api\",\"mode\":\"%s\",\"clients\":%d,\"ok\":%zu,\"errors\":%zu,"
+                    "\"per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
+                    label, clients, total, errors, (double)total / elapsed, s.p50, s.p99);
+        else
+                printf("one-shot %-6s %2d client%s  %8.1f /s  p50 %7.3f ms  p99 %7.3f ms  (%zu ok, "
+                       "%zu errors)\n",
+                       label, clients, clients == 1 ? " " : "s", (double)total / elapsed, s.p50,
+                       s.p99, total, errors);
+        for (int i = 0; i < clients; i++) {
+                if (lt[i].errors)
+                        fprintf(stderr, "  first error of client %d: %ld %s\n", i,
+                                lt[i].first_status, lt[i].first_error);
+                free(lt[i].lat);
+        }
+        free(all);
+        free(lt);
+}
+
+static void report(const char *what, double *v, size_t n, bool json)
+{
+        struct latency_summary s = summarize(v, n);
+        if (json)
+                printf("{\"bench\":\"api\",\"metric\":\"%s\",\"n\":%zu,\"p50_ms\":%.4f,"
+                       "\"p99_ms\":%.4f}\n",
+                       what, n, s.p50, s.p99);
+        else
+                printf("%-34s n=%-5zu p50 %8.4f ms  p99 %8.4f ms\n", what, n, s.p50, s.p99);
+}
+
+/* The same warm invocation in this process, no HTTP: the floor the API is compared with. */
+static int direct_invokes(const char *snap_path, const char *req, size_t n, double *warm,
+                          double *fresh)
+{
+        struct sprout_err err = {0};
+        struct sprout_kvm *kvm = NULL;
+        struct sprout_base *b = NULL;
+        struct sprout_clone *c = NULL;
+        const void *resp;
+        size_t len;
+        int r = sprout_kvm_open(&kvm, &err);
+        if (r == 0)
+                r = sprout_base_load(kvm, snap_path, 0, &b, &err);
+        if (r == 0)
+                r = sprout_clone_create(b, -1, &c, NULL, &err);
+        if (r == 0)
+                r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                int64_t t0 = cli_now_ns();
+                r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+                warm[i] = (double)(cli_now_ns() - t0) / 1e6;
+        }
+        sprout_clone_destroy(c);
+        /* Fresh: restore from a pooled shell, then the first invocation (teardown not timed, as
+         * the daemon does it off the request path). */
+        for (size_t i = 0; r == 0 && i < n / 4; i++) {
+                r = sprout_base_prepare(b, 1, &err);
+                int64_t t0 = cli_now_ns();
+                if (r == 0)
+                        r = sprout_clone_create(b, -1, &c, NULL, &err);
+                if (r == 0)
+                        r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+                fresh[i] = (double)(cli_now_ns() - t0) / 1e6;
+                if (c)
+                        sprout_clone_destroy(c);
+                c = NULL;
+        }
+        if (r < 0)
+                fprintf(stderr, "sprout bench api: direct mode: %s\n", err.msg);
+        sprout_base_free(b);
+        sprout_kvm_close(kvm);
+        return r;
+}
+
+/* Sequential calls through the socket; latency as the client sees it. */
+static int api_sequential(struct client *cl, const char *path, const char *req, size_t n,
+                          double *out, double *inside)
+{
+        for (size_t i = 0; i < n; i++) {
+                struct client_resp r;
+                int64_t t0 = cli_now_ns();
+                int e = client_call(cl, "POST", path, req, strlen(req), 60000, &r);
+                out[i] = (double)(cli_now_ns() - t0) / 1e6;
+                if (inside)
+                        inside[i] = r.invoke_ms;
+                if (e < 0 || r.status != 200) {
+                        int rc = client_fail("bench api", cl, e, &r);
+                        client_resp_free(&r);
+                        return rc;
+                }
+                client_resp_free(&r);
+        }
+        return 0;
+}
+
+static int bench_api(int argc, char **argv)
+{
+        static const struct option opts[] = {
+            {"duration", required_argument, NULL, 'd'},
+            {"requests", required_argument, NULL, 'n'},
+            {"request", required_argument, NULL, 'r'},
+            {"socket", required_argument, NULL, 's'},
+            {"json", no_argument, NULL, 'j'},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        static const char usage[] =
+            "usage: sprout bench api SNAPSHOT_ID [--duration S] [-n N] [--request JSON] "
+            "[--json]\n\n"
+            "Through sproutd's socket: one-shot invocations per second with 1, 2 and 8 concurrent\n"
+            "clients (S seconds each, default 5), reusing pooled clones and with a fresh clone\n"
+            "per call; then N sequential warm invocations (default 1000) through the API and in\n"
+            "this process (direct mode) to show the latency the HTTP layer adds.\n";
+        const char *socket = NULL, *req = "{}";
+        long seconds = 5, n = 1000;
+        bool json = false;
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+                if (c == 'd' && cli_parse_long(optarg, 1, 3600, &seconds) == 0)
+                        continue;
+                if (c == 'n' && cli_parse_long(optarg, 4, 1000000, &n) == 0)
+                        continue;
+                if (c == 'r')
+                        req = optarg;
+                else if (c == 's')
+                        socket = optarg;
+                else if (c == 'j')
+                        json = true;
+                else if (c == 'h') {
+                        fputs(usage, stdout);
+                        return 0;
+                } else {
+                        fputs(usage, stderr);
+                        return CLI_EXIT_USAGE;
+                }
+        }
+        if (optind != argc - 1) {
+                fputs(usage, stderr);
+                return CLI_EXIT_USAGE;
+        }
+        const char *id = argv[optind];
+        struct client cl;
+        struct client_resp r;
+        char path[256], snap_path[4096];
+        int rc = client_open(&cl, socket);
+        if (rc)
+                return rc;
+        snprintf(path, sizeof(path), "/v1/snapshots/%s", id);
+        if ((rc = client_get_json(&cl, "bench api", path, &r)))
+                goto out;
+        snprintf(snap_path, sizeof(snap_path), "%s",
+                 json_string_value(json_object_get(r.json, "path")));
+        client_resp_free(&r);
+
+        static const int levels[] = {1, 2, 8};
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke?reuse=true", id);
+        for (size_t i = 0; i < 3; i++)
+                run_load(cl.socket, path, req, levels[i], (double)seconds, "reuse", json);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        for (size_t i = 0; i < 3; i++)
+                run_load(cl.socket, path, req, levels[i], (double)seconds, "fresh", json);
+
+        /* Warm invocations of one clone: the same guest work either way. */
+        double *api = calloc((size_t)n, sizeof(double)),
+               *inside = calloc((size_t)n, sizeof(double));
+        double *direct = calloc((size_t)n, sizeof(double)),
+               *dfresh = calloc((size_t)n, sizeof(double));
+        double *afresh = calloc((size_t)n, sizeof(double));
+        if (!api || !inside || !direct || !dfresh || !afresh) {
+                rc = CLI_EXIT_FAIL;
+                goto out_free;
+        }
+        char body[128];
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+        int e = client_call(&cl, "POST", "/v1/clones", body, strlen(body), 60000, &r);
+        if (e < 0 || r.status != 201) {
+                rc = client_fail("bench api", &cl, e, &r);
+                client_resp_free(&r);
+                goto out_free;
+        }
+        char clone[64];
+        snprintf(clone, sizeof(clone), "%s",
+                 json_string_value(
+                     json_object_get(json_array_get(json_object_get(r.json, "clones"), 0), "id")));
+        client_resp_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", clone);
+        double warmup;
+        rc = api_sequential(&cl, path, req, 1, &warmup, NULL);
+        if (!rc)
+                rc = api_sequential(&cl, path, req, (size_t)n, api, inside);
+        snprintf(path, sizeof(path), "/v1/clones/%s", clone);
+        if (client_call(&cl, "DELETE", path, NULL, 0, 60000, &r) == 0)
+                client_resp_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        if (!rc)
+                rc = api_sequential(&cl, path, req, (size_t)n / 4, afresh, NULL);
+        if (rc)
+                goto out_free;
+        if (direct_invokes(snap_path, req, (size_t)n, direct, dfresh) < 0) {
+                rc = CLI_EXIT_FAIL;
+                goto out_free;
+        }
+        struct latency_summary sa = summarize(api, (size_t)n), sd = summarize(direct, (size_t)n);
+        report("warm invoke, direct (in-process)", direct, (size_t)n, json);
+        report("warm invoke, inside sproutd", inside, (size_t)n, json);
+        report("warm invoke, through the API", api, (size_t)n, json);
+        report("fresh clone + invoke, direct", dfresh, (size_t)n / 4, json);
+        report("one-shot fresh, through the API", afresh, (size_t)n / 4, json);
+        if (json)
+                printf("{\"bench\":\"api\",\"metric\":\"http_added\",\"p50_ms\":%.4f,\"p99_ms\":%."
+                       "4f}\n",
+                       sa.p50 - sd.p50, sa.p99 - sd.p99);
+        else
+                printf("HTTP layer adds (warm invoke)      p50 %8.4f ms  p99 %8.4f ms\n",
+                       sa.p50 - sd.p50, sa.p99 - sd.p99);
+out_free:
+        free(api);
+        free(inside);
+        free(direct);
+        free(dfresh);
+        free(afresh);
+out:
+        client_close(&cl);
+        return rc;
+}
+
+int sprout_cmd_bench_any(int argc, char **argv)
+{
+        if (argc > 1 && !strcmp(argv[1], "api"))
+                return bench_api(argc - 1, argv + 1);
+        return sprout_cmd_bench(argc, argv);
+}

@@ -1,0 +1,8 @@
+/* sproutd: the clone API daemon; everything is in sproutd_main(), which `sprout daemon` runs too.
+ */
+#include "sprout/daemon.h"
+
+int main(int argc, char **argv)
+{
+        return sproutd_main(argc, argv);
+}

@@ -1,0 +1,1019 @@
+/* End-to-end tests of sproutd: a real daemon on a real socket, real KVM, a real HTTP client.
+ * `test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR`. The `prewarm` case makes the snapshot the
+ * other cases share (a ctest fixture), so the whole suite boots few VMs. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/check.h"
+#include "harness.h"
+#include "sprout/abi.h"
+
+#define UUID_LEN 36
+
+static bool is_uuid(const char *s)
+{
+        if (!s || strlen(s) != UUID_LEN)
+                return false;
+        for (int i = 0; i < UUID_LEN; i++) {
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+                if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
+                        return false;
+        }
+        return true;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+        const char *s = json_string_value(json_object_get(o, k));
+        return s ? s : "";
+}
+
+static long long jint(json_t *o, const char *k)
+{
+        return (long long)json_integer_value(json_object_get(o, k));
+}
+
+/* A snapshot's field, as text, through GET /v1/snapshots/ID. */
+static void get_snapshot(struct daemon *d, const char *id, struct reply *r)
+{
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/snapshots/%s", id);
+        http_json(d, "GET", path, NULL, r);
+}
+
+static bool file_exists(const char *p)
+{
+        struct stat st;
+        return stat(p, &st) == 0;
+}
+
+/* ---- prewarm: the fixture snapshot, through the CLI and the API ---- */
+
+static void case_prewarm(void)
+{
+        struct daemon d;
+        struct reply r;
+        char img[2048], cmd[8192], *out = NULL;
+        make_state(&d, "fixture");
+        const char *flags[] = {"--max-prewarms", "2", NULL};
+        if (daemon_start(&d, flags) < 0) {
+                CHECK(0, "sproutd did not start");
+                return;
+        }
+        /* A handler that exits before READY: the prewarm must fail with the reason. */
+        snprintf(img, sizeof(img), "{\"image\":\"%s/crash\"}", t_images);
+        http_json(&d, "POST", "/v1/snapshots", img, &r);
+        CHECK(r.status == 202, "prewarm crash: HTTP %ld %s", r.status, r.body ? r.body : "");
+        char crash[64];
+        snprintf(crash, sizeof(crash), "%s", jstr(r.json, "id"));
+        CHECK(is_uuid(crash), "prewarm returned id '%s'", crash);
+        const char *st = jstr(r.json, "status");
+        CHECK(!strcmp(st, "queued") || !strcmp(st, "booting"), "a new prewarm is '%s'", st);
+        reply_free(&r);
+
+        /* The real one through the CLI: it waits, shows progress, prints the id. */
+        snprintf(cmd, sizeof(cmd), "'%s' prewarm '%s/hello' --socket '%s'", t_sprout, t_images,
+                 d.sock);
+        int rc = run(cmd, &out);
+        char id[64] = "";
+        if (out)
+                snprintf(id, sizeof(id), "%.36s", out);
+        CHECK(rc == 0 && is_uuid(id), "sprout prewarm: rc %d, output '%s'", rc, out ? out : "");
+        free(out);
+
+        get_snapshot(&d, id, &r);
+        CHECK(r.status == 200 && !strcmp(jstr(r.json, "status"), "ready"),
+              "snapshot %s after prewarm: %ld %s", id, r.status, r.body ? r.body : "");
+        CHECK(jint(r.json, "ram_bytes") == 64 << 20, "ram_bytes %lld", jint(r.json, "ram_bytes"));
+        CHECK(json_real_value(json_object_get(r.json, "ratio")) > 2, "ratio %f",
+              json_real_value(json_object_get(r.json, "ratio")));
+        CHECK(!strcmp(jstr(r.json, "image"), "hello"), "image '%s'", jstr(r.json, "image"));
+        char file[2300];
+        snprintf(file, sizeof(file), "%s/snapshots/%s.snap", d.state, id);
+        CHECK(file_exists(file) && !strcmp(jstr(r.json, "path"), file),
+              "the snapshot file %s (the daemon says %s)", file, jstr(r.json, "path"));
+        reply_free(&r);
+
+        const char *fin[] = {"ready", "failed", NULL};
+        st = wait_status(&d, crash, fin, 300);
+        get_snapshot(&d, crash, &r);
+        CHECK(!strcmp(st, "failed"), "the crash image's prewarm ended '%s'", st);
+        CHECK(strstr(jstr(r.json, "error"), "READY") != NULL, "failure reason '%s'",
+              jstr(r.json, "error"));
+        reply_free(&r);
+
+        /* A restart finds the snapshot again under the same id; a failed prewarm is gone. */
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM: sproutd did not exit 0");
+        CHECK(daemon_start(&d, NULL) == 0, "restart");
+        http_json(&d, "GET", "/v1/snapshots", NULL, &r);
+        json_t *arr = json_object_get(r.json, "snapshots");
+        CHECK(json_array_size(arr) == 1 && !strcmp(jstr(json_array_get(arr, 0), "id"), id) &&
+                  !strcmp(jstr(json_array_get(arr, 0), "status"), "ready"),
+              "after a restart: %s", r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM after restart");
+
+        char p[1200];
+        snprintf(p, sizeof(p), "%s/fixture-id", t_work);
+        FILE *f = fopen(p, "w");
+        if (f) {
+                fprintf(f, "%s\n", id);
+                fclose(f);
+        }
+}
+
+/* ---- api: every endpoint, end to end ---- */
+
+static void case_api(void)
+{
+        struct daemon d;
+        struct reply r;
+        char path[256], body[256];
+        make_state(&d, "api");
+        const char *id = add_fixture_snapshot(&d);
+        if (!id || daemon_start(&d, NULL) < 0) {
+                CHECK(0, "set-up failed");
+                return;
+        }
+        http_json(&d, "GET", "/v1/health", NULL, &r);
+        CHECK(r.status == 200 && !strcmp(jstr(r.json, "status"), "ok") &&
+                  jint(r.json, "snapshots") == 1,
+              "health: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+
+        http_json(&d, "GET", "/v1/snapshots", NULL, &r);
+        CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "snapshots")) == 1,
+              "list: %s", r.body ? r.body : "");
+        reply_free(&r);
+        get_snapshot(&d, id, &r);
+        CHECK(r.status == 200 && jint(r.json, "clones") == 0 &&
+                  json_is_false(json_object_get(r.json, "loaded")),
+              "show: %s", r.body ? r.body : "");
+        reply_free(&r);
+
+        /* Clones: one, then three. */
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        CHECK(r.status == 201, "create a clone: %ld %s", r.status, r.body ? r.body : "");
+        char c1[64];
+        snprintf(c1, sizeof(c1), "%s",
+                 jstr(json_array_get(json_object_get(r.json, "clones"), 0), "id"));
+        CHECK(is_uuid(c1), "clone id '%s'", c1);
+        reply_free(&r);
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":3}", id);
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        CHECK(r.status == 201 && json_array_size(json_object_get(r.json, "clones")) == 3,
+              "create 3 clones: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        http_json(&d, "GET", "/v1/clones", NULL, &r);
+        CHECK(json_array_size(json_object_get(r.json, "clones")) == 4, "list clones: %s",
+              r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones?snapshot=%s", id);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(json_array_size(json_object_get(r.json, "clones")) == 4, "list by snapshot: %s",
+              r.body ? r.body : "");
+        reply_free(&r);
+        http_json(&d, "GET", "/v1/clones?snapshot=00000000-0000-0000-0000-000000000000", NULL, &r);
+        CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "clones")) == 0,
+              "list by another snapshot: %s", r.body ? r.body : "");
+        reply_free(&r);
+
+        /* Invoke a clone twice: its state carries over (seq counts). */
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", c1);
+        http_json(&d, "POST", path, "{\"name\":\"api\"}", &r);
+        CHECK(r.status == 200 && r.body && strstr(r.body, "\"echo\":{\"name\":\"api\"}") &&
+                  strstr(r.body, "\"seq\":1") && !strcmp(r.clone_id, c1),
+              "invoke: %ld %s (clone header '%s')", r.status, r.body ? r.body : "", r.clone_id);
+        reply_free(&r);
+        http(&d, "POST", path, NULL, NULL, 0, &r); /* no body: {} */
+        CHECK(r.status == 200 && r.body && strstr(r.body, "\"seq\":2"), "second invoke: %s",
+              r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones/%s", c1);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(r.status == 200 && jint(r.json, "invocations") == 2 &&
+                  !strcmp(jstr(r.json, "state"), "idle") &&
+                  json_is_integer(json_object_get(r.json, "private_bytes")) &&
+                  jint(r.json, "private_bytes") > 0 &&
+                  json_is_number(json_object_get(r.json, "age_s")),
+              "show clone: %s", r.body ? r.body : "");
+        reply_free(&r);
+
+        /* One-shot, fresh: a new clone each time, gone afterwards. */
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        http_json(&d, "POST", path, "{\"k\":1}", &r);
+        char fresh[64];
+        snprintf(fresh, sizeof(fresh), "%s", r.clone_id);
+        CHECK(r.status == 200 && r.body && strstr(r.body, "\"seq\":1") && is_uuid(fresh),
+              "one-shot: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones/%s", fresh);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(r.status == 404, "a fresh one-shot clone outlived its call: %ld", r.status);
+        reply_free(&r);
+        /* One-shot with reuse: the second call is served by the same pooled clone. */
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke?reuse=true", id);
+        http_json(&d, "POST", path, "{}", &r);
+        char pooled[64];
+        snprintf(pooled, sizeof(pooled), "%s", r.clone_id);
+        CHECK(r.status == 200 && strstr(r.body, "\"seq\":1"), "reuse 1: %s", r.body ? r.body : "");
+        reply_free(&r);
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK(r.status == 200 && strstr(r.body, "\"seq\":2") && !strcmp(r.clone_id, pooled),
+              "reuse 2 (clone %s, then %s): %s", pooled, r.clone_id, r.body ? r.body : "");
+        reply_free(&r);
+        get_snapshot(&d, id, &r);
+        CHECK(jint(r.json, "idle_clones") == 1 && json_is_true(json_object_get(r.json, "loaded")),
+              "snapshot after reuse: %s", r.body ? r.body : "");
+        reply_free(&r);
+
+        /* Delete a clone. */
+        snprintf(path, sizeof(path), "/v1/clones/%s", c1);
+        http_json(&d, "DELETE", path, NULL, &r);
+        CHECK(r.status == 200, "delete clone: %ld", r.status);
+        reply_free(&r);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(r.status == 404 && !strcmp(err_code(&r), "clone_not_found"), "deleted clone: %ld %s",
+              r.status, r.body ? r.body : "");
+        reply_free(&r);
+
+        /* Metrics: Prometheus text with the histograms and gauges. */
+        http(&d, "GET", "/metrics", NULL, NULL, 0, &r);
+        CHECK(r.status == 200 && r.body &&
+                  strstr(r.body, "# TYPE sprout_restore_seconds histogram") &&
+                  strstr(r.body, "sprout_invoke_seconds_bucket{le=\"+Inf\"}") &&
+                  strstr(r.body, "sprout_oneshot_seconds_count 3") &&
+                  strstr(r.body, "sprout_clone_create_seconds_count") &&
+                  strstr(r.body, "sprout_clones_live 4") &&
+                  strstr(r.body, "sprout_bases_loaded 1") &&
+                  strstr(r.body, "sprout_errors_total{code=\"clone_not_found\"} 2") &&
+                  strstr(r.body, "sprout_process_resident_bytes"),
+              "metrics:\n%s", r.body ? r.body : "");
+        reply_free(&r);
+
+        /* A snapshot with clones: 409 without force; force destroys them; then it is gone. */
+        snprintf(path, sizeof(path), "/v1/snapshots/%s", id);
+        http_json(&d, "DELETE", path, NULL, &r);
+        CHECK(r.status == 409 && !strcmp(err_code(&r), "snapshot_in_use"), "delete in use: %ld %s",
+              r.status, r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s?force=true", id);
+        http_json(&d, "DELETE", path, NULL, &r);
+        CHECK(r.status == 200 && jint(r.json, "clones_destroyed") == 4, "force delete: %ld %s",
+              r.status, r.body ? r.body : "");
+        reply_free(&r);
+        http_json(&d, "GET", "/v1/clones", NULL, &r);
+        CHECK(json_array_size(json_object_get(r.json, "clones")) == 0, "clones left: %s",
+              r.body ? r.body : "");
+        reply_free(&r);
+        get_snapshot(&d, id, &r);
+        CHECK(r.status == 404, "deleted snapshot: %ld", r.status);
+        reply_free(&r);
+        char file[2300];
+        snprintf(file, sizeof(file), "%s/snapshots/%s.snap", d.state, id);
+        CHECK(!file_exists(file), "%s still exists", file);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM");
+}
+
+/* ---- malformed input ---- */
+
+/* Writes raw bytes to the socket and reads what comes back within timeout_ms. */
+static int raw_exchange(const struct daemon *d, const char *head, size_t body_bytes, bool chunked,
+                        char *resp, size_t resp_len, size_t *sent)
+{
+        static const char last[] = "0\r\n\r\n";
+        bool ended = false;
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        memcpy(a.sun_path, d->sock, sizeof(a.sun_path));
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
+                return -1;
+        *sent = 0;
+        resp[0] = '\0';
+        if (send(s, head, strlen(head), MSG_NOSIGNAL) < 0) {
+                close(s);
+                return -1;
+        }
+        static char chunk[65536 + 16];
+        size_t got = 0;
+        double until = now_s() + 10;
+        while (now_s() < until) {
+                struct pollfd p = {.fd = s, .events = POLLIN | (*sent < body_bytes ? POLLOUT : 0)};
+                if (poll(&p, 1, 100) < 0)
+                        break;
+                if (p.revents & (POLLIN | POLLHUP)) {
+                        ssize_t n = recv(s, resp + got, resp_len - got - 1, 0);
+                        if (n <= 0)
+                                break;
+                        got += (size_t)n;
+                        resp[got] = '\0';
+                        if (strstr(resp, "\r\n\r\n"))
+                                break;
+                        continue;
+                }
+                if (*sent >= body_bytes && chunked && !ended) {
+                        ended = send(s, last, sizeof(last) - 1, MSG_NOSIGNAL) > 0 || true;
+                        continue;
+                }
+                if (p.revents & POLLOUT) {
+                        size_t n = 65536;
+                        if (chunked) {
+                                int h = snprintf(chunk, 16, "10000\r\n");
+                                memset(chunk + h, 'x', n);
+                                memcpy(chunk + h + n, "\r\n", 2);
+                                n += (size_t)h + 2;
+                        } else {
+                                memset(chunk, ' ', n);
+                        }
+                        ssize_t w = send(s, chunk, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (w < 0 && errno != EAGAIN)
+                                break;
+                        if (w > 0)
+                                *sent += (size_t)w;
+                }
+        }
+        close(s);
+        return 0;
+}
+
+static long vm_hwm_kb(pid_t pid)
+{
+        char p[64], line[256];
+        long kb = -1;
+        snprintf(p, sizeof(p), "/proc/%d/status", pid);
+        FILE *f = fopen(p, "r");
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return kb;
+}
+
+/* Checks an error reply: status, code, and that the message names what it should. */
+#define CHECK_ERR(r, st, code, needle)                                                             \
+        CHECK((r).status == (st) && !strcmp(err_code(&(r)), (code)) &&                             \
+                  strstr(err_msg(&(r)), (needle)) != NULL,                                         \
+              "want %d %s naming '%s', got %ld %s", (st), (code), (needle), (r).status,            \
+              (r).body ? (r).body : "")
+
+static void case_bad_input(void)
+{
+        struct daemon d;
+        struct reply r;
+        char path[256], body[512];
+        make_state(&d, "bad_input");
+        const char *id = add_fixture_snapshot(&d);
+        if (!id || daemon_start(&d, NULL) < 0) {
+                CHECK(0, "set-up failed");
+                return;
+        }
+        long hwm0 = vm_hwm_kb(d.pid);
+
+        /* A 100 MB body is refused from its Content-Length, before any of it is read. */
+        static const char head[] = "POST /v1/snapshots HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Type: application/json\r\n"
+                                   "Content-Length: 104857600\r\n\r\n";
+        char resp[4096];
+        size_t sent = 0;
+        raw_exchange(&d, head, 100u << 20, false, resp, sizeof(resp), &sent);
+        CHECK(!strncmp(resp, "HTTP/1.1 413", 12), "100 MB body, no Expect: '%.40s'", resp);
+        CHECK(sent < (8u << 20), "the daemon read %zu bytes of a body it refused", sent);
+        /* And through libcurl, which asks with Expect: 100-continue first. */
+        char *big = malloc(100u << 20);
+        if (big) {
+                memset(big, ' ', 100u << 20);
+                http(&d, "POST", "/v1/snapshots", NULL, big, 100u << 20, &r);
+                CHECK_ERR(r, 413, "body_too_large", "bytes");
+                reply_free(&r);
+                free(big);
+        }
+        /* Chunked, no length: counted as it arrives and dropped past the limit; 413 at its
+         * end, and a connection that keeps sending is closed. */
+        static const char chead[] = "POST /v1/clones HTTP/1.1\r\nHost: x\r\n"
+                                    "Content-Type: application/json\r\n"
+                                    "Transfer-Encoding: chunked\r\n\r\n";
+        raw_exchange(&d, chead, 2u << 20, true, resp, sizeof(resp), &sent);
+        CHECK(!strncmp(resp, "HTTP/1.1 413", 12), "chunked 2 MB body: '%.40s'", resp);
+        raw_exchange(&d, chead, 1u << 30, true, resp, sizeof(resp), &sent);
+        CHECK(sent < (64u << 20), "an endless chunked body: the daemon read %zu bytes", sent);
+        long hwm1 = vm_hwm_kb(d.pid);
+        CHECK(hwm1 - hwm0 < 16 * 1024, "the daemon's peak RSS grew %ld KiB on refused bodies",
+              hwm1 - hwm0);
+        /* A request over the mailbox's request area. */
+        size_t over = SPROUT_MB_REQ_SIZE + 10;
+        char *req = malloc(over);
+        if (req) {
+                memset(req, ' ', over);
+                req[0] = '"';
+                req[over - 1] = '"';
+                snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+                http(&d, "POST", path, NULL, req, over, &r);
+                CHECK_ERR(r, 413, "body_too_large", "at most");
+                reply_free(&r);
+                free(req);
+        }
+
+        http_json(&d, "POST", "/v1/snapshots", "{\"image\": ", &r);
+        CHECK_ERR(r, 400, "invalid_json", "not JSON");
+        reply_free(&r);
+        http_json(&d, "POST", "/v1/clones", "[1,2]", &r);
+        CHECK_ERR(r, 400, "invalid_request", "object");
+        reply_free(&r);
+        http(&d, "POST", "/v1/clones", "application/x-www-form-urlencoded", "snapshot=x", 10, &r);
+        CHECK_ERR(r, 415, "unsupported_media_type", "application/json");
+        reply_free(&r);
+        http(&d, "POST", "/v1/clones", "text/plain", "{}", 2, &r);
+        CHECK_ERR(r, 415, "unsupported_media_type", "application/json");
+        reply_free(&r);
+        http_json(&d, "GET", "/v1/nothing", NULL, &r);
+        CHECK_ERR(r, 404, "not_found", "/v1/nothing");
+        reply_free(&r);
+        http_json(&d, "GET", "/", NULL, &r);
+        CHECK_ERR(r, 404, "not_found", "/");
+        reply_free(&r);
+        http_json(&d, "PUT", "/v1/snapshots", "{}", &r);
+        CHECK_ERR(r, 405, "method_not_allowed", "PUT");
+        CHECK(strstr(r.allow, "GET") && strstr(r.allow, "POST"), "Allow: '%s'", r.allow);
+        reply_free(&r);
+        http_json(&d, "DELETE", "/v1/health", NULL, &r);
+        CHECK_ERR(r, 405, "method_not_allowed", "DELETE");
+        reply_free(&r);
+
+        /* Fields: wrong type, unknown, missing, out of range; each named. */
+        http_json(&d, "POST", "/v1/snapshots", "{\"image\": 42}", &r);
+        CHECK_ERR(r, 400, "invalid_field", "'image'");
+        reply_free(&r);
+        http_json(&d, "POST", "/v1/snapshots", "{\"image\": \"relative/path\"}", &r);
+        CHECK_ERR(r, 400, "invalid_field", "'image'");
+        reply_free(&r);
+        http_json(&d, "POST", "/v1/snapshots", "{\"image\": \"/nonexistent/image\"}", &r);
+        CHECK_ERR(r, 400, "invalid_field", "'image'");
+        reply_free(&r);
+        http_json(&d, "POST", "/v1/snapshots", "{}", &r);
+        CHECK_ERR(r, 400, "missing_field", "'image'");
+        reply_free(&r);
+        http_json(&d, "POST", "/v1/snapshots", "{\"image\":\"/x\",\"colour\":\"blue\"}", &r);
+        CHECK_ERR(r, 400, "unknown_field", "'colour'");
+        reply_free(&r);
+        http_json(&d, "POST", "/v1/snapshots", "{\"image\":\"/x\",\"timeout_s\":\"10\"}", &r);
+        CHECK_ERR(r, 400, "invalid_field", "'timeout_s'");
+        reply_free(&r);
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":0}", id);
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        CHECK_ERR(r, 400, "invalid_field", "'count'");
+        reply_free(&r);
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":1.5}", id);
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        CHECK_ERR(r, 400, "invalid_field", "'count'");
+        reply_free(&r);
+        http_json(&d, "POST", "/v1/clones", "{\"snapshot\":true}", &r);
+        CHECK_ERR(r, 400, "invalid_field", "'snapshot'");
+        reply_free(&r);
+        http_json(&d, "POST", "/v1/clones", "{\"snapshot\":\"not-an-id\"}", &r);
+        CHECK_ERR(r, 400, "invalid_field", "'snapshot'");
+        reply_free(&r);
+        http_json(&d, "POST", "/v1/clones", "{\"snapshot\":\"a\",\"snapshot\":\"b\"}", &r);
+        CHECK_ERR(r, 400, "invalid_json", "duplicate");
+        reply_free(&r);
+
+        /* Ids: malformed (400) and well-formed but unknown (404). */
+        static const char *bad_ids[] = {"x", "ABCDEF00-0000-0000-0000-000000000000",
+                                        "00000000-0000-0000-0000-0000000000000",
+                                        "0000000g-0000-0000-0000-000000000000", NULL};
+        for (int i = 0; bad_ids[i]; i++) {
+                snprintf(path, sizeof(path), "/v1/clones/%s", bad_ids[i]);
+                http_json(&d, "GET", path, NULL, &r);
+                CHECK_ERR(r, 400, "invalid_id", "UUID");
+                reply_free(&r);
+        }
+        static const char nobody[] = "12345678-1234-1234-1234-123456789abc";
+        snprintf(path, sizeof(path), "/v1/clones/%s", nobody);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK_ERR(r, 404, "clone_not_found", nobody);
+        reply_free(&r);
+        http_json(&d, "DELETE", path, NULL, &r);
+        CHECK_ERR(r, 404, "clone_not_found", nobody);
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", nobody);
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK_ERR(r, 404, "clone_not_found", nobody);
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s", nobody);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK_ERR(r, 404, "snapshot_not_found", nobody);
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", nobody);
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK_ERR(r, 404, "snapshot_not_found", nobody);
+        reply_free(&r);
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", nobody);
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        CHECK_ERR(r, 404, "snapshot_not_found", nobody);
+        reply_free(&r);
+
+        /* Query parameters: unknown, badly typed. */
+        snprintf(path, sizeof(path), "/v1/snapshots/%s?force=maybe", id);
+        http_json(&d, "DELETE", path, NULL, &r);
+        CHECK_ERR(r, 400, "invalid_field", "'force'");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s?recursive=1", id);
+        http_json(&d, "DELETE", path, NULL, &r);
+        CHECK_ERR(r, 400, "unknown_field", "'recursive'");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke?timeout_ms=-5", id);
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK_ERR(r, 400, "invalid_field", "'timeout_ms'");
+        reply_free(&r);
+        /* The invocation body must be JSON too. */
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        http_json(&d, "POST", path, "not json", &r);
+        CHECK_ERR(r, 400, "invalid_json", "not JSON");
+        reply_free(&r);
+
+        /* Still healthy, and the errors were counted by code. */
+        http(&d, "GET", "/metrics", NULL, NULL, 0, &r);
+        CHECK(r.body && strstr(r.body, "sprout_errors_total{code=\"invalid_id\"} 4") &&
+                  strstr(r.body, "sprout_errors_total{code=\"body_too_large\"} 4"),
+              "error metrics: %s", r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        http_json(&d, "POST", path, "{\"still\":\"alive\"}", &r);
+        CHECK(r.status == 200, "an invocation after all that: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM");
+}
+
+/* ---- concurrency: many one-shot calls at once, and the queue limit ---- */
+
+struct shot {
+        pthread_t t;
+        const struct daemon *d;
+        char path[256];
+        const char *body;
+        pthread_barrier_t *go;
+        struct reply r;
+};
+
+static void *shot_main(void *arg)
+{
+        struct shot *s = arg;
+        pthread_barrier_wait(s->go);
+        http_json(s->d, "POST", s->path, s->body, &s->r);
+        return NULL;
+}
+
+/* n one-shot calls released at once; returns how many got each status in ok/busy/other. */
+static void fire(const struct daemon *d, const char *id, int n, const char *body, bool mixed,
+                 int *ok, int *limited, int *other, int *bad_body)
+{
+        struct shot *s = calloc((size_t)n, sizeof(*s));
+        pthread_barrier_t go;
+        *ok = *limited = *other = *bad_body = 0;
+        if (!s)
+                return;
+        pthread_barrier_init(&go, NULL, (unsigned)n);
+        for (int i = 0; i < n; i++) {
+                s[i].d = d;
+                s[i].go = &go;
+                s[i].body = body;
+                snprintf(s[i].path, sizeof(s[i].path), "/v1/snapshots/%s/invoke%s", id,
+                         mixed && i % 2 ? "?reuse=true" : "");
+                pthread_create(&s[i].t, NULL, shot_main, &s[i]);
+        }
+        for (int i = 0; i < n; i++) {
+                pthread_join(s[i].t, NULL);
+                if (s[i].r.status == 200) {
+                        (*ok)++;
+                        if (!s[i].r.body || !strstr(s[i].r.body, "\"hello\":\"world\""))
+                                (*bad_body)++;
+                } else if (s[i].r.status == 429) {
+                        (*limited)++;
+                } else {
+                        if (!*other)
+                                fprintf(stderr, "first unexpected reply: %ld %s\n", s[i].r.status,
+                                        s[i].r.body ? s[i].r.body : "");
+                        (*other)++;
+                }
+                reply_free(&s[i].r);
+        }
+        pthread_barrier_destroy(&go);
+        free(s);
+}
+
+static void case_concurrency(void)
+{
+        struct daemon d;
+        struct reply r;
+        int ok, limited, other, bad;
+        make_state(&d, "concurrency");
+        const char *id = add_fixture_snapshot(&d);
+        if (!id || daemon_start(&d, NULL) < 0) {
+                CHECK(0, "set-up failed");
+                return;
+        }
+        double t0 = now_s();
+        fire(&d, id, 200, "{\"n\":1}", true, &ok, &limited, &other, &bad);
+        printf("200 concurrent one-shot calls: %d ok in %.2f s\n", ok, now_s() - t0);
+        CHECK(ok == 200 && bad == 0,
+              "200 concurrent one-shots: %d ok (%d bad bodies), %d 429, %d other", ok, bad, limited,
+              other);
+        /* A worker counts itself idle just after it hands the response back: allow a moment. */
+        bool idle_workers = false;
+        for (int i = 0; i < 50 && !idle_workers; i++) {
+                http_json(&d, "GET", "/v1/health", NULL, &r);
+                json_t *w = json_object_get(r.json, "workers");
+                idle_workers = r.status == 200 && jint(w, "busy") == 0 && jint(w, "queued") == 0;
+                if (!idle_workers && i == 49)
+                        CHECK(0, "health after the burst: %s", r.body ? r.body : "");
+                reply_free(&r);
+                usleep(20000);
+        }
+        /* Fresh clones are torn down off the request path; they all go, the pool stays. */
+        double until = now_s() + 60;
+        long long total = -1, idle = -1;
+        while (now_s() < until) {
+                http_json(&d, "GET", "/v1/health", NULL, &r);
+                total = jint(json_object_get(r.json, "clones"), "total");
+                reply_free(&r);
+                get_snapshot(&d, id, &r);
+                idle = jint(r.json, "idle_clones");
+                reply_free(&r);
+                if (total == idle)
+                        break;
+                usleep(100000);
+        }
+        CHECK(total == idle && idle > 0 && idle <= 100,
+              "after the burst %lld clones remain, %lld of them pooled", total, idle);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM");
+
+        /* One worker, a queue of two: a burst gets 429s for the rest, nothing else. */
+        make_state(&d, "queue");
+        id = add_fixture_snapshot(&d);
+        const char *flags[] = {"--workers", "1", "--max-queue", "2", NULL};
+        if (!id || daemon_start(&d, flags) < 0) {
+                CHECK(0, "set-up failed");
+                return;
+        }
+        fire(&d, id, 12, "{\"touch_mib\":1}", false, &ok, &limited, &other, &bad);
+        printf("12 one-shots on 1 worker, queue 2: %d ok, %d refused\n", ok, limited);
+        CHECK(ok >= 2 && limited >= 1 && ok + limited == 12 && other == 0,
+              "queue limit: %d ok, %d 429, %d other", ok, limited, other);
+        http(&d, "GET", "/metrics", NULL, NULL, 0, &r);
+        char want[64];
+        snprintf(want, sizeof(want), "sprout_errors_total{code=\"queue_full\"} %d", limited);
+        CHECK(r.body && strstr(r.body, want), "metrics lack '%s'", want);
+        reply_free(&r);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM");
+}
+
+/* ---- limits: live clones, invocation time, idle reaping ---- */
+
+static void case_limits(void)
+{
+        struct daemon d;
+        struct reply r;
+        char path[256], body[256];
+        make_state(&d, "limits");
+        const char *id = add_fixture_snapshot(&d);
+        /* Settings from a config file, one overridden by a flag; bad ones refused at start. */
+        char conf[1100], bad[1100];
+        snprintf(conf, sizeof(conf), "%s/sproutd.json", d.state);
+        snprintf(bad, sizeof(bad), "%s/bad.json", d.state);
+        FILE *f = fopen(conf, "w");
+        if (f) {
+                fputs("{\"max_clones\": 3, \"idle_timeout_s\": 100, \"log_level\": \"debug\"}", f);
+                fclose(f);
+        }
+        f = fopen(bad, "w");
+        if (f) {
+                fputs("{\"max_clones\": \"many\"}", f);
+                fclose(f);
+        }
+        const char *bad_flags[][3] = {
+            {"--config", bad, NULL}, {"--max-clones", "0", NULL}, {"--no-such-flag", "1", NULL}};
+        for (int i = 0; i < 3; i++) {
+                int rc = daemon_run_expect_exit(&d, bad_flags[i], 10);
+                CHECK(rc == 2, "sproutd %s %s: exit %d, want 2", bad_flags[i][0], bad_flags[i][1],
+                      rc);
+        }
+        const char *flags[] = {"--config", conf, "--idle-timeout-s", "3", NULL};
+        if (!id || daemon_start(&d, flags) < 0) {
+                CHECK(0, "set-up failed");
+                return;
+        }
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":3}", id);
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        CHECK(r.status == 201, "3 clones under a limit of 3: %ld %s", r.status,
+              r.body ? r.body : "");
+        char c0[64];
+        snprintf(c0, sizeof(c0), "%s",
+                 jstr(json_array_get(json_object_get(r.json, "clones"), 0), "id"));
+        reply_free(&r);
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        CHECK_ERR(r, 429, "too_many_clones", "limit");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK_ERR(r, 429, "too_many_clones", "limit");
+        reply_free(&r);
+        http_json(&d, "GET", "/v1/health", NULL, &r);
+        CHECK(r.status == 200 && jint(json_object_get(r.json, "clones"), "live") == 3 &&
+                  jint(json_object_get(r.json, "clones"), "limit") == 3,
+              "health at the limit: %s", r.body ? r.body : "");
+        reply_free(&r);
+
+        /* An invocation over its time limit: 504, and the clone is dead from then on. */
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke?timeout_ms=100", c0);
+        double t0 = now_s();
+        http_json(&d, "POST", path, "{\"touch_mib\":8}", &r);
+        CHECK_ERR(r, 504, "invoke_timeout", "100 ms");
+        CHECK(now_s() - t0 < 3, "a 100 ms limit took %.2f s", now_s() - t0);
+        reply_free(&r);
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK_ERR(r, 409, "clone_dead", "did not answer");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones/%s", c0);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(!strcmp(jstr(r.json, "state"), "dead") && *jstr(r.json, "dead_reason"),
+              "a timed-out clone: %s", r.body ? r.body : "");
+        reply_free(&r);
+
+        /* Deleting one frees room once the reaper has torn it down. */
+        http_json(&d, "DELETE", path, NULL, &r);
+        reply_free(&r);
+        double until = now_s() + 10;
+        long status = 0;
+        while (now_s() < until && status != 201) {
+                snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+                http_json(&d, "POST", "/v1/clones", body, &r);
+                status = r.status;
+                reply_free(&r);
+        }
+        CHECK(status == 201, "no room after a delete: %ld", status);
+
+        /* Idle clones are reaped after --idle-timeout-s. */
+        until = now_s() + 15;
+        size_t left = 3;
+        while (now_s() < until && left) {
+                http_json(&d, "GET", "/v1/clones", NULL, &r);
+                left = json_array_size(json_object_get(r.json, "clones"));
+                reply_free(&r);
+                usleep(200000);
+        }
+        CHECK(left == 0, "%zu idle clones not reaped", left);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM");
+}
+
+/* ---- restart: a daemon killed mid-prewarm lists nothing broken; socket and lock ---- */
+
+static void case_restart(void)
+{
+        struct daemon d, other;
+        struct reply r;
+        char p[2300], img[2048];
+        make_state(&d, "restart");
+        const char *id = add_fixture_snapshot(&d);
+        if (!id || daemon_start(&d, NULL) < 0) {
+                CHECK(0, "set-up failed");
+                return;
+        }
+        struct stat st;
+        CHECK(stat(d.sock, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0660,
+              "socket mode %o", st.st_mode & 0777);
+        CHECK(!(st.st_mode & S_IWOTH), "the socket is world-writable");
+
+        /* A second daemon: refused on the same state directory, and on the same socket. */
+        other = d;
+        other.pid = 0;
+        snprintf(other.log, sizeof(other.log), "%s.second.log", d.state);
+        int rc = daemon_run_expect_exit(&other, NULL, 10);
+        CHECK(rc == 1, "a second daemon on the same state dir: exit %d", rc);
+        make_state(&other, "restart-other");
+        memcpy(other.sock, d.sock, sizeof(other.sock));
+        rc = daemon_run_expect_exit(&other, NULL, 10);
+        CHECK(rc == 1, "a second daemon on a live socket: exit %d", rc);
+        CHECK(stat(d.sock, &st) == 0, "the second daemon removed the live socket");
+
+        snprintf(img, sizeof(img), "{\"image\":\"%s/hello\"}", t_images);
+        http_json(&d, "POST", "/v1/snapshots", img, &r);
+        char killed[64];
+        snprintf(killed, sizeof(killed), "%s", jstr(r.json, "id"));
+        CHECK(r.status == 202, "prewarm: %ld", r.status);
+        reply_free(&r);
+        const char *booting[] = {"booting", "snapshotting", NULL};
+        wait_status(&d, killed, booting, 30);
+        usleep(500000);
+        CHECK(daemon_stop(&d, SIGKILL, 10) == 128 + SIGKILL, "SIGKILL");
+
+        /* What an interrupted write leaves, and a file that is no snapshot. */
+        snprintf(p, sizeof(p), "%s/snapshots/.%s.snap.tmp.Ab12Cd", d.state, killed);
+        FILE *f = fopen(p, "w");
+        if (f) {
+                fputs("half a snapshot", f);
+                fclose(f);
+        }
+        char junk[2300];
+        snprintf(junk, sizeof(junk), "%s/snapshots/junk.snap", d.state);
+        f = fopen(junk, "w");
+        if (f) {
+                fputs("SPROUT? no", f);
+                fclose(f);
+        }
+        CHECK(stat(d.sock, &st) == 0, "SIGKILL left no stale socket to test with");
+        CHECK(daemon_start(&d, NULL) == 0, "restart over a stale socket");
+        http_json(&d, "GET", "/v1/snapshots", NULL, &r);
+        json_t *arr = json_object_get(r.json, "snapshots");
+        CHECK(json_array_size(arr) == 1 && !strcmp(jstr(json_array_get(arr, 0), "id"), id) &&
+                  !strcmp(jstr(json_array_get(arr, 0), "status"), "ready"),
+              "after SIGKILL mid-prewarm: %s", r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(!file_exists(p), "the temporary file %s was not cleaned up", p);
+        CHECK(file_exists(junk), "a file that is not a snapshot was deleted");
+        get_snapshot(&d, killed, &r);
+        CHECK(r.status == 404, "the killed prewarm is listed: %ld", r.status);
+        reply_free(&r);
+        /* The snapshot that was there still works. */
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK(r.status == 200, "invoke after restart: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM");
+        CHECK(stat(d.sock, &st) < 0, "the socket outlived a clean stop");
+}
+
+/* ---- drain: SIGTERM lets in-flight requests finish ---- */
+
+struct slow {
+        const struct daemon *d;
+        char path[256];
+        struct reply r;
+};
+
+static void *slow_main(void *arg)
+{
+        struct slow *s = arg;
+        http_json(s->d, "POST", s->path, "{\"touch_mib\":2}", &s->r);
+        return NULL;
+}
+
+static void case_drain(void)
+{
+        struct daemon d;
+        struct reply r;
+        make_state(&d, "drain");
+        const char *id = add_fixture_snapshot(&d);
+        if (!id || daemon_start(&d, NULL) < 0) {
+                CHECK(0, "set-up failed");
+                return;
+        }
+        /* Load the base first, so the slow call is slow in the guest, not in the load. */
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        http_json(&d, "POST", path, "{}", &r);
+        reply_free(&r);
+        struct slow s = {.d = &d};
+        snprintf(s.path, sizeof(s.path), "/v1/snapshots/%s/invoke", id);
+        pthread_t t;
+        pthread_create(&t, NULL, slow_main, &s);
+        usleep(150000);
+        double t0 = now_s();
+        int rc = daemon_stop(&d, SIGTERM, 60);
+        pthread_join(t, NULL);
+        CHECK(rc == 0, "sproutd exit status %d after SIGTERM", rc);
+        CHECK(s.r.status == 200 && s.r.body && strstr(s.r.body, "\"touched_mib\":2"),
+              "the in-flight request: %ld %s", s.r.status, s.r.body ? s.r.body : "");
+        printf("drained an in-flight invocation; exit %.2f s after SIGTERM\n", now_s() - t0);
+        reply_free(&s.r);
+        http_json(&d, "GET", "/v1/health", NULL, &r);
+        CHECK(r.status == 0, "a stopped daemon answered: %ld", r.status);
+        reply_free(&r);
+}
+
+/* ---- cli: the sprout client commands against a daemon ---- */
+
+static int cli(const struct daemon *d, const char *args, char **out)
+{
+        char cmd[4096];
+        snprintf(cmd, sizeof(cmd), "'%s' %s --socket '%s' 2>/dev/null", t_sprout, args, d->sock);
+        return run(cmd, out);
+}
+
+static void case_cli(void)
+{
+        struct daemon d;
+        char args[512], *out = NULL;
+        make_state(&d, "cli");
+        const char *id = add_fixture_snapshot(&d);
+        if (!id || daemon_start(&d, NULL) < 0) {
+                CHECK(0, "set-up failed");
+                return;
+        }
+        int rc = cli(&d, "snapshots", &out);
+        CHECK(rc == 0 && out && strstr(out, "STATUS") && strstr(out, id) && strstr(out, "ready"),
+              "sprout snapshots: rc %d\n%s", rc, out ? out : "");
+        free(out);
+        rc = cli(&d, "snapshots --json", &out);
+        json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+        CHECK(rc == 0 && json_is_array(j) && json_array_size(j) == 1, "snapshots --json: %s",
+              out ? out : "");
+        json_decref(j);
+        free(out);
+        snprintf(args, sizeof(args), "clone %s -n 2", id);
+        rc = cli(&d, args, &out);
+        char c1[64] = "";
+        if (out)
+                snprintf(c1, sizeof(c1), "%.36s", out);
+        CHECK(rc == 0 && out && is_uuid(c1) && strlen(out) == 2 * (UUID_LEN + 1),
+              "sprout clone -n 2: rc %d '%s'", rc, out ? out : "");
+        free(out);
+        snprintf(args, sizeof(args), "invoke %s '{\"from\":\"cli\"}'", c1);
+        rc = cli(&d, args, &out);
+        CHECK(rc == 0 && out && strstr(out, "\"from\":\"cli\""), "sprout invoke: rc %d '%s'", rc,
+              out ? out : "");
+        free(out);
+        snprintf(args, sizeof(args), "invoke --snapshot %s --reuse --json", id);
+        rc = cli(&d, args, &out);
+        j = out ? json_loads(out, 0, NULL) : NULL;
+        CHECK(rc == 0 && is_uuid(jstr(j, "clone")) &&
+                  json_is_object(json_object_get(j, "response")),
+              "sprout invoke --snapshot --json: rc %d '%s'", rc, out ? out : "");
+        json_decref(j);
+        free(out);
+        rc = cli(&d, "clones", &out);
+        CHECK(rc == 0 && out && strstr(out, c1) && strstr(out, "PRIVATE"), "sprout clones: %s",
+              out ? out : "");
+        free(out);
+        snprintf(args, sizeof(args), "rm snapshot %s", id);
+        rc = cli(&d, args, &out);
+        CHECK(rc == 1, "rm of a snapshot in use: rc %d", rc);
+        free(out);
+        snprintf(args, sizeof(args), "rm clone %s", c1);
+        rc = cli(&d, args, &out);
+        CHECK(rc == 0 && out && strstr(out, c1), "rm clone: rc %d '%s'", rc, out ? out : "");
+        free(out);
+        /* Exit codes: usage 2, request failure 1, daemon unreachable 3. */
+        rc = cli(&d, "clone", &out);
+        CHECK(rc == 2, "usage error: rc %d", rc);
+        free(out);
+        rc = cli(&d, "invoke 12345678-1234-1234-1234-123456789abc", &out);
+        CHECK(rc == 1, "unknown clone: rc %d", rc);
+        free(out);
+        snprintf(args, sizeof(args), "rm snapshot %s --force", id);
+        rc = cli(&d, args, &out);
+        CHECK(rc == 0, "rm --force: rc %d", rc);
+        free(out);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM");
+        rc = cli(&d, "snapshots", &out);
+        CHECK(rc == 3, "no daemon: rc %d", rc);
+        free(out);
+}
+
+int main(int argc, char **argv)
+{
+        static const struct {
+                const char *name;
+                void (*fn)(void);
+        } cases[] = {
+            {"prewarm", case_prewarm},     {"api", case_api},
+            {"bad_input", case_bad_input}, {"concurrency", case_concurrency},
+            {"limits", case_limits},       {"restart", case_restart},
+            {"drain", case_drain},         {"cli", case_cli},
+        };
+        if (argc != 6) {
+                fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");
+                return 2;
+        }
+        t_sproutd = argv[2];
+        t_sprout = argv[3];
+        t_images = argv[4];
+        t_work = argv[5];
+        mkdir(t_work, 0755);
+        curl_global_init(CURL_GLOBAL_NOTHING);
+        signal(SIGPIPE, SIG_IGN);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                if (!strcmp(argv[1], cases[i].name)) {
+                        cases[i].fn();
+                        if (check_failed)
+                                fprintf(stderr, "daemon logs: %s/%s*.log\n", t_work, argv[1]);
+                        curl_global_cleanup();
+                        return check_finish();
+                }
+        }
+        fprintf(stderr, "unknown case %s\n", argv[1]);
+        return 2;
+}
