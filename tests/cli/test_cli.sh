@@ -43,7 +43,7 @@ head -c 100 /dev/urandom >"$tmp/garbage.snap"
 expect 1 "magic|too small|truncated|short" -- "$sprout" inspect "$tmp/garbage.snap"
 : >"$tmp/empty.snap"
 expect 1 "magic|too small|truncated|short|empty" -- "$sprout" inspect "$tmp/empty.snap"
-expect 1 "magic|too small|truncated|short" -- "$sprout" clone "$tmp/garbage.snap"
+expect 1 "magic|too small|truncated|short" -- "$sprout" clone --direct "$tmp/garbage.snap"
 
 # No /dev/kvm: a private mount namespace with an empty /dev hides it for real.
 if command -v unshare >/dev/null && [[ $(id -u) == 0 ]]; then
