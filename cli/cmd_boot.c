@@ -124,11 +124,8 @@ int sprout_cmd_boot(int argc, char **argv)
         int rc = 1;
         char *cmdline = NULL;
 
-        if (sprout_manifest_load(argv[optind], &m, &err) < 0) {
-                fprintf(stderr, "sprout boot: %s\n", err.msg);
-                return 1;
-        }
-        if (sprout_kvm_open(&kvm, &err) < 0) {
+        /* KVM first: without it nothing else matters, and the message says what to fix. */
+        if (sprout_kvm_open(&kvm, &err) < 0 || sprout_manifest_load(argv[optind], &m, &err) < 0) {
                 fprintf(stderr, "sprout boot: %s\n", err.msg);
                 goto out;
         }

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "sprout/image.h"
-#include "check.h"
+#include "../common/check.h"
 #include "testutil.h"
 
 struct ent {
@@ -327,5 +327,5 @@ int main(int argc, char **argv)
         test_merged_usr(root);
         tu_rmtree(root);
         free(root);
-        return check_summary();
+        return check_finish();
 }

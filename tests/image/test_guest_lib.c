@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "sprout/guest.h"
-#include "check.h"
+#include "../common/check.h"
 
 #define FAKE_FD 1000
 
@@ -333,5 +333,5 @@ int main(void)
         CHECK(sprout_guest_open(&bad) == -EINVAL &&
                   strstr(bad.err.msg, "SPROUT_DOORBELL=\"carrier-pigeon\": expected"),
               "bad doorbell mode: \"%s\"", bad.err.msg);
-        return check_summary();
+        return check_finish();
 }

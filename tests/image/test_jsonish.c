@@ -2,7 +2,7 @@
  * echo verbatim, and that quoting always yields a valid JSON string or reports it does not fit. */
 #include <string.h>
 
-#include "check.h"
+#include "../common/check.h"
 #include "jsonish.h"
 
 static void valid(const char *s, int expect)
@@ -46,5 +46,5 @@ int main(void)
         CHECK(jsonish_valid(out, n), "quoted output is not JSON");
         CHECK(jsonish_quote(in, sizeof(in) - 1, out, 10) == 0, "quote into too small a buffer");
         CHECK(jsonish_quote("", 0, out, 2) == 2 && memcmp(out, "\"\"", 2) == 0, "quote empty");
-        return check_summary();
+        return check_finish();
 }

@@ -8,7 +8,7 @@
 
 #include "sprout/abi.h"
 #include "sprout/image.h"
-#include "check.h"
+#include "../common/check.h"
 #include "testutil.h"
 
 static char *dir, *kernel;
@@ -210,5 +210,5 @@ int main(void)
         tu_rmtree(dir);
         free(kernel);
         free(dir);
-        return check_summary();
+        return check_finish();
 }

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "sprout/image.h"
-#include "check.h"
+#include "../common/check.h"
 #include "testutil.h"
 
 static const char *agent, *busybox;
@@ -239,5 +239,5 @@ int main(int argc, char **argv)
         tu_rmtree(root);
         free(src);
         free(root);
-        return check_summary();
+        return check_finish();
 }

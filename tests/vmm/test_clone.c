@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../common/check.h"
+#include "../common/proc.h"
 #include "sprout/abi.h"
 #include "sprout/clone.h"
 #include "sprout/snapshot.h"
@@ -274,28 +275,6 @@ static void case_hostile(void)
         sprout_base_free(b);
 }
 
-static int count_fds(void)
-{
-        int n = 0;
-        DIR *d = opendir("/proc/self/fd");
-        while (d && readdir(d))
-                n++;
-        if (d)
-                closedir(d);
-        return n;
-}
-
-static long rss_kb(void)
-{
-        long pages = 0, rss = 0;
-        FILE *f = fopen("/proc/self/statm", "r");
-        if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2)
-                rss = 0;
-        if (f)
-                fclose(f);
-        return rss * 4;
-}
-
 static void case_leaks(void)
 {
         struct sprout_base *b = load_base("hello");
@@ -306,8 +285,8 @@ static void case_leaks(void)
         int ok = 0;
         for (int i = 0; i < 200; i++) {
                 if (i == 10) {
-                        fds0 = count_fds();
-                        rss0 = rss_kb();
+                        fds0 = proc_count_fds();
+                        rss0 = proc_rss_kib();
                 }
                 struct sprout_err err = {0};
                 struct sprout_clone *c;
@@ -320,8 +299,8 @@ static void case_leaks(void)
                 free(r);
                 sprout_clone_destroy(c);
         }
-        int fds1 = count_fds();
-        long rss1 = rss_kb();
+        int fds1 = proc_count_fds();
+        long rss1 = proc_rss_kib();
         printf("200 clone/invoke/destroy cycles: fds %d -> %d, RSS %ld -> %ld KiB\n", fds0, fds1,
                rss0, rss1);
         CHECK(ok == 200, "%d of 200 clones answered", ok);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../common/check.h"
+#include "../common/proc.h"
 #include "sprout/abi.h"
 #include "sprout/image.h"
 #include "sprout/vmm.h"
@@ -328,37 +329,15 @@ static void case_bad_input(void)
         sprout_manifest_free(m);
 }
 
-static int count_fds(void)
-{
-        int n = 0;
-        DIR *d = opendir("/proc/self/fd");
-        while (d && readdir(d))
-                n++;
-        if (d)
-                closedir(d);
-        return n;
-}
-
-static long rss_kb(void)
-{
-        FILE *f = fopen("/proc/self/statm", "r");
-        long pages = 0, rss = 0;
-        if (f && fscanf(f, "%ld %ld", &pages, &rss) != 2)
-                rss = 0;
-        if (f)
-                fclose(f);
-        return rss * 4;
-}
-
 static void case_leaks(void)
 {
         struct sprout_manifest *m = load_image("hello");
         struct sprout_err err = {0};
-        int fds0 = count_fds();
+        int fds0 = proc_count_fds();
         long rss0 = 0;
         for (int i = 0; i < 40; i++) {
                 if (i == 5)
-                        rss0 = rss_kb(); /* after allocator warm-up */
+                        rss0 = proc_rss_kib(); /* after allocator warm-up */
                 struct sprout_vm *vm = create(m, NULL, &err);
                 CHECK(vm != NULL, "create %d: %s", i, err.msg);
                 if (!vm)
@@ -368,8 +347,8 @@ static void case_leaks(void)
                         CHECK(sprout_vm_run(vm, 50, &ev, &err) == 0, "run %d: %s", i, err.msg);
                 sprout_vm_destroy(vm);
         }
-        int fds1 = count_fds();
-        long rss1 = rss_kb();
+        int fds1 = proc_count_fds();
+        long rss1 = proc_rss_kib();
         printf("fds %d -> %d, rss %ld -> %ld KiB over 35 VMs\n", fds0, fds1, rss0, rss1);
         CHECK(fds0 == fds1, "file descriptors leaked: %d before, %d after", fds0, fds1);
         CHECK(rss1 - rss0 < 16 * 1024, "RSS grew by %ld KiB over 35 VM lifecycles", rss1 - rss0);
