@@ -7,7 +7,8 @@
 #   guest/kernel/build.sh --force       rebuild even on a cache hit
 #
 # Cache: ${SPROUT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sprout}/kernel/<key>/
-#        {vmlinux,config}, and kernel/default -> <key>/vmlinux (last built or found).
+#        {vmlinux,config,build.log}, and kernel/default -> <key>/vmlinux (last
+#        built or found).
 # key = sha256 of the package version + sprout.config + every patch + this script.
 # Scratch: a fresh tree under ${TMPDIR:-/tmp}, removed after a successful build.
 set -euo pipefail
@@ -16,13 +17,14 @@ readonly PKG=linux-source-6.1
 readonly TARBALL=/usr/src/linux-source-6.1.tar.xz
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly HERE
+readonly SELF=$HERE/$(basename "${BASH_SOURCE[0]}")
 readonly FRAGMENT=$HERE/sprout.config
 
 msg() { printf 'sprout-kernel: %s\n' "$*" >&2; }
 die() { msg "error: $*"; exit 1; }
 
 usage() {
-	sed -n '2,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,7s/^# \{0,1\}//p' "$SELF" >&2
 	exit "${1:-2}"
 }
 
@@ -50,7 +52,7 @@ shopt -u nullglob
 
 key=$(
 	printf 'package %s %s\n' "$PKG" "$version"
-	for f in "$FRAGMENT" "${patches[@]}" "${BASH_SOURCE[0]}"; do
+	for f in "$FRAGMENT" "${patches[@]}" "$SELF"; do
 		printf 'file %s %s\n' "${f#"$HERE"/}" "$(sha256sum <"$f" | cut -d' ' -f1)"
 	done
 )
@@ -77,7 +79,7 @@ if ((print_path)); then
 fi
 
 if cached && ! ((force)); then
-	set_default
+	set_default || msg "warning: could not update $kdir/default"
 	printf '%s\n' "$out/vmlinux"
 	exit 0
 fi
@@ -98,7 +100,7 @@ if ! flock -n 9; then
 	flock 9
 fi
 if cached && ! ((force)); then
-	set_default
+	set_default || msg "warning: could not update $kdir/default"
 	printf '%s\n' "$out/vmlinux"
 	exit 0
 fi
@@ -162,6 +164,8 @@ make -j"$jobs" vmlinux >>"$log" 2>&1 || die "make vmlinux failed"
 # Publish: config first, vmlinux last (its presence marks a complete entry);
 # each file is written under a temporary name and renamed into place.
 mkdir -p "$out"
+cp "$log" "$out/.build.log.tmp.$$"
+mv -f "$out/.build.log.tmp.$$" "$out/build.log"
 cp .config "$out/.config.tmp.$$"
 mv -f "$out/.config.tmp.$$" "$out/config"
 cp vmlinux "$out/.vmlinux.tmp.$$"
