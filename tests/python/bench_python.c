@@ -22,7 +22,7 @@
 
 #define TIMEOUT_MS 30000
 #define QUOTE                                                                                      \
-        "{\"sku\":\"SKU-0042\",\"qty\":3,\"country\":\"DE\",\"customer\":\"Ada Lovelace "         \
+        "{\"sku\":\"SKU-0042\",\"qty\":3,\"country\":\"DE\",\"customer\":\"Ada Lovelace "          \
         "<ada@example.org>\"}"
 
 static struct sprout_kvm *kvm;
@@ -66,8 +66,9 @@ static int bench_cold(const char *images, int n)
                 return die("loading the image", &err);
         double boot[16], first[16], total[16];
         int done = 0;
-        printf("cold start (boot to READY, then the first invocation), %d boot(s), one at a time:\n",
-               n);
+        printf(
+            "cold start (boot to READY, then the first invocation), %d boot(s), one at a time:\n",
+            n);
         for (int i = 0; i < n && i < 16; i++) {
                 struct sprout_vm_config cfg = {.mem_size = m->mem_size,
                                                .vcpus = m->vcpus,
@@ -94,8 +95,8 @@ static int bench_cold(const char *images, int n)
                 }
                 const void *resp;
                 size_t len;
-                int r = sprout_vm_invoke(vm, QUOTE, strlen(QUOTE), TIMEOUT_MS, &resp, &len, &ev,
-                                         &err);
+                int r =
+                    sprout_vm_invoke(vm, QUOTE, strlen(QUOTE), TIMEOUT_MS, &resp, &len, &ev, &err);
                 double t2 = now_ms();
                 if (r < 0 || ev.kind != SPROUT_EV_DONE || !quote_ok(resp, len)) {
                         fprintf(stderr, "bench_python: cold invoke failed: %s %s\n", err.msg,
@@ -210,8 +211,8 @@ static int identity_split(struct sprout_base *b, int n)
                 if (sprout_clone_create(b, -1, &c, NULL, &err) < 0)
                         return die("clone", &err);
                 double t0 = now_ms();
-                int r = sprout_clone_invoke(c, "{\"op\":\"info\"}", 13, TIMEOUT_MS, &resp, &len,
-                                            &err);
+                int r =
+                    sprout_clone_invoke(c, "{\"op\":\"info\"}", 13, TIMEOUT_MS, &resp, &len, &err);
                 double t1 = now_ms();
                 json_t *j = r == 0 ? pyhost_parse("info", resp, len) : NULL;
                 if (j && pyhost_int(j, "result.ns") > 0) {
@@ -332,8 +333,9 @@ static int bench_ktrace(const char *snap)
         snprintf(dir, sizeof(dir), "%s/sprout-pybench-%d", TRACE_ROOT, (int)getpid());
         snprintf(pid, sizeof(pid), "%d", (int)getpid());
         if (mkdir(dir, 0700) < 0) {
-                fprintf(stderr, "bench_python: --ktrace: mkdir %s: %s (mount tracefs on "
-                                "/sys/kernel/tracing, run as root)\n",
+                fprintf(stderr,
+                        "bench_python: --ktrace: mkdir %s: %s (mount tracefs on "
+                        "/sys/kernel/tracing, run as root)\n",
                         dir, strerror(errno));
                 return 1;
         }

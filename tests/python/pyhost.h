@@ -9,7 +9,7 @@
 
 /* Where the host-side pieces are (argv of the test programs). */
 struct pyhost {
-        const char *python;  /* Debian's interpreter, e.g. /usr/bin/python3.11 */
+        const char *python;   /* Debian's interpreter, e.g. /usr/bin/python3.11 */
         const char *shim_dir; /* guest/python: sprout_shim.py */
         const char *handler;  /* examples/python/handler.py */
 };

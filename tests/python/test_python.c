@@ -158,7 +158,8 @@ static void case_results(void)
         CHECK(good == CLONES, "%d of %d clones answered correctly", good, CLONES);
         /* One known answer, fixed here: 150.90 x 3 = 452.70, 19 % VAT 86.01, total 538.71. */
         struct sprout_clone *c = new_clone(b, -1);
-        json_t *j = c ? invoke_json(c, "{\"sku\":\"SKU-0042\",\"qty\":3,\"country\":\"DE\"}") : NULL;
+        json_t *j =
+            c ? invoke_json(c, "{\"sku\":\"SKU-0042\",\"qty\":3,\"country\":\"DE\"}") : NULL;
         CHECK(j && !strcmp(pyhost_str(j, "result.total"), "538.71") &&
                   !strcmp(pyhost_str(j, "result.unit_price"), "150.90"),
               "SKU-0042 x 3 in DE is not 538.71");
@@ -334,7 +335,8 @@ static void case_output(void)
         CHECK(j && json_is_true(json_object_get(j, "ok")) &&
                   strlen(pyhost_str(j, "stdout")) == 65536 &&
                   pyhost_int(j, "stdout_logged") == BIG && pyhost_int(j, "result.printed") == BIG,
-              "2 MB of output: ok, 64 KiB kept, stdout_logged %lld", pyhost_int(j, "stdout_logged"));
+              "2 MB of output: ok, 64 KiB kept, stdout_logged %lld",
+              pyhost_int(j, "stdout_logged"));
         json_decref(j);
         size_t logsize;
         size_t lines = file_count(logfd, "xxxxxxxxxx\n", &logsize);
