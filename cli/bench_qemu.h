@@ -10,9 +10,9 @@
 #include "sprout/image.h"
 
 struct qmp {
-	int fd;
-	size_t len;
-	char buf[65536];
+        int fd;
+        size_t len;
+        char buf[65536];
 };
 
 /* Connects to QEMU's QMP socket (retrying until QEMU has made it) and negotiates capabilities. */
@@ -35,6 +35,6 @@ int qemu_boot_to_doorbell(const struct sprout_manifest *m, const char *cmdline, 
  * starts QEMU with -incoming from that file and times spawn-to-running. out[] gets n seconds.
  */
 int qemu_restore_bench(const struct sprout_manifest *m, const char *cmdline, int host_kind,
-		       const char *workdir, size_t n, double *out, struct sprout_err *err);
+                       const char *workdir, size_t n, double *out, struct sprout_err *err);
 
 #endif

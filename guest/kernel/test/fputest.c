@@ -7,31 +7,31 @@
 
 static int work(double seed)
 {
-	volatile double d = seed;
-	volatile long double x = seed;
-	int i, bad = 0;
+        volatile double d = seed;
+        volatile long double x = seed;
+        int i, bad = 0;
 
-	for (i = 0; i < 200; i++) {
-		double e = d * 3.0;
-		long double y = x * 3.0L;
+        for (i = 0; i < 200; i++) {
+                double e = d * 3.0;
+                long double y = x * 3.0L;
 
-		sched_yield();
-		if (e != seed * 3.0 || y != (long double)seed * 3.0L)
-			bad++;
-	}
-	return bad;
+                sched_yield();
+                if (e != seed * 3.0 || y != (long double)seed * 3.0L)
+                        bad++;
+        }
+        return bad;
 }
 
 int main(void)
 {
-	int st = 0, bad;
-	pid_t p = fork();
+        int st = 0, bad;
+        pid_t p = fork();
 
-	if (p == 0)
-		_exit(work(2.5) ? 1 : 0);
-	bad = work(7.25);
-	waitpid(p, &st, 0);
-	bad |= !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	printf("fputest: %s\n", bad ? "FAIL" : "OK");
-	return bad;
+        if (p == 0)
+                _exit(work(2.5) ? 1 : 0);
+        bad = work(7.25);
+        waitpid(p, &st, 0);
+        bad |= !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        printf("fputest: %s\n", bad ? "FAIL" : "OK");
+        return bad;
 }

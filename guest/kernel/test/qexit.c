@@ -8,16 +8,19 @@
 
 int main(int argc, char **argv)
 {
-	int code = argc > 1 ? atoi(argv[1]) : 0;
+        int code = argc > 1 ? atoi(argv[1]) : 0;
 
-	if (argc > 2 && !strcmp(argv[2], "iopl")) {
-		if (iopl(3)) { perror("iopl"); return 1; }
-	} else if (ioperm(0xf4, 4, 1)) {
-		perror("ioperm");
-		return 1;
-	}
-	printf("qexit: writing %d to port 0xf4\n", code);
-	fflush(stdout);
-	outb(code, 0xf4);
-	return 0;
+        if (argc > 2 && !strcmp(argv[2], "iopl")) {
+                if (iopl(3)) {
+                        perror("iopl");
+                        return 1;
+                }
+        } else if (ioperm(0xf4, 4, 1)) {
+                perror("ioperm");
+                return 1;
+        }
+        printf("qexit: writing %d to port 0xf4\n", code);
+        fflush(stdout);
+        outb(code, 0xf4);
+        return 0;
 }

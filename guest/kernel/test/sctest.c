@@ -6,29 +6,29 @@
 
 int main(void)
 {
-	unsigned long ret, rcx, r11, fl_before, fl_after, expect;
-	int ok;
+        unsigned long ret, rcx, r11, fl_before, fl_after, expect;
+        int ok;
 
-	__asm__ volatile(
-		"mov $0x1111, %%rcx\n\t"
-		"mov $0x2222, %%r11\n\t"
-		"mov $39, %%eax\n\t"		/* getpid */
-		"stc\n\t"			/* CF must survive the call */
-		"pushfq\n\t"
-		"popq %[flb]\n\t"
-		"syscall\n\t"
-		"1:\n\t"
-		"mov %%r11, %[r11o]\n\t"
-		"pushfq\n\t"
-		"popq %[fla]\n\t"
-		"lea 1b(%%rip), %[exp]\n\t"
-		: "=a"(ret), "=c"(rcx), [r11o] "=&r"(r11), [flb] "=&r"(fl_before),
-		  [fla] "=&r"(fl_after), [exp] "=&r"(expect)
-		:
-		: "r11", "memory", "cc");
+        __asm__ volatile("mov $0x1111, %%rcx\n\t"
+                         "mov $0x2222, %%r11\n\t"
+                         "mov $39, %%eax\n\t" /* getpid */
+                         "stc\n\t"            /* CF must survive the call */
+                         "pushfq\n\t"
+                         "popq %[flb]\n\t"
+                         "syscall\n\t"
+                         "1:\n\t"
+                         "mov %%r11, %[r11o]\n\t"
+                         "pushfq\n\t"
+                         "popq %[fla]\n\t"
+                         "lea 1b(%%rip), %[exp]\n\t"
+                         : "=a"(ret), "=c"(rcx), [r11o] "=&r"(r11), [flb] "=&r"(fl_before),
+                           [fla] "=&r"(fl_after), [exp] "=&r"(expect)
+                         :
+                         : "r11", "memory", "cc");
 
-	ok = ret == (unsigned long)getpid() && rcx == expect && (fl_after & 1);
-	printf("sctest: %s getpid=%lu rcx=%#lx (next insn %#lx) r11=%#lx flags before=%#lx after=%#lx\n",
-	       ok ? "OK" : "FAIL", ret, rcx, expect, r11, fl_before, fl_after);
-	return !ok;
+        ok = ret == (unsigned long)getpid() && rcx == expect && (fl_after & 1);
+        printf("sctest: %s getpid=%lu rcx=%#lx (next insn %#lx) r11=%#lx flags before=%#lx "
+               "after=%#lx\n",
+               ok ? "OK" : "FAIL", ret, rcx, expect, r11, fl_before, fl_after);
+        return !ok;
 }
