@@ -23,13 +23,15 @@ static void usage(FILE *f)
 {
         fprintf(
             f,
-            "usage: sprout bench clone SNAPSHOT [-n N] [--pool P] [--request JSON] [--no-qemu] [--json]\n"
+            "usage: sprout bench clone SNAPSHOT [-n N] [--pool P] [--request JSON] [--no-qemu] "
+            "[--json]\n"
             "       sprout bench boot IMAGE [-n N] [--no-qemu] [--json]\n\n"
             "clone: restores N clones (default 1000) of SNAPSHOT in batches of P pooled VM shells\n"
             "       (default 16), invokes each, and reports restore latency (call to vCPU "
             "runnable),\n"
-            "       restore + first invoke, a second invoke, private memory per idle clone, "
-            "teardown,\n"
+            "       restore + first invoke, a second invoke, a ready (warmed-up) clone's first "
+            "invoke\n"
+            "       and the warm-up itself, private memory per idle clone, teardown,\n"
             "       base-load throughput and snapshot size, beside the floor of this host (the\n"
             "       cheapest VM KVM can create and run), all measured in this run.\n"
             "boot:  cold-boots IMAGE to READY N times (default 5) and, where qemu-system-x86_64 "
@@ -53,39 +55,40 @@ static void row(const char *what, struct latency_summary s, const char *unit, bo
 /* QEMU restoring the snapshot's guest from a migration file, for comparison in the same run. */
 static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bool json)
 {
-	enum { RUNS = 20 };
-	const char *mj = sprout_base_info(base)->manifest_json;
-	json_t *j = mj ? json_loads(mj, 0, NULL) : NULL;
-	const char *kernel = json_string_value(json_object_get(j, "kernel"));
-	const char *initrd = json_string_value(json_object_get(j, "initrd"));
-	const char *cmdline = json_string_value(json_object_get(j, "cmdline"));
-	json_int_t mib = json_integer_value(json_object_get(j, "memory_mib"));
-	char dir[] = "/tmp/sprout-qemu-XXXXXX";
-	double t[RUNS];
-	struct sprout_err err = {0};
+        enum { RUNS = 20 };
+        const char *mj = sprout_base_info(base)->manifest_json;
+        json_t *j = mj ? json_loads(mj, 0, NULL) : NULL;
+        const char *kernel = json_string_value(json_object_get(j, "kernel"));
+        const char *initrd = json_string_value(json_object_get(j, "initrd"));
+        const char *cmdline = json_string_value(json_object_get(j, "cmdline"));
+        json_int_t mib = json_integer_value(json_object_get(j, "memory_mib"));
+        char dir[] = "/tmp/sprout-qemu-XXXXXX";
+        double t[RUNS];
+        struct sprout_err err = {0};
 
-	if (!kernel || !initrd || !cmdline || mib <= 0) {
-		fprintf(stderr, "sprout bench: the snapshot's manifest lacks kernel/initrd/cmdline: "
-				"no QEMU comparison\n");
-	} else if (!mkdtemp(dir)) {
-		fprintf(stderr, "sprout bench: mkdtemp: %s\n", strerror(errno));
-	} else {
-		struct sprout_manifest m = {.kernel_path = (char *)kernel,
-					    .initrd_path = (char *)initrd,
-					    .mem_size = (uint64_t)mib << 20};
-		if (!json)
-			fprintf(stderr, "  qemu: booting the same guest to save it (takes a while "
-					"on PVM hosts)...\n");
-		if (qemu_restore_bench(&m, cmdline, host_kind, dir, RUNS, t, &err) < 0) {
-			fprintf(stderr, "sprout bench: qemu: %s\n", err.msg);
-		} else {
-			for (int i = 0; i < RUNS; i++)
-				t[i] *= 1e3;
-			row("qemu: restore from file to running", summarize(t, RUNS), "ms", json);
-		}
-		rmdir(dir);
-	}
-	json_decref(j);
+        if (!kernel || !initrd || !cmdline || mib <= 0) {
+                fprintf(stderr,
+                        "sprout bench: the snapshot's manifest lacks kernel/initrd/cmdline: "
+                        "no QEMU comparison\n");
+        } else if (!mkdtemp(dir)) {
+                fprintf(stderr, "sprout bench: mkdtemp: %s\n", strerror(errno));
+        } else {
+                struct sprout_manifest m = {.kernel_path = (char *)kernel,
+                                            .initrd_path = (char *)initrd,
+                                            .mem_size = (uint64_t)mib << 20};
+                if (!json)
+                        fprintf(stderr, "  qemu: booting the same guest to save it (takes a while "
+                                        "on PVM hosts)...\n");
+                if (qemu_restore_bench(&m, cmdline, host_kind, dir, RUNS, t, &err) < 0) {
+                        fprintf(stderr, "sprout bench: qemu: %s\n", err.msg);
+                } else {
+                        for (int i = 0; i < RUNS; i++)
+                                t[i] *= 1e3;
+                        row("qemu: restore from file to running", summarize(t, RUNS), "ms", json);
+                }
+                rmdir(dir);
+        }
+        json_decref(j);
 }
 
 static int bench_clone(const char *path, long n, long pool, const char *req, bool qemu, bool json)
@@ -103,12 +106,14 @@ static int bench_clone(const char *path, long n, long pool, const char *req, boo
                *second = calloc(n, sizeof(double)), *teardown = calloc(n, sizeof(double)),
                *cold = calloc(cold_runs, sizeof(double)), *load_ms = calloc(loads, sizeof(double)),
                *load_mbs = calloc(loads, sizeof(double)),
-               *priv = calloc(mem_samples, sizeof(double));
+               *priv = calloc(mem_samples, sizeof(double)),
+               *ready_first = calloc(n, sizeof(double)), *warm = calloc(n, sizeof(double));
         int rc = 1;
         size_t nf = 0, nc = 0, np = 0;
 
         if (!floor_total || !floor_vm || !floor_slot || !floor_vcpu || !floor_run || !restore ||
-            !first || !second || !teardown || !cold || !load_ms || !load_mbs || !priv) {
+            !first || !second || !teardown || !cold || !load_ms || !load_mbs || !priv ||
+            !ready_first || !warm) {
                 fprintf(stderr, "sprout bench: out of memory\n");
                 goto out;
         }
@@ -201,6 +206,58 @@ static int bench_clone(const char *path, long n, long pool, const char *req, boo
                 }
         }
 
+        /* Ready clones (ABI 1.3 guests): restored and warmed up off the request path, through the
+         * base's ready pool; only the first invoke is timed on the request path. The warm-up is
+         * timed on its own (create, then warm up: what prepare_ready does per clone). */
+        long nr = 0, nw = 0;
+        bool warmup_ok = true;
+        while (nr < n && warmup_ok) {
+                long batch = pool ? pool : 1;
+                if (batch > n - nr)
+                        batch = n - nr;
+                for (long k = 0; k < batch; k++) {
+                        struct sprout_clone *c;
+                        if (sprout_clone_create(base, -1, &c, NULL, &err) < 0) {
+                                fprintf(stderr, "sprout bench: clone: %s\n", err.msg);
+                                goto out;
+                        }
+                        int64_t t0 = cli_now_ns();
+                        int r = sprout_clone_warmup(c, 10000, &err);
+                        warm[nw] = (double)(cli_now_ns() - t0) / 1e6;
+                        sprout_clone_destroy(c);
+                        if (r == -ENOTSUP) {
+                                warmup_ok = false;
+                                break;
+                        }
+                        if (r < 0) {
+                                fprintf(stderr, "sprout bench: warm-up: %s\n", err.msg);
+                                goto out;
+                        }
+                        nw++;
+                }
+                if (!warmup_ok)
+                        break;
+                if (sprout_base_prepare_ready(base, (unsigned)batch, &err) < 0) {
+                        fprintf(stderr, "sprout bench: preparing ready clones: %s\n", err.msg);
+                        goto out;
+                }
+                struct sprout_clone *c;
+                while (nr < n && sprout_clone_take_ready(base, &c) == 0) {
+                        const void *resp;
+                        size_t len;
+                        int64_t t0 = cli_now_ns();
+                        int r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+                        int64_t t1 = cli_now_ns();
+                        sprout_clone_destroy(c);
+                        if (r < 0) {
+                                fprintf(stderr, "sprout bench: invoke on ready clone %ld: %s\n", nr,
+                                        err.msg);
+                                goto out;
+                        }
+                        ready_first[nr++] = (double)(t1 - t0) / 1e6;
+                }
+        }
+
         struct latency_summary pm = summarize(priv, np);
         double ratio = si.file_size ? (double)si.ram_size / (double)si.file_size : 0;
         if (json) {
@@ -227,13 +284,20 @@ static int bench_clone(const char *path, long n, long pool, const char *req, boo
         row("restore (no pool, VM created)", summarize(cold, nc), "ms", json);
         row("restore + first invoke", summarize(first, (size_t)n), "ms", json);
         row("second invoke (warm clone)", summarize(second, (size_t)n), "ms", json);
+        if (warmup_ok) {
+                row("ready clone: first invoke", summarize(ready_first, (size_t)nr), "ms", json);
+                row("warm-up (off the request path)", summarize(warm, (size_t)nw), "ms", json);
+        } else if (!json) {
+                printf("  (no ready-clone rows: the snapshot's guest predates warm-ups, ABI "
+                       "1.3)\n");
+        }
         row("teardown", summarize(teardown, (size_t)n), "ms", json);
         row("base load", summarize(load_ms, (size_t)loads), "ms", json);
         row("base load throughput", summarize(load_mbs, (size_t)loads), "MiB/s", json);
         row("private memory per idle clone", pm, "KiB", json);
         if (qemu)
-		bench_qemu_restore(base, sprout_kvm_host_kind(kvm), json);
-	rc = 0;
+                bench_qemu_restore(base, sprout_kvm_host_kind(kvm), json);
+        rc = 0;
 out:
         sprout_base_free(base);
         sprout_kvm_close(kvm);
@@ -250,6 +314,8 @@ out:
         free(load_ms);
         free(load_mbs);
         free(priv);
+        free(ready_first);
+        free(warm);
         return rc;
 }
 

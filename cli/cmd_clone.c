@@ -25,6 +25,8 @@ static void usage(FILE *f)
                "  -n, --count N       how many clones (default 1)\n"
                "  --requests K        requests per clone, in sequence (default 1)\n"
                "  --pool N            prepare N VM shells ahead, off the restore path (default 0)\n"
+               "  --ready             warm each clone up (ABI 1.3 warm-up: identity + runtime\n"
+               "                      warm-up hook) before its timed first invoke; print both\n"
                "  --timeout-ms MS     per-invocation time limit (default 10000)\n"
                "  --console           echo the clones' console output to stderr\n"
                "  --quiet             print only the summary\n"
@@ -50,6 +52,7 @@ int sprout_cmd_clone(int argc, char **argv)
             {"count", required_argument, NULL, 'n'},
             {"requests", required_argument, NULL, 'r'},
             {"pool", required_argument, NULL, 'p'},
+            {"ready", no_argument, NULL, 'R'},
             {"timeout-ms", required_argument, NULL, 't'},
             {"console", no_argument, NULL, 'c'},
             {"quiet", no_argument, NULL, 'q'},
@@ -59,7 +62,7 @@ int sprout_cmd_clone(int argc, char **argv)
         };
         const char *req = "{}";
         long count = 1, requests = 1, pool = 0, timeout_ms = 10000;
-        bool console = false, quiet = false, json = false;
+        bool console = false, quiet = false, json = false, ready = false;
         int c;
 
         optind = 1;
@@ -92,6 +95,9 @@ int sprout_cmd_clone(int argc, char **argv)
                                 return 2;
                         }
                         break;
+                case 'R':
+                        ready = true;
+                        break;
                 case 'c':
                         console = true;
                         break;
@@ -121,10 +127,12 @@ int sprout_cmd_clone(int argc, char **argv)
         double *restore = calloc((size_t)count, sizeof(double));
         double *first = calloc((size_t)count, sizeof(double));
         double *later = calloc((size_t)(count * (requests - 1) + 1), sizeof(double));
+        double *warm = calloc((size_t)count, sizeof(double));
+        double *invoke1 = calloc((size_t)count, sizeof(double));
         size_t nlater = 0, nok = 0;
         int rc = 1;
 
-        if (!restore || !first || !later) {
+        if (!restore || !first || !later || !warm || !invoke1) {
                 fprintf(stderr, "sprout clone: out of memory\n");
                 goto out;
         }
@@ -154,6 +162,20 @@ int sprout_cmd_clone(int argc, char **argv)
                         continue;
                 }
                 restore[i] = t.restore_ms;
+                double warm_ms = 0;
+                if (ready) {
+                        int64_t t0 = cli_now_ns();
+                        int r = sprout_clone_warmup(cl, timeout_ms, &err);
+                        warm_ms = (double)(cli_now_ns() - t0) / 1e6;
+                        if (r < 0) {
+                                fprintf(stderr, "sprout clone: warm-up of %s: %s\n",
+                                        sprout_clone_id(cl), err.msg);
+                                sprout_err_clear(&err);
+                                sprout_clone_destroy(cl);
+                                rc = 1;
+                                continue;
+                        }
+                }
                 for (long k = 0; k < requests; k++) {
                         const void *resp;
                         size_t len;
@@ -168,14 +190,32 @@ int sprout_cmd_clone(int argc, char **argv)
                                 break;
                         }
                         if (k == 0) {
+                                warm[nok] = warm_ms;
+                                invoke1[nok] = ms;
                                 first[nok++] = t.restore_ms + ms;
                                 if (!quiet) {
                                         uint64_t priv = sprout_clone_private_bytes(cl);
-                                        if (json)
+                                        if (json && ready)
+                                                printf("{\"clone\":\"%s\",\"restore_ms\":%.4f,"
+                                                       "\"warmup_ms\":%.4f,"
+                                                       "\"invoke_ms\":%.4f,\"private_kib\":%llu,"
+                                                       "\"response\":%.*s}\n",
+                                                       sprout_clone_id(cl), t.restore_ms, warm_ms,
+                                                       ms, (unsigned long long)(priv >> 10),
+                                                       (int)len, (const char *)resp);
+                                        else if (json)
                                                 printf("{\"clone\":\"%s\",\"restore_ms\":%.4f,"
                                                        "\"invoke_ms\":%.4f,\"private_kib\":%llu,"
                                                        "\"response\":%.*s}\n",
                                                        sprout_clone_id(cl), t.restore_ms, ms,
+                                                       (unsigned long long)(priv >> 10), (int)len,
+                                                       (const char *)resp);
+                                        else if (ready)
+                                                printf("%s restore %.3f ms%s, warm-up %.3f ms, "
+                                                       "ready first invoke %.3f ms, private "
+                                                       "%llu KiB: %.*s\n",
+                                                       sprout_clone_id(cl), t.restore_ms,
+                                                       t.pooled ? " (pooled)" : "", warm_ms, ms,
                                                        (unsigned long long)(priv >> 10), (int)len,
                                                        (const char *)resp);
                                         else
@@ -196,6 +236,10 @@ int sprout_cmd_clone(int argc, char **argv)
         if (nok > 1 || quiet || json) {
                 print_summary("restore", summarize(restore, (size_t)count), json);
                 print_summary("restore+first-invoke", summarize(first, nok), json);
+                if (ready) {
+                        print_summary("warm-up", summarize(warm, nok), json);
+                        print_summary("ready first invoke", summarize(invoke1, nok), json);
+                }
                 if (nlater)
                         print_summary("warm invoke", summarize(later, nlater), json);
         }
@@ -205,5 +249,7 @@ out:
         free(restore);
         free(first);
         free(later);
+        free(warm);
+        free(invoke1);
         return rc;
 }

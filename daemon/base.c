@@ -1,5 +1,6 @@
 /* A base: a snapshot loaded once, its RAM in a sealed memfd that every clone maps copy-on-write,
- * and a pool of prepared VM shells so a clone's critical path is only the state ioctls. */
+ * a pool of prepared VM shells so a clone's critical path is only the state ioctls, and a pool of
+ * ready (restored and warmed-up) clones so a request's critical path is only the invoke. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -25,7 +26,12 @@ struct sprout_base {
         pthread_mutex_t lock; /* guards the pool */
         struct sprout_vm *pool[POOL_MAX];
         unsigned npool;
+        struct sprout_clone *ready[POOL_MAX]; /* warmed-up clones, each handed out once */
+        unsigned nready;
 };
+
+/* How long a pooled clone's warm-up may take. */
+#define READY_WARMUP_TIMEOUT_MS 10000
 
 int sprout_base_load(struct sprout_kvm *kvm, const char *path, unsigned threads,
                      struct sprout_base **out, struct sprout_err *err)
@@ -170,10 +176,64 @@ int base_restore(struct sprout_base *b, struct sprout_vm *shell, int console_fd,
         return sprout_vm_restore(b->kvm, &cfg, out, err);
 }
 
+int sprout_base_prepare_ready(struct sprout_base *b, unsigned n, struct sprout_err *err)
+{
+        if (n > POOL_MAX)
+                n = POOL_MAX;
+        for (;;) {
+                pthread_mutex_lock(&b->lock);
+                unsigned have = b->nready;
+                pthread_mutex_unlock(&b->lock);
+                if (have >= n)
+                        return 0;
+                struct sprout_clone *c;
+                int r = sprout_clone_create(b, -1, &c, NULL, err);
+                if (r < 0)
+                        return r;
+                r = sprout_clone_warmup(c, READY_WARMUP_TIMEOUT_MS, err);
+                if (r < 0) {
+                        sprout_clone_destroy(c);
+                        return r;
+                }
+                pthread_mutex_lock(&b->lock);
+                if (b->nready < POOL_MAX) {
+                        b->ready[b->nready++] = c;
+                        c = NULL;
+                }
+                pthread_mutex_unlock(&b->lock);
+                sprout_clone_destroy(c);
+        }
+}
+
+unsigned sprout_base_ready_count(struct sprout_base *b)
+{
+        pthread_mutex_lock(&b->lock);
+        unsigned n = b->nready;
+        pthread_mutex_unlock(&b->lock);
+        return n;
+}
+
+int sprout_clone_take_ready(struct sprout_base *b, struct sprout_clone **out)
+{
+        struct sprout_clone *c = NULL;
+        pthread_mutex_lock(&b->lock);
+        if (b->nready) {
+                c = b->ready[--b->nready];
+                b->ready[b->nready] = NULL;
+        }
+        pthread_mutex_unlock(&b->lock);
+        if (!c)
+                return -ENOENT;
+        *out = c;
+        return 0;
+}
+
 void sprout_base_free(struct sprout_base *b)
 {
         if (!b)
                 return;
+        for (unsigned i = 0; i < b->nready; i++)
+                sprout_clone_destroy(b->ready[i]);
         for (unsigned i = 0; i < b->npool; i++)
                 sprout_vm_destroy(b->pool[i]);
         if (b->memfd >= 0)

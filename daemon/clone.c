@@ -57,6 +57,34 @@ int sprout_clone_create(struct sprout_base *b, int console_fd, struct sprout_clo
         return 0;
 }
 
+/* The error for an event other than DONE, after which the clone is dead. */
+static int event_error(struct sprout_clone *c, const struct sprout_vm_event *ev, int64_t timeout_ms,
+                       const char *what, struct sprout_err *err)
+{
+        int r;
+        switch (ev->kind) {
+        case SPROUT_EV_TIMEOUT:
+                r = sprout_err_set(err, -ETIMEDOUT, "clone %s did not answer %swithin %lld ms",
+                                   c->id, what, (long long)timeout_ms);
+                break;
+        case SPROUT_EV_PANIC:
+                r = sprout_err_set(err, -EPROTO, "clone %s: the runtime failed: %s", c->id,
+                                   ev->detail);
+                break;
+        case SPROUT_EV_STOPPED:
+                r = sprout_err_set(err, -ESHUTDOWN, "clone %s stopped: %s", c->id, ev->detail);
+                break;
+        default:
+                r = sprout_err_set(err, -EPROTO, "clone %s sent event %d instead of a response",
+                                   c->id, ev->kind);
+                break;
+        }
+        /* The guest is somewhere we cannot trust: no more requests for it. */
+        c->dead = true;
+        snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
+        return r;
+}
+
 int sprout_clone_invoke(struct sprout_clone *c, const void *req, size_t len, int64_t timeout_ms,
                         const void **resp, size_t *resp_len, struct sprout_err *err)
 {
@@ -74,29 +102,30 @@ int sprout_clone_invoke(struct sprout_clone *c, const void *req, size_t len, int
                 snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
                 return r;
         }
-        switch (ev.kind) {
-        case SPROUT_EV_DONE:
+        if (ev.kind == SPROUT_EV_DONE)
                 return 0;
-        case SPROUT_EV_TIMEOUT:
-                r = sprout_err_set(err, -ETIMEDOUT, "clone %s did not answer within %lld ms", c->id,
-                                   (long long)timeout_ms);
-                break;
-        case SPROUT_EV_PANIC:
-                r = sprout_err_set(err, -EPROTO, "clone %s: the runtime failed: %s", c->id,
-                                   ev.detail);
-                break;
-        case SPROUT_EV_STOPPED:
-                r = sprout_err_set(err, -ESHUTDOWN, "clone %s stopped: %s", c->id, ev.detail);
-                break;
-        default:
-                r = sprout_err_set(err, -EPROTO, "clone %s sent event %d instead of a response",
-                                   c->id, ev.kind);
-                break;
+        return event_error(c, &ev, timeout_ms, "", err);
+}
+
+int sprout_clone_warmup(struct sprout_clone *c, int64_t timeout_ms, struct sprout_err *err)
+{
+        struct sprout_vm_event ev;
+        int r;
+
+        if (c->dead)
+                return sprout_err_set(err, -ESHUTDOWN, "clone %s is dead: %s", c->id,
+                                      c->dead_reason);
+        r = sprout_vm_warmup(c->vm, timeout_ms, &ev, err);
+        if (r == -ENOTSUP)
+                return r; /* refused before the guest ran: the clone is fine */
+        if (r < 0) {
+                c->dead = true;
+                snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
+                return r;
         }
-        /* The guest is somewhere we cannot trust: no more requests for it. */
-        c->dead = true;
-        snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
-        return r;
+        if (ev.kind == SPROUT_EV_DONE)
+                return 0;
+        return event_error(c, &ev, timeout_ms, "a warm-up ", err);
 }
 
 const char *sprout_clone_id(const struct sprout_clone *c)

@@ -97,6 +97,7 @@ int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event 
                 clock_gettime(CLOCK_REALTIME, &ts);
                 int64_t host = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
                 vm->clock_skew_ns = g ? (int64_t)g - host : 0;
+                vm->guest_abi = ver; /* what the VMM may send it (warm-ups need 1.3) */
                 ev->kind = SPROUT_EV_READY;
                 return 1;
         }

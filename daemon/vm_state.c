@@ -22,7 +22,10 @@ enum vm_rec {
         MREC_CLOCK,
         MREC_REALTIME_NS, /* host CLOCK_REALTIME when the clock was read */
         MREC_CLOCK_SKEW,  /* guest wall clock minus the host's at READY, ns (int64) */
+        MREC_GUEST_ABI,   /* the ABI the guest's READY reported (uint32); optional: a snapshot
+                           * without it is from a VMM that did not record it, so 0 (unknown) */
 };
+#define MREC_REQUIRED_LAST MREC_CLOCK_SKEW
 
 enum dev_rec {
         DREC_SERIAL = 1,
@@ -61,14 +64,15 @@ static int save_vm(struct sprout_vm *vm, struct blob *b, struct sprout_err *err)
         blob_put(b, MREC_CLOCK, &clk, sizeof(clk));
         blob_put(b, MREC_REALTIME_NS, &now, sizeof(now));
         blob_put(b, MREC_CLOCK_SKEW, &vm->clock_skew_ns, sizeof(vm->clock_skew_ns));
+        blob_put(b, MREC_GUEST_ABI, &vm->guest_abi, sizeof(vm->guest_abi));
         return b->error ? sprout_err_set(err, b->error, "saving VM state: out of memory") : 0;
 }
 
 static int restore_vm(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err)
 {
         struct blob_reader rd = {.data = data, .len = len};
-        const void *rec[MREC_CLOCK_SKEW + 1] = {0};
-        static const size_t want[MREC_CLOCK_SKEW + 1] = {
+        const void *rec[MREC_GUEST_ABI + 1] = {0};
+        static const size_t want[MREC_GUEST_ABI + 1] = {
             [MREC_PIC_MASTER] = sizeof(struct kvm_irqchip),
             [MREC_PIC_SLAVE] = sizeof(struct kvm_irqchip),
             [MREC_IOAPIC] = sizeof(struct kvm_irqchip),
@@ -76,6 +80,7 @@ static int restore_vm(struct sprout_vm *vm, const void *data, size_t len, struct
             [MREC_CLOCK] = sizeof(struct kvm_clock_data),
             [MREC_REALTIME_NS] = sizeof(uint64_t),
             [MREC_CLOCK_SKEW] = sizeof(int64_t),
+            [MREC_GUEST_ABI] = sizeof(uint32_t),
         };
         uint32_t type;
         const void *p;
@@ -83,14 +88,14 @@ static int restore_vm(struct sprout_vm *vm, const void *data, size_t len, struct
         int r;
 
         while ((r = blob_next(&rd, &type, &p, &n)) == 1) {
-                if (type == 0 || type > MREC_CLOCK_SKEW || rec[type] || n != want[type])
+                if (type == 0 || type > MREC_GUEST_ABI || rec[type] || n != want[type])
                         return sprout_err_set(err, -EINVAL, "VM state: bad record %u (%zu bytes)",
                                               type, n);
                 rec[type] = p;
         }
         if (r < 0)
                 return sprout_err_set(err, -EINVAL, "VM state: a record runs past the section");
-        for (unsigned t = 1; t <= MREC_CLOCK_SKEW; t++)
+        for (unsigned t = 1; t <= MREC_REQUIRED_LAST; t++)
                 if (!rec[t])
                         return sprout_err_set(err, -EINVAL, "VM state: record %u is missing", t);
 
@@ -126,6 +131,9 @@ static int restore_vm(struct sprout_vm *vm, const void *data, size_t len, struct
         struct kvm_clock_data set = {.clock = clock};
         if (ioctl(vm->fd, KVM_SET_CLOCK, &set) < 0)
                 return sprout_err_errno(err, -errno, "restoring VM state: KVM_SET_CLOCK");
+        vm->guest_abi = 0;
+        if (rec[MREC_GUEST_ABI])
+                memcpy(&vm->guest_abi, rec[MREC_GUEST_ABI], sizeof(vm->guest_abi));
         return 0;
 }
 
@@ -399,6 +407,43 @@ int sprout_vm_invoke(struct sprout_vm *vm, const void *req, size_t req_len, int6
                 *resp = NULL;
                 *resp_len = 0;
         }
+        return 0;
+}
+
+bool sprout_vm_can_warmup(const struct sprout_vm *vm)
+{
+        return (vm->guest_abi >> 16) == SPROUT_ABI_MAJOR && (vm->guest_abi & 0xffffu) >= 3;
+}
+
+uint32_t sprout_vm_guest_abi(const struct sprout_vm *vm)
+{
+        return vm->guest_abi;
+}
+
+int sprout_vm_warmup(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_event *ev,
+                     struct sprout_err *err)
+{
+        struct sprout_mailbox_hdr *h = (struct sprout_mailbox_hdr *)vm->sdev.mailbox;
+        if (!sprout_vm_can_warmup(vm))
+                return sprout_err_set(err, -ENOTSUP,
+                                      "the guest speaks sprout ABI %u.%u; warm-ups need 1.3 or "
+                                      "later",
+                                      vm->guest_abi >> 16, vm->guest_abi & 0xffffu);
+        h->req_len = 0;
+        h->seq++;
+        h->flags |= SPROUT_MBF_WARMUP;
+        int r = sprout_vm_run(vm, timeout_ms, ev, err);
+        /* Read the guest's flags once: it must have cleared ours. */
+        uint32_t flags = *(volatile uint32_t *)&h->flags;
+        h->flags &= ~SPROUT_MBF_WARMUP;
+        if (r < 0)
+                return r;
+        if (ev->kind == SPROUT_EV_DONE && (ev->arg != 0 || (flags & SPROUT_MBF_WARMUP)))
+                return sprout_err_set(err, -EPROTO,
+                                      "the guest answered a warm-up with %u bytes%s: it does not "
+                                      "handle warm-ups",
+                                      ev->arg,
+                                      (flags & SPROUT_MBF_WARMUP) ? " and left the flag set" : "");
         return 0;
 }
 

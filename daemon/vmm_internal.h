@@ -110,6 +110,7 @@ struct sprout_vm {
         bool broken;           /* an unrecoverable exit happened; only destroy is legal */
         int64_t clock_skew_ns; /* guest CLOCK_REALTIME minus the host's, measured at READY */
         int64_t last_exit_ns;  /* CLOCK_MONOTONIC when the vCPU last left KVM_RUN for us */
+        uint32_t guest_abi; /* the ABI the guest's READY reported (kept in snapshots); 0: unknown */
 };
 
 /* Checked guest-physical access: a pointer to len bytes of RAM at gpa, or NULL if any byte is

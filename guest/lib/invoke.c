@@ -1,12 +1,43 @@
-/* The protocol steps of the guest library: READY, LOG, PANIC and the request/response loop. No
- * system calls here: these run on the hot path of a restored clone. (A new clone identity is
- * applied after READY or DONE returns: identity.c, the one exception.) */
+/* The protocol steps of the guest library: READY, LOG, PANIC, the request/response loop and the
+ * answering of warm-ups. No system calls here: these run on the hot path of a restored clone. (A
+ * new clone identity is applied after READY or DONE returns: identity.c, the one exception.) */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 
 #include "sprout/guest.h"
 #include "identity.h"
+
+int guest_after_ring_slow(struct sprout_guest *g)
+{
+        for (;;) {
+                uint32_t flags = *(volatile uint32_t *)&g->hdr->flags;
+                if (flags & SPROUT_MBF_NEW_IDENTITY) {
+                        int rc = guest_apply_identity(g);
+                        if (rc < 0)
+                                return rc;
+                }
+                if (!(flags & SPROUT_MBF_WARMUP))
+                        return 0;
+                /* A warm-up: the runtime's hook, then an empty answer; the next ring returns with
+                 * the next request, which may be another warm-up. */
+                if (g->on_warmup)
+                        g->on_warmup(g->on_warmup_ctx);
+                g->warmups++;
+                g->hdr->flags &= ~SPROUT_MBF_WARMUP;
+                g->hdr->resp_len = 0;
+                sprout_guest_ring(g, SPROUT_CMD_DONE, 0);
+                if (!(*(volatile uint32_t *)&g->hdr->flags &
+                      (SPROUT_MBF_NEW_IDENTITY | SPROUT_MBF_WARMUP)))
+                        return 0;
+        }
+}
+
+void sprout_guest_on_warmup(struct sprout_guest *g, void (*fn)(void *ctx), void *ctx)
+{
+        g->on_warmup = fn;
+        g->on_warmup_ctx = ctx;
+}
 
 int sprout_guest_ready(struct sprout_guest *g)
 {

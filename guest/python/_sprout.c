@@ -30,6 +30,7 @@
 static struct sprout_guest guest;
 static int guest_is_open;
 static PyObject *identity_hook; /* the shim's PRNG re-seed callable, or NULL */
+static PyObject *warmup_hook;   /* the shim's warm-up callable, or NULL */
 
 /* ---- pymalloc arenas from the C heap ----
  * CPython takes its small-object arenas (1 MiB) straight from mmap and gives an empty one back
@@ -103,6 +104,27 @@ static void call_identity_hook(void *ctx, const uint8_t *entropy, size_t len)
         Py_XDECREF(r);
 }
 
+/* ---- the warm-up hook ---- */
+
+/* Called by the guest library inside sprout_guest_ready/done for a warm-up request (ABI 1.3), with
+ * the GIL held. A warm-up is only an optimization: an exception from the hook is reported to the
+ * log and cleared, never raised into the serving loop. An identity hook's exception (already set)
+ * is left alone for the caller to raise. */
+static void call_warmup_hook(void *ctx)
+{
+        (void)ctx;
+        if (!warmup_hook || PyErr_Occurred())
+                return;
+        PyObject *r = PyObject_CallNoArgs(warmup_hook);
+        if (r) {
+                Py_DECREF(r);
+                return;
+        }
+        PyErr_Clear();
+        static const char msg[] = "sprout python: the warm-up hook raised (ignored)";
+        sprout_guest_log(&guest, msg, sizeof(msg) - 1);
+}
+
 /* ---- module functions ---- */
 
 /* OSError(errno, "sprout: reason"), from a negative errno and the library's message. */
@@ -148,6 +170,7 @@ static PyObject *sp_open(PyObject *self, PyObject *unused)
                 return raise_os(rc, guest.err.msg);
         guest_is_open = 1;
         sprout_guest_on_identity(&guest, call_identity_hook, NULL);
+        sprout_guest_on_warmup(&guest, call_warmup_hook, NULL);
         Py_RETURN_NONE;
 }
 
@@ -225,6 +248,17 @@ static PyObject *sp_on_identity(PyObject *self, PyObject *fn)
         Py_RETURN_NONE;
 }
 
+static PyObject *sp_on_warmup(PyObject *self, PyObject *fn)
+{
+        (void)self;
+        if (fn != Py_None && !PyCallable_Check(fn)) {
+                PyErr_SetString(PyExc_TypeError, "_sprout.on_warmup: expected a callable or None");
+                return NULL;
+        }
+        Py_XSETREF(warmup_hook, fn == Py_None ? NULL : Py_NewRef(fn));
+        Py_RETURN_NONE;
+}
+
 static PyObject *sp_identity(PyObject *self, PyObject *unused)
 {
         (void)self;
@@ -237,10 +271,11 @@ static PyObject *sp_identity(PyObject *self, PyObject *unused)
                  "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", id[0],
                  id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11],
                  id[12], id[13], id[14], id[15]);
-        return Py_BuildValue(
-            "{s:s,s:I,s:I,s:K,s:L}", "clone", uuid, "identities", (unsigned)guest.identities,
-            "syscalls", (unsigned)guest.identity_syscalls, "ns",
-            (unsigned long long)guest.identity_ns, "clock_step_ns", (long long)guest.clock_step_ns);
+        return Py_BuildValue("{s:s,s:I,s:I,s:K,s:L,s:I}", "clone", uuid, "identities",
+                             (unsigned)guest.identities, "syscalls",
+                             (unsigned)guest.identity_syscalls, "ns",
+                             (unsigned long long)guest.identity_ns, "clock_step_ns",
+                             (long long)guest.clock_step_ns, "warmups", (unsigned)guest.warmups);
 }
 
 static PyObject *sp_touch_stack(PyObject *self, PyObject *arg)
@@ -352,6 +387,9 @@ static PyMethodDef methods[] = {
     {"log", sp_log, METH_O, "log(text)\n\nSend text to the VM's log (LOG rings of 4 KiB)."},
     {"on_identity", sp_on_identity, METH_O,
      "on_identity(fn)\n\nCall fn(entropy: bytes) when a clone first runs (None removes it)."},
+    {"on_warmup", sp_on_warmup, METH_O,
+     "on_warmup(fn)\n\nCall fn() for each warm-up request (ABI 1.3), which the library answers "
+     "itself; ready()/done() never return one (None removes it)."},
     {"identity", sp_identity, METH_NOARGS,
      "identity() -> dict\n\nThe clone id and what applying identities cost (the library's "
      "counters)."},

@@ -45,7 +45,8 @@ _device = None  # the _sprout module once the device is open (in a guest)
 
 def clone_info():
     """For handlers: this clone's id and what applying its identity cost, from the guest library:
-    {"clone": uuid, "identities": n, "syscalls": n, "ns": n, "clock_step_ns": n}. None outside a
+    {"clone": uuid, "identities": n, "syscalls": n, "ns": n, "clock_step_ns": n, "warmups": n}.
+    None outside a
     sprout guest (on the host, or before the device is open)."""
     return _device.identity() if _device is not None else None
 
@@ -78,6 +79,7 @@ class Runtime:
         self.stderr = io.StringIO()
         self.encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
         self.output_max = OUTPUT_MAX
+        self.warm_request = None  # the request a warm-up serves (set by prime)
 
     # ---- serving ----
 
@@ -160,6 +162,22 @@ class Runtime:
         if tempfile is not None:
             tempfile._name_sequence = None  # its own Random, made again on next use
 
+    # ---- warm-up (ABI 1.3) ----
+
+    def warmup(self):
+        """Called by the guest library for a warm-up request, in a fresh clone before its first real
+        request: serve the first sample event through the whole request path with the response and
+        any output discarded, so the interpreter's pages are this clone's before a request arrives.
+        Sample events are side-effect free by contract (docs/python.md)."""
+        if self.warm_request is None:
+            return
+        real_log = self.log
+        try:
+            self.log = lambda text: None
+            self.invoke(self.warm_request)
+        finally:
+            self.log = real_log
+
     # ---- before READY ----
 
     def prime(self, samples, rounds=PRIME_ROUNDS):
@@ -180,6 +198,7 @@ class Runtime:
             return None
 
         requests = [json.dumps(e).encode() for e in samples]
+        self.warm_request = requests[0]
         quiet = []
         for _ in range(rounds):
             for r in requests:
@@ -284,6 +303,7 @@ def main(argv=None):
     t1 = time.monotonic()
     rt.prime(_samples(opts, rt.module))
     _sprout.on_identity(rt.reseed)
+    _sprout.on_warmup(rt.warmup)
     t2 = time.monotonic()
     settled = _settle(_sprout)
     _sprout.log(f"sprout python: {handler} ready: shim running {t0:.2f} s after boot, handler "

@@ -6,10 +6,12 @@
 
 #include <stdint.h>
 
-/* Bump MAJOR for any incompatible change; MINOR for additions an older VMM may ignore. */
+/* Bump MAJOR for any incompatible change; MINOR for additions an older VMM may ignore.
+ * 1.1: the guest applies NEW_IDENTITY and clears it; PANIC_IDENTITY
+ * 1.2: guest_realtime_ns at READY
+ * 1.3: SPROUT_MBF_WARMUP (sent only to a guest at >= 1.3) */
 #define SPROUT_ABI_MAJOR   1
-#define SPROUT_ABI_MINOR   2 /* 1.1: the guest applies NEW_IDENTITY and clears it; PANIC_IDENTITY
-                                   * 1.2: guest_realtime_ns at READY */
+#define SPROUT_ABI_MINOR   3
 #define SPROUT_ABI_VERSION ((SPROUT_ABI_MAJOR << 16) | SPROUT_ABI_MINOR)
 
 /*
@@ -86,6 +88,11 @@ struct sprout_mailbox_hdr {
 #define SPROUT_MBF_NEW_IDENTITY                                                                    \
         0x1u /* clone_uuid/entropy/wallclock are new: re-seed before serving.                      \
               * Set by the VMM, cleared by the guest library when applied. */
+#define SPROUT_MBF_WARMUP                                                                          \
+        0x4u /* ABI 1.3: this request is a warm-up, not the runtime's: the guest library applies a \
+              * pending identity, calls the runtime's warm-up hook, clears the flag and answers    \
+              * DONE with resp_len 0 itself. The VMM sends it only to a guest whose READY said     \
+              * ABI >= 1.3. */
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct sprout_mailbox_hdr) == SPROUT_MB_HDR_SIZE, "header is one page");

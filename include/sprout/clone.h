@@ -42,6 +42,7 @@ int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
 /* ---- base: a loaded snapshot whose RAM every clone shares ---- */
 
 struct sprout_base;
+struct sprout_clone;
 
 struct sprout_base_info {
         uint8_t uuid[16];
@@ -61,7 +62,21 @@ const struct sprout_base_info *sprout_base_info(const struct sprout_base *b);
 int sprout_base_prepare(struct sprout_base *b, unsigned n, struct sprout_err *err);
 unsigned sprout_base_pooled(struct sprout_base *b);
 
-/* Frees the base; every clone of it must be destroyed first. */
+/*
+ * Keeps up to n ready clones (at most 64): each made with sprout_clone_create (its own identity)
+ * and warmed up with sprout_clone_warmup, so its identity step and its first touches of the
+ * runtime's pages are paid here, off the request path. Thread-safe, like sprout_base_prepare.
+ * -ENOTSUP (nothing pooled) when the snapshot's guest does not support warm-ups (ABI < 1.3).
+ */
+int sprout_base_prepare_ready(struct sprout_base *b, unsigned n, struct sprout_err *err);
+unsigned sprout_base_ready_count(struct sprout_base *b);
+
+/* Takes a ready clone out of the pool into *out (the caller now owns it; no clone is handed out
+ * twice); -ENOENT when the pool is empty. */
+int sprout_clone_take_ready(struct sprout_base *b, struct sprout_clone **out);
+
+/* Frees the base and the ready clones still pooled; every clone taken from it must be destroyed
+ * first. */
 void sprout_base_free(struct sprout_base *b);
 
 /* ---- clones ---- */
@@ -85,6 +100,13 @@ int sprout_clone_create(struct sprout_base *b, int console_fd, struct sprout_clo
  * (-EPROTO, -ESHUTDOWN, -ETIMEDOUT) but other clones are unaffected. */
 int sprout_clone_invoke(struct sprout_clone *c, const void *req, size_t len, int64_t timeout_ms,
                         const void **resp, size_t *resp_len, struct sprout_err *err);
+
+/*
+ * Sends a warm-up (ABI 1.3, sprout_vm_warmup): the clone applies its identity and runs the
+ * runtime's warm-up hook, so its first real request does not pay for either. -ENOTSUP (the clone
+ * is still fine) when the guest does not support warm-ups; other errors as for invoke.
+ */
+int sprout_clone_warmup(struct sprout_clone *c, int64_t timeout_ms, struct sprout_err *err);
 
 const char *sprout_clone_id(const struct sprout_clone *c); /* the clone UUID, as text */
 uint64_t sprout_clone_private_bytes(struct sprout_clone *c);

@@ -31,6 +31,11 @@ struct sprout_guest {
         uint32_t identity_syscalls; /* system calls the library made applying them, all told */
         int64_t clock_step_ns;      /* the last wall-clock correction made (0: none was needed) */
         uint64_t identity_ns;       /* time spent applying them, hook included (CLOCK_MONOTONIC) */
+
+        /* Warm-ups (SPROUT_MBF_WARMUP, ABI 1.3): see sprout_guest_on_warmup. */
+        void (*on_warmup)(void *ctx); /* the runtime's warm-up hook, or NULL */
+        void *on_warmup_ctx;
+        uint32_t warmups; /* warm-up requests answered */
 };
 
 /*
@@ -84,6 +89,18 @@ const uint8_t *sprout_guest_clone_id(const struct sprout_guest *g);
  * are not in identity_syscalls). fn NULL removes the hook.
  */
 void sprout_guest_on_identity(struct sprout_guest *g, sprout_guest_identity_fn fn, void *ctx);
+
+/*
+ * Have fn(ctx) called for every warm-up request (SPROUT_MBF_WARMUP, ABI 1.3): a request the VMM
+ * sends to a fresh clone before any real one, off the request path, so the clone pays its first
+ * touches of the runtime's pages and its identity step then. When READY or DONE returns with the
+ * flag set, the library applies a pending identity (as above), calls fn (if any), clears the flag,
+ * answers DONE with resp_len 0 itself and waits for the next request: the runtime's request loop
+ * never sees a warm-up. fn should run the runtime's request path on a sample, with its output and
+ * any request counters discarded: a warmed clone's first real request must look like its first.
+ * fn NULL removes the hook (warm-ups are then answered with no work but the identity step).
+ */
+void sprout_guest_on_warmup(struct sprout_guest *g, void (*fn)(void *ctx), void *ctx);
 
 /* System calls the library has made applying identities (the same as g->identity_syscalls). */
 uint32_t sprout_guest_identity_syscalls(const struct sprout_guest *g);

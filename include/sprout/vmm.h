@@ -4,6 +4,7 @@
 #ifndef SPROUT_VMM_H
 #define SPROUT_VMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -154,6 +155,22 @@ int sprout_vm_set_identity(struct sprout_vm *vm, const uint8_t uuid[16], struct 
 int sprout_vm_invoke(struct sprout_vm *vm, const void *req, size_t req_len, int64_t timeout_ms,
                      const void **resp, size_t *resp_len, struct sprout_vm_event *ev,
                      struct sprout_err *err);
+
+/*
+ * Sends a warm-up (SPROUT_MBF_WARMUP, ABI 1.3): the guest library applies a pending identity, runs
+ * the runtime's warm-up hook and answers DONE with no response. Runs the guest until then (returns
+ * 0 with ev->kind SPROUT_EV_DONE) or another event or the timeout (0, ev says which, as for
+ * sprout_vm_invoke). -ENOTSUP, without running the guest, when its READY reported an ABI before
+ * 1.3 or the snapshot did not record one; -EPROTO when the guest answered with a response.
+ */
+int sprout_vm_warmup(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_event *ev,
+                     struct sprout_err *err);
+
+/* Whether sprout_vm_warmup may be sent: the guest's READY reported ABI 1.3 or later. */
+bool sprout_vm_can_warmup(const struct sprout_vm *vm);
+
+/* The ABI version the guest's READY reported (recorded in snapshots since ABI 1.3; 0: unknown). */
+uint32_t sprout_vm_guest_abi(const struct sprout_vm *vm);
 
 /* The cheapest VM KVM can run on this host, timed step by step: the floor under any restore. */
 struct sprout_floor {

@@ -311,6 +311,50 @@ static void test_identity(void)
         free(g.mb);
 }
 
+static void warm_hook(void *ctx)
+{
+        struct sprout_guest *g = ctx;
+        event('w');
+        /* The identity is applied before the hook runs, and the flag is still set during it. */
+        CHECK(!(g->hdr->flags & SPROUT_MBF_NEW_IDENTITY) && (g->hdr->flags & SPROUT_MBF_WARMUP),
+              "warm-up hook saw flags 0x%x", g->hdr->flags);
+}
+
+/* A warm-up (ABI 1.3): identity first, then the runtime's hook, then DONE with resp_len 0 rung by
+ * the library itself; the caller of ready/done never sees it. */
+static void test_warmup(void)
+{
+        struct sprout_guest g;
+        const int64_t now = 1700000000LL * 1000000000LL;
+
+        fake_open(&g);
+        sprout_guest_on_identity(&g, hook, &g);
+        sprout_guest_on_warmup(&g, warm_hook, &g);
+        reset_sys(now);
+        host_identity(&g, 3, (uint64_t)now);
+        g.hdr->flags |= SPROUT_MBF_WARMUP;
+        g.hdr->resp_len = 77;
+        CHECK(sprout_guest_ready(&g) == 0, "ready with a warm-up failed: %s", g.err.msg);
+        CHECK(strcmp(sys.events, "arhw") == 0, "warm-up steps were \"%s\", want \"arhw\"",
+              sys.events);
+        CHECK(g.hdr->flags == 0 && g.hdr->resp_len == 0 && g.warmups == 1 && g.identities == 1,
+              "after a warm-up: flags 0x%x resp_len %u warmups %u", g.hdr->flags, g.hdr->resp_len,
+              g.warmups);
+        CHECK(doorbell == SPROUT_DB(SPROUT_CMD_DONE, 0), "the warm-up's answer rang 0x%x",
+              doorbell);
+
+        /* A warm-up with no hook and no identity: just the empty DONE, no system call. */
+        reset_sys(now);
+        sprout_guest_on_warmup(&g, NULL, NULL);
+        g.hdr->flags = SPROUT_MBF_WARMUP;
+        CHECK(sprout_guest_done(&g, 5) == 0 && sys.calls == 0 && sys.events[0] == 0 &&
+                  g.hdr->flags == 0 && g.hdr->resp_len == 0 && g.warmups == 2 &&
+                  doorbell == SPROUT_DB(SPROUT_CMD_DONE, 0),
+              "a bare warm-up: events \"%s\" flags 0x%x resp_len %u", sys.events, g.hdr->flags,
+              g.hdr->resp_len);
+        free(g.mb);
+}
+
 int main(void)
 {
         struct sprout_guest g;
@@ -321,6 +365,7 @@ int main(void)
         test_log_panic_ready(&g);
         free(g.mb);
         test_identity();
+        test_warmup();
 
         struct sprout_guest closed = {0};
         CHECK(sprout_guest_ready(&closed) == -EBADF, "ready on a closed handle");

@@ -224,6 +224,66 @@ static void case_random(void)
         sprout_base_free(b);
 }
 
+/* Ready clones (warmed up off the request path by the shim's warm-up hook): a correct first result,
+ * and randomness of their own, each applied once, during the warm-up. */
+static void case_ready(void)
+{
+        enum { N = 6 };
+        static char vals[N][2][80];
+        struct sprout_base *b = load_base();
+        if (!b)
+                return;
+        struct sprout_err err = {0};
+        int r = sprout_base_prepare_ready(b, N, &err);
+        CHECK(r == 0 && sprout_base_ready_count(b) == N, "prepare_ready: %s", err.msg);
+        int answered = 0;
+        for (int i = 0; i < N; i++) {
+                struct sprout_clone *c = NULL;
+                r = sprout_clone_take_ready(b, &c);
+                CHECK(r == 0, "take_ready %d: %d", i, r);
+                if (r < 0)
+                        continue;
+                json_t *j;
+                if (i == 0) {
+                        /* The first real request of a ready clone is an ordinary one. */
+                        j = invoke_json(c, "{\"sku\":\"SKU-0042\",\"qty\":3,\"country\":\"DE\"}");
+                        CHECK(j && !strcmp(pyhost_str(j, "result.total"), "538.71") &&
+                                  !strcmp(pyhost_str(j, "result.unit_price"), "150.90"),
+                              "ready clone: SKU-0042 x 3 in DE is not 538.71");
+                        json_decref(j);
+                }
+                j = invoke_json(c, "{\"op\":\"random\"}");
+                if (j) {
+                        json_t *rv = json_object_get(json_object_get(j, "result"), "random");
+                        snprintf(vals[i][0], sizeof(vals[i][0]), "%.17g",
+                                 json_is_real(rv) ? json_real_value(rv) : -1.0);
+                        snprintf(vals[i][1], sizeof(vals[i][1]), "%s",
+                                 pyhost_str(j, "result.urandom"));
+                        CHECK(json_is_real(rv) && strlen(vals[i][1]) == 32,
+                              "ready clone %d: random values missing", i);
+                        CHECK(!strcmp(pyhost_str(j, "result.clone.clone"), sprout_clone_id(c)),
+                              "ready clone %d reports id %s, the VMM gave %s", i,
+                              pyhost_str(j, "result.clone.clone"), sprout_clone_id(c));
+                        CHECK(pyhost_int(j, "result.clone.identities") == 1 &&
+                                  pyhost_int(j, "result.clone.warmups") == 1,
+                              "ready clone %d: %lld identities, %lld warm-ups", i,
+                              pyhost_int(j, "result.clone.identities"),
+                              pyhost_int(j, "result.clone.warmups"));
+                        answered++;
+                        json_decref(j);
+                }
+                sprout_clone_destroy(c);
+        }
+        CHECK(answered == N, "%d of %d ready clones answered", answered, N);
+        for (int k = 0; k < 2; k++)
+                for (int i = 0; i < N; i++)
+                        for (int j = i + 1; j < N; j++)
+                                CHECK(!vals[i][k][0] || strcmp(vals[i][k], vals[j][k]) != 0,
+                                      "ready clones %d and %d share %s %s", i, j,
+                                      k ? "urandom" : "random", vals[i][k]);
+        sprout_base_free(b);
+}
+
 /* A handler that raises gives a structured error with the traceback; a request that is not JSON
  * gives BadRequest; and the clone goes on serving after either. */
 static void case_errors(void)
@@ -367,7 +427,7 @@ int main(int argc, char **argv)
                 void (*fn)(void);
         } cases[] = {
             {"prewarm", case_prewarm}, {"results", case_results}, {"random", case_random},
-            {"errors", case_errors},   {"output", case_output},
+            {"errors", case_errors},   {"output", case_output},   {"ready", case_ready},
         };
         if (argc != 7) {
                 fprintf(stderr,

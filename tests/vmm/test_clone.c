@@ -312,7 +312,10 @@ static void case_leaks(void)
 /* Rewrites a snapshot with its vCPU section or host facts altered, as a foreign host would. */
 static int added_bit = -1; /* the leaf 7 EDX bit rewrite() set, which this host lacks */
 
-static int rewrite(const char *src, const char *dst, uint32_t host_kind, bool add_cpu_feature)
+/* guest_abi nonzero: also set the VM section's record of the ABI the guest's READY reported (type
+ * 8), as a snapshot of an older guest would have it. */
+static int rewrite(const char *src, const char *dst, uint32_t host_kind, bool add_cpu_feature,
+                   uint32_t guest_abi)
 {
         struct sprout_err err = {0};
         struct snap_file *f;
@@ -352,6 +355,24 @@ static int rewrite(const char *src, const char *dst, uint32_t host_kind, bool ad
                         secs[i].data = d;
                         copies[i] = d;
                 }
+                if (secs[i].tag == SPROUT_SEC_VM && guest_abi) {
+                        uint8_t *d = malloc(secs[i].len);
+                        memcpy(d, secs[i].data, secs[i].len);
+                        bool found = false;
+                        for (size_t off = 0; off + 8 <= secs[i].len;) {
+                                uint32_t type, len;
+                                memcpy(&type, d + off, 4);
+                                memcpy(&len, d + off + 4, 4);
+                                if (type == 8 && len == 4) {
+                                        memcpy(d + off + 8, &guest_abi, 4);
+                                        found = true;
+                                }
+                                off += 8 + ((len + 7) & ~7u);
+                        }
+                        CHECK(found, "the VM section has no guest ABI record");
+                        secs[i].data = d;
+                        copies[i] = d;
+                }
         }
         /* The RAM, through a base memfd like any reader's. */
         int memfd = -1;
@@ -387,7 +408,8 @@ static void case_foreign(void)
         uint32_t other = here == SPROUT_HOST_PVM ? SPROUT_HOST_VMX : SPROUT_HOST_PVM;
 
         snprintf(p, sizeof(p), "%s/foreign-kind.snap", snaps);
-        CHECK(rewrite(snap_path("hello"), p, other, false) == 0, "rewriting for another host kind");
+        CHECK(rewrite(snap_path("hello"), p, other, false, 0) == 0,
+              "rewriting for another host kind");
         int r = sprout_base_load(kvm, p, 0, &b, &err);
         CHECK(r == -ENOTSUP && strstr(err.msg, "host"), "another host kind: r=%d '%s'", r, err.msg);
         sprout_base_free(b);
@@ -396,7 +418,8 @@ static void case_foreign(void)
 
         sprout_err_clear(&err);
         snprintf(p, sizeof(p), "%s/foreign-cpu.snap", snaps);
-        CHECK(rewrite(snap_path("hello"), p, here, true) == 0, "rewriting with a new CPU feature");
+        CHECK(rewrite(snap_path("hello"), p, here, true, 0) == 0,
+              "rewriting with a new CPU feature");
         r = sprout_base_load(kvm, p, 0, &b, &err);
         char want[64];
         snprintf(want, sizeof(want), "leaf 7 EDX bit %d", added_bit);
@@ -410,15 +433,151 @@ static void case_foreign(void)
         CHECK(r < 0 && strstr(err.msg, "No such file"), "a missing snapshot: '%s'", err.msg);
 }
 
+/* Ready clones: warmed up off the request path, each with its own identity, each handed out once;
+ * a warmed clone's first real request is still its first ("seq":1). */
+static void case_ready(void)
+{
+        enum { N = 10 };
+        struct sprout_base *b = load_base("hello");
+        if (!b)
+                return;
+        struct sprout_err err = {0};
+        double t0 = now_s();
+        int r = sprout_base_prepare_ready(b, N, &err);
+        double t1 = now_s();
+        CHECK(r == 0, "prepare_ready: %s", err.msg);
+        CHECK(sprout_base_ready_count(b) == N, "%u ready clones, wanted %d",
+              sprout_base_ready_count(b), N);
+        printf("%d ready clones in %.1f ms\n", N, (t1 - t0) * 1e3);
+        static char ids[N][64], rnd[N][64];
+        struct sprout_clone *taken[N] = {0};
+        for (int i = 0; i < N; i++) {
+                struct sprout_clone *c = NULL;
+                r = sprout_clone_take_ready(b, &c);
+                CHECK(r == 0 && c, "take_ready %d: %d", i, r);
+                if (r < 0)
+                        continue;
+                for (int j = 0; j < i; j++)
+                        CHECK(taken[j] != c, "ready clone %d handed out twice", j);
+                taken[i] = c;
+                char *resp = invoke(c, "{\"identity\":true}");
+                char *p;
+                CHECK(resp && strstr(resp, "\"seq\":1}"),
+                      "ready clone %d: first response not seq 1: '%s'", i, resp ? resp : "");
+                if (resp && (p = strstr(resp, "\"clone\":\""))) {
+                        snprintf(ids[i], sizeof(ids[i]), "%.36s", p + 9);
+                        CHECK(!strcmp(ids[i], sprout_clone_id(c)),
+                              "ready clone %d reports id %s, the VMM gave %s", i, ids[i],
+                              sprout_clone_id(c));
+                } else {
+                        CHECK(0, "ready clone %d: no clone id in '%s'", i, resp ? resp : "");
+                }
+                if (resp && (p = strstr(resp, "\"random\":\"")))
+                        snprintf(rnd[i], sizeof(rnd[i]), "%.32s", p + 10);
+                else
+                        CHECK(0, "ready clone %d: no random bytes in '%s'", i, resp ? resp : "");
+                free(resp);
+                resp = invoke(c, "{\"name\":\"again\"}");
+                CHECK(resp && strstr(resp, "\"seq\":2}") && strstr(resp, "\"name\":\"again\""),
+                      "ready clone %d: second response '%s'", i, resp ? resp : "");
+                free(resp);
+        }
+        struct sprout_clone *none = NULL;
+        CHECK(sprout_clone_take_ready(b, &none) == -ENOENT && !none, "an empty pool gave a clone");
+        for (int i = 0; i < N; i++) {
+                for (int j = i + 1; j < N; j++) {
+                        CHECK(strcmp(ids[i], ids[j]) != 0 || !ids[i][0],
+                              "ready clones %d and %d share id %s", i, j, ids[i]);
+                        CHECK(strcmp(rnd[i], rnd[j]) != 0 || !rnd[i][0],
+                              "ready clones %d and %d read the same random bytes %s", i, j, rnd[i]);
+                }
+                sprout_clone_destroy(taken[i]);
+        }
+        /* A warm-up on a clone taken the ordinary way, then a second one: both answered. */
+        struct sprout_clone *c;
+        r = sprout_clone_create(b, -1, &c, NULL, &err);
+        CHECK(r == 0, "clone: %s", err.msg);
+        if (r == 0) {
+                CHECK(sprout_clone_warmup(c, 30000, &err) == 0, "warm-up: %s", err.msg);
+                CHECK(sprout_clone_warmup(c, 30000, &err) == 0, "second warm-up: %s", err.msg);
+                char *resp = invoke(c, "{\"x\":1}");
+                CHECK(resp && strstr(resp, "\"seq\":1}"), "after two warm-ups: '%s'",
+                      resp ? resp : "");
+                free(resp);
+                sprout_clone_destroy(c);
+        }
+        /* Ready clones left in the pool are destroyed with the base. */
+        r = sprout_base_prepare_ready(b, 2, &err);
+        CHECK(r == 0 && sprout_base_ready_count(b) == 2, "prepare_ready 2: %s", err.msg);
+        sprout_base_free(b);
+}
+
+/* A snapshot whose guest reported ABI 1.2 at READY never gets a warm-up: the VMM refuses it
+ * before running the guest, and the clone serves as usual. */
+static void case_warmup_old(void)
+{
+        char p[4200];
+        struct sprout_err err = {0};
+        struct sprout_base *b = NULL;
+        snprintf(p, sizeof(p), "%s/old-abi.snap", snaps);
+        CHECK(rewrite(snap_path("hello"), p, sprout_kvm_host_kind(kvm), false, (1u << 16) | 2u) ==
+                  0,
+              "rewriting with guest ABI 1.2");
+        int r = sprout_base_load(kvm, p, 0, &b, &err);
+        CHECK(r == 0, "loading the 1.2 snapshot: %s", err.msg);
+        unlink(p);
+        if (r < 0)
+                return;
+        struct sprout_clone *c;
+        r = sprout_clone_create(b, -1, &c, NULL, &err);
+        CHECK(r == 0, "clone: %s", err.msg);
+        if (r == 0) {
+                CHECK(!sprout_vm_can_warmup(sprout_clone_vm(c)) &&
+                          sprout_vm_guest_abi(sprout_clone_vm(c)) == ((1u << 16) | 2u),
+                      "the clone's recorded guest ABI is 0x%x",
+                      sprout_vm_guest_abi(sprout_clone_vm(c)));
+                r = sprout_clone_warmup(c, 30000, &err);
+                CHECK(r == -ENOTSUP && strstr(err.msg, "1.2"), "warm-up to a 1.2 guest: r=%d '%s'",
+                      r, err.msg);
+                char *resp = invoke(c, "{\"identity\":true}");
+                CHECK(resp && strstr(resp, "\"seq\":1}") && strstr(resp, sprout_clone_id(c)),
+                      "after the refused warm-up: '%s'", resp ? resp : "");
+                free(resp);
+                sprout_clone_destroy(c);
+        }
+        sprout_err_clear(&err);
+        r = sprout_base_prepare_ready(b, 3, &err);
+        CHECK(r == -ENOTSUP && sprout_base_ready_count(b) == 0,
+              "prepare_ready on a 1.2 snapshot: r=%d, %u pooled, '%s'", r,
+              sprout_base_ready_count(b), err.msg);
+        struct sprout_clone *none = NULL;
+        CHECK(sprout_clone_take_ready(b, &none) == -ENOENT, "take_ready on an empty pool");
+        sprout_base_free(b);
+
+        /* The snapshot as written records what its guest said: 1.3 or later. */
+        b = load_base("hello");
+        if (!b)
+                return;
+        r = sprout_clone_create(b, -1, &c, NULL, &err);
+        CHECK(r == 0, "clone: %s", err.msg);
+        if (r == 0) {
+                CHECK(sprout_vm_can_warmup(sprout_clone_vm(c)), "hello's recorded ABI is 0x%x",
+                      sprout_vm_guest_abi(sprout_clone_vm(c)));
+                sprout_clone_destroy(c);
+        }
+        sprout_base_free(b);
+}
+
 int main(int argc, char **argv)
 {
         static const struct {
                 const char *name;
                 void (*fn)(void);
         } cases[] = {
-            {"prewarm", case_prewarm},     {"basic", case_basic},       {"many", case_many},
-            {"isolation", case_isolation}, {"sequence", case_sequence}, {"hostile", case_hostile},
-            {"leaks", case_leaks},         {"foreign", case_foreign},
+            {"prewarm", case_prewarm},       {"basic", case_basic},       {"many", case_many},
+            {"isolation", case_isolation},   {"sequence", case_sequence}, {"hostile", case_hostile},
+            {"leaks", case_leaks},           {"foreign", case_foreign},   {"ready", case_ready},
+            {"warmup_old", case_warmup_old},
         };
         if (argc != 4) {
                 fprintf(stderr, "usage: test_clone CASE IMAGES_DIR SNAP_DIR\n");
