@@ -131,7 +131,7 @@ static int assemble(struct tree *t, const struct image_spec *s, const struct spr
          * collisions. */
         if (rc == 0 && s->rootfs)
                 rc = fill_rootfs(t, s->rootfs, err);
-        if (rc == 0)
+        if (rc == 0 && s->busybox)
                 rc = fill_busybox(t, busybox, err);
         for (size_t i = 0; rc == 0 && i < s->nfiles; i++)
                 rc = fill_file(t, s->files[i].guest, s->files[i].host, PRIO_FILES, err);

@@ -26,6 +26,7 @@ struct image_spec {
         struct spec_file *files;
         size_t nfiles;
         char *rootfs; /* host directory or NULL */
+        int busybox;  /* 1: pack busybox and its applets (the default) */
 };
 
 /* Parse and check src_dir/image.json, including that every host file it names exists. */

@@ -314,6 +314,46 @@ static void test_merged_usr(const char *root)
         free(bin);
 }
 
+/* "busybox": false: no busybox, no applets, and a handler that needs a shell is refused at build.
+ */
+static void test_no_busybox(const char *root)
+{
+        char *src = tu_path(root, "nb-src"), *out = tu_path(root, "nb-out");
+        char json[8192];
+        struct cpio c;
+
+        mkdir(src, 0755);
+        snprintf(json, sizeof(json),
+                 "{\"name\": \"nobb\", \"busybox\": false, \"handler\": {\"argv\": "
+                 "[\"/app/run\"]}, \"files\": {\"/app/run\": \"%s\"}}",
+                 agent);
+        tu_write(src, "image.json", json, (size_t)-1);
+        struct sprout_build_opts o = {
+            .src_dir = src, .out_dir = out, .agent_path = agent, .busybox_path = busybox};
+        struct sprout_err err = {0};
+        int rc = sprout_image_build(&o, &err);
+        CHECK(rc == 0, "busybox-less build failed: %s", err.msg);
+        char *cpio_path = tu_path(out, "initrd.cpio");
+        if (rc == 0 && read_cpio(cpio_path, &c)) {
+                CHECK(find(&c, "app/run") != NULL, "/app/run missing");
+                CHECK(find(&c, "bin/busybox") == NULL,
+                      "busybox packed although \"busybox\": false");
+                CHECK(find(&c, "bin/sh") == NULL, "applets packed although \"busybox\": false");
+                free_cpio(&c);
+        }
+        tu_write(src, "image.json",
+                 "{\"name\": \"nobb\", \"busybox\": false, \"handler\": {\"argv\": "
+                 "[\"/bin/sh\"]}}",
+                 (size_t)-1);
+        sprout_err_clear(&err);
+        rc = sprout_image_build(&o, &err);
+        CHECK(rc < 0 && strstr(err.msg, "/bin/sh"),
+              "a shell handler without busybox was not refused: rc=%d '%s'", rc, err.msg);
+        free(cpio_path);
+        free(src);
+        free(out);
+}
+
 int main(int argc, char **argv)
 {
         if (argc != 3) {
@@ -325,6 +365,7 @@ int main(int argc, char **argv)
         char *root = tu_mkdtemp("build");
         test_hello(root);
         test_merged_usr(root);
+        test_no_busybox(root);
         tu_rmtree(root);
         free(root);
         return check_finish();

@@ -91,6 +91,8 @@ static void scalar_cases(void)
                     "\"memory_mib\" must be an integer between 32 and 3072");
         expect_fail("memory real", "{\"name\": \"x\", \"memory_mib\": 256.0, " OK_HANDLER "}",
                     "\"memory_mib\" must be an integer between 32 and 3072");
+        expect_fail("busybox type", "{\"name\": \"x\", \"busybox\": \"no\", " OK_HANDLER "}",
+                    "image.json: \"busybox\" must be true or false");
         expect_fail("vcpus 2", "{\"name\": \"x\", \"vcpus\": 2, " OK_HANDLER "}",
                     "\"vcpus\" must be 1 (only one vCPU is supported for now)");
         expect_fail("vcpus type", "{\"name\": \"x\", \"vcpus\": true, " OK_HANDLER "}",
