@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/check.h"
+#include "../common/kvm_case.h"
 #include "pyhost.h"
 #include "sprout/clone.h"
 #include "sprout/vmm.h"
@@ -422,10 +423,7 @@ static void case_output(void)
 
 int main(int argc, char **argv)
 {
-        static const struct {
-                const char *name;
-                void (*fn)(void);
-        } cases[] = {
+        static const struct kvm_case cases[] = {
             {"prewarm", case_prewarm}, {"results", case_results}, {"random", case_random},
             {"errors", case_errors},   {"output", case_output},   {"ready", case_ready},
         };
@@ -437,19 +435,5 @@ int main(int argc, char **argv)
         images = argv[2];
         snaps = argv[3];
         host = (struct pyhost){.python = argv[4], .shim_dir = argv[5], .handler = argv[6]};
-        struct sprout_err err = {0};
-        if (sprout_kvm_open(&kvm, &err) < 0) {
-                fprintf(stderr, "FAIL: KVM tests need a usable /dev/kvm: %s\n", err.msg);
-                printf("0 passed, 1 failed\n");
-                return 1;
-        }
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                if (!strcmp(argv[1], cases[i].name)) {
-                        cases[i].fn();
-                        sprout_kvm_close(kvm);
-                        return check_finish();
-                }
-        }
-        fprintf(stderr, "unknown case %s\n", argv[1]);
-        return 2;
+        return kvm_case_run(argv[1], cases, sizeof(cases) / sizeof(cases[0]), &kvm);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../common/check.h"
+#include "../common/kvm_case.h"
 #include "../common/proc.h"
 #include "sprout/abi.h"
 #include "sprout/image.h"
@@ -357,10 +358,7 @@ static void case_leaks(void)
 
 int main(int argc, char **argv)
 {
-        static const struct {
-                const char *name;
-                void (*fn)(void);
-        } cases[] = {
+        static const struct kvm_case cases[] = {
             {"boot_hello", case_boot_hello},
             {"boot_mmio", case_boot_mmio},
             {"boot_poweroff", case_boot_poweroff},
@@ -375,19 +373,5 @@ int main(int argc, char **argv)
                 return 2;
         }
         images = argv[2];
-        struct sprout_err err = {0};
-        if (sprout_kvm_open(&kvm, &err) < 0) {
-                fprintf(stderr, "FAIL: KVM tests need a usable /dev/kvm: %s\n", err.msg);
-                printf("0 passed, 1 failed\n");
-                return 1;
-        }
-        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-                if (!strcmp(argv[1], cases[i].name)) {
-                        cases[i].fn();
-                        sprout_kvm_close(kvm);
-                        return check_finish();
-                }
-        }
-        fprintf(stderr, "unknown case %s\n", argv[1]);
-        return 2;
+        return kvm_case_run(argv[1], cases, sizeof(cases) / sizeof(cases[0]), &kvm);
 }
