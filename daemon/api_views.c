@@ -46,8 +46,10 @@ json_t *api_snapshot_json(struct sproutd *d, struct snap_entry *e)
         json_object_set_new(o, "clones", json_integer(e->clones));
         json_object_set_new(o, "idle_clones", json_integer(e->nidle));
         json_object_set_new(o, "loaded", json_boolean(e->base != NULL));
-        if (e->base)
+        if (e->base) {
                 json_object_set_new(o, "pooled_shells", json_integer(dbase_pooled(e->base)));
+                json_object_set_new(o, "ready_clones", json_integer(dbase_ready(e->base)));
+        }
         if (e->status == SNAP_FAILED) {
                 json_object_set_new(o, "error", json_string(e->error));
                 if (e->console_tail)

@@ -205,7 +205,16 @@ static struct dclone *make_one(struct sproutd *d, struct snap_entry *e, struct d
                 return NULL;
         }
         int64_t t0 = mono_ns();
-        int r = sprout_clone_create(dbase_base(db), -1, &c->c, &t, err);
+        /* A one-shot call takes a ready clone (restored and warmed up ahead) when the base has
+         * one: its slot was reserved like any clone's; the pool thread makes another. */
+        bool ready = origin != DC_API && sprout_clone_take_ready(dbase_base(db), &c->c) == 0;
+        int r = 0;
+        if (ready) {
+                t.pooled = true;
+                atomic_fetch_add(&d->metrics.ready_taken, 1);
+        } else {
+                r = sprout_clone_create(dbase_base(db), -1, &c->c, &t, err);
+        }
         if (t.pooled || r < 0)
                 dbase_kick(db);
         if (r < 0) {
@@ -213,7 +222,8 @@ static struct dclone *make_one(struct sproutd *d, struct snap_entry *e, struct d
                 return NULL;
         }
         int64_t now = mono_ns();
-        histo_observe(&d->metrics.restore, (int64_t)(t.restore_ms * 1e6));
+        if (!ready)
+                histo_observe(&d->metrics.restore, (int64_t)(t.restore_ms * 1e6));
         histo_observe(&d->metrics.clone, now - t0 + extra_ns);
         atomic_fetch_add(&d->metrics.clones_created, 1);
         pthread_mutex_init(&c->run_lock, NULL);

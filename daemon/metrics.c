@@ -93,6 +93,9 @@ char *metrics_render(struct sproutd *d, size_t *len)
             (double)atomic_load(&m->clones_reaped_idle));
         one(f, "counter", "sprout_base_loads_total", "snapshots loaded as bases",
             (double)atomic_load(&m->base_loads));
+        one(f, "counter", "sprout_ready_clones_taken_total",
+            "fresh clones taken from a ready pool instead of restored",
+            (double)atomic_load(&m->ready_taken));
         fprintf(f,
                 "# HELP sprout_oneshot_total one-shot calls by the clone they used\n"
                 "# TYPE sprout_oneshot_total counter\n"
@@ -115,7 +118,7 @@ char *metrics_render(struct sproutd *d, size_t *len)
 
         unsigned queued, busy;
         workers_counts(&d->workers, &queued, &busy);
-        unsigned by_status[SNAP_FAILED + 1] = {0}, idle = 0, shells = 0;
+        unsigned by_status[SNAP_FAILED + 1] = {0}, idle = 0, shells = 0, ready = 0;
         uint64_t base_bytes = 0;
         pthread_mutex_lock(&d->lock);
         for (struct snap_entry *e = d->snaps; e; e = e->next) {
@@ -123,6 +126,7 @@ char *metrics_render(struct sproutd *d, size_t *len)
                 idle += e->nidle;
                 if (e->base) {
                         shells += dbase_pooled(e->base);
+                        ready += dbase_ready(e->base);
                         base_bytes += e->ram_size;
                 }
         }
@@ -135,6 +139,8 @@ char *metrics_render(struct sproutd *d, size_t *len)
             "clones counted against the limit (live, one-shot, dying)", total);
         one(f, "gauge", "sprout_clones_dying", "clones waiting for teardown", dying);
         one(f, "gauge", "sprout_clones_idle_pooled", "idle clones kept for one-shot reuse", idle);
+        one(f, "gauge", "sprout_ready_clones",
+            "ready clones (restored and warmed up) waiting for fresh one-shot calls", ready);
         one(f, "gauge", "sprout_clone_limit", "the live clone limit", (double)d->cfg.max_clones);
         one(f, "gauge", "sprout_bases_loaded", "snapshots loaded as bases", bases);
         one(f, "gauge", "sprout_base_ram_bytes", "guest RAM of the loaded bases",

@@ -27,6 +27,7 @@ struct metrics {
         atomic_uint_fast64_t requests, invocations, invoke_failures;
         atomic_uint_fast64_t clones_created, clones_destroyed, clones_reaped_idle;
         atomic_uint_fast64_t oneshot_reused, oneshot_fresh;
+        atomic_uint_fast64_t ready_taken; /* fresh clones that were ready clones */
         atomic_uint_fast64_t prewarms_ok, prewarms_failed, base_loads;
 };
 

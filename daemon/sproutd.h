@@ -169,13 +169,16 @@ void registry_free_entry(struct sproutd *d, struct snap_entry *e);
 /* registry_scan.c: finds the snapshots under d->snap_dir and removes half-written temp files. */
 int registry_scan(struct sproutd *d, struct sprout_err *err);
 
-/* ---- bases.c: a loaded snapshot and the thread that keeps its shell pool full ---- */
+/* ---- bases.c: a loaded snapshot and the thread that keeps its shells and ready clones full ----
+ */
 
 int dbase_load(struct sproutd *d, struct snap_entry *e, struct dbase **out, struct sprout_err *err);
 struct sprout_base *dbase_base(struct dbase *b);
 /* A shell was taken: the pool thread refills. */
 void dbase_kick(struct dbase *b);
 unsigned dbase_pooled(struct dbase *b);
+/* Ready clones (restored and warmed up) waiting for a fresh one-shot call. */
+unsigned dbase_ready(struct dbase *b);
 /* Stops the pool thread and frees the base. Every clone of it must be destroyed. */
 void dbase_free(struct dbase *b);
 

@@ -39,6 +39,8 @@ static const struct opt opts[] = {
     {"max-prewarm-jobs", INT(max_prewarm_jobs), 1, 1024,
      "N: prewarms queued or running before 429"},
     {"pool-shells", INT(pool_shells), 0, 64, "N: VM shells each loaded snapshot keeps ready"},
+    {"pool-ready", INT(pool_ready), 0, 64,
+     "N: ready clones each loaded snapshot keeps for fresh one-shot calls"},
     {"reapers", INT(reapers), 1, 16, "N: threads tearing clones down"},
     {"invoke-timeout-ms", INT(invoke_timeout_ms), 1, 3600000,
      "MS: default time limit of an invocation"},
@@ -89,6 +91,7 @@ static void set_defaults(struct sproutd_config *c)
         c->max_prewarms = 1; /* a prewarm is a full cold boot: one at a time by default */
         c->max_prewarm_jobs = 16;
         c->pool_shells = 8;
+        c->pool_ready = 2;
         c->reapers = 2;
         c->invoke_timeout_ms = 10000;
         c->max_invoke_timeout_ms = 300000;

@@ -22,6 +22,7 @@ struct sproutd_config {
         int64_t max_prewarms;     /* prewarms booting at once; more wait as "queued" */
         int64_t max_prewarm_jobs; /* prewarms queued or running before 429 */
         int64_t pool_shells;      /* VM shells each loaded base keeps prepared */
+        int64_t pool_ready;       /* ready clones each loaded base keeps for fresh one-shots */
         int64_t reapers;          /* threads that tear clones down */
         int64_t invoke_timeout_ms;
         int64_t max_invoke_timeout_ms;

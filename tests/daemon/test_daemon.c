@@ -51,6 +51,38 @@ static void get_snapshot(struct daemon *d, const char *id, struct reply *r)
         http_json(d, "GET", path, NULL, r);
 }
 
+/* A metric's value from /metrics (a line "name value"), or -1. */
+static long long metric(struct daemon *d, const char *name)
+{
+        struct reply r;
+        char key[128];
+        long long v = -1;
+        http(d, "GET", "/metrics", NULL, NULL, 0, &r);
+        snprintf(key, sizeof(key), "\n%s ", name);
+        const char *p = r.body ? strstr(r.body, key) : NULL;
+        if (p)
+                v = atoll(p + strlen(key));
+        reply_free(&r);
+        return v;
+}
+
+/* Polls the snapshot until it has n ready clones; returns the last count seen. */
+static long long wait_ready(struct daemon *d, const char *id, long long n, double timeout_s)
+{
+        struct reply r;
+        long long have = -1;
+        double until = now_s() + timeout_s;
+        do {
+                get_snapshot(d, id, &r);
+                have = jint(r.json, "ready_clones");
+                reply_free(&r);
+                if (have == n)
+                        break;
+                usleep(20000);
+        } while (now_s() < until);
+        return have;
+}
+
 static bool file_exists(const char *p)
 {
         struct stat st;
@@ -222,6 +254,30 @@ static void case_api(void)
         http_json(&d, "GET", path, NULL, &r);
         CHECK(r.status == 404, "a fresh one-shot clone outlived its call: %ld", r.status);
         reply_free(&r);
+        /* The ready pool (--pool-ready 2): a fresh one-shot takes a warmed-up clone that has
+         * served nothing ("seq":1, its own id), and the pool makes another. */
+        long long ready = wait_ready(&d, id, 2, 30);
+        CHECK(ready == 2, "ready clones: %lld, want 2", ready);
+        CHECK(metric(&d, "sprout_ready_clones") == 2, "sprout_ready_clones gauge");
+        long long taken = metric(&d, "sprout_ready_clones_taken_total");
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        http_json(&d, "POST", path, "{\"identity\":1}", &r);
+        char readyc[64], want_clone[128];
+        snprintf(readyc, sizeof(readyc), "%s", r.clone_id);
+        snprintf(want_clone, sizeof(want_clone), "\"clone\":\"%s\"", readyc);
+        CHECK(r.status == 200 && r.body && strstr(r.body, "\"seq\":1") && is_uuid(readyc) &&
+                  strcmp(readyc, fresh) && strstr(r.body, want_clone),
+              "one-shot from the ready pool: %ld %s (clone header '%s')", r.status,
+              r.body ? r.body : "", readyc);
+        reply_free(&r);
+        CHECK(taken >= 0 && metric(&d, "sprout_ready_clones_taken_total") == taken + 1,
+              "the one-shot did not take a ready clone (%lld taken before)", taken);
+        snprintf(path, sizeof(path), "/v1/clones/%s", readyc);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(r.status == 404, "a ready one-shot clone outlived its call: %ld", r.status);
+        reply_free(&r);
+        ready = wait_ready(&d, id, 2, 30);
+        CHECK(ready == 2, "ready clones after a take: %lld, want 2 again", ready);
         /* One-shot with reuse: the second call is served by the same pooled clone. */
         snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke?reuse=true", id);
         http_json(&d, "POST", path, "{}", &r);
@@ -253,11 +309,11 @@ static void case_api(void)
         CHECK(r.status == 200 && r.body &&
                   strstr(r.body, "# TYPE sprout_restore_seconds histogram") &&
                   strstr(r.body, "sprout_invoke_seconds_bucket{le=\"+Inf\"}") &&
-                  strstr(r.body, "sprout_oneshot_seconds_count 3") &&
+                  strstr(r.body, "sprout_oneshot_seconds_count 4") &&
                   strstr(r.body, "sprout_clone_create_seconds_count") &&
                   strstr(r.body, "sprout_clones_live 4") &&
                   strstr(r.body, "sprout_bases_loaded 1") &&
-                  strstr(r.body, "sprout_errors_total{code=\"clone_not_found\"} 2") &&
+                  strstr(r.body, "sprout_errors_total{code=\"clone_not_found\"} 3") &&
                   strstr(r.body, "sprout_process_resident_bytes"),
               "metrics:\n%s", r.body ? r.body : "");
         reply_free(&r);
@@ -280,6 +336,17 @@ static void case_api(void)
         get_snapshot(&d, id, &r);
         CHECK(r.status == 404, "deleted snapshot: %ld", r.status);
         reply_free(&r);
+        /* Its ready clones went with its base, and so did their slots under the limit. */
+        double until = now_s() + 30;
+        long long total = -1;
+        while (now_s() < until && total != 0) {
+                http_json(&d, "GET", "/v1/health", NULL, &r);
+                total = jint(json_object_get(r.json, "clones"), "total");
+                reply_free(&r);
+                usleep(50000);
+        }
+        CHECK(total == 0, "%lld clones counted after the snapshot was deleted", total);
+        CHECK(metric(&d, "sprout_ready_clones") == 0, "ready clones after the delete");
         char file[2300];
         snprintf(file, sizeof(file), "%s/snapshots/%s.snap", d.state, id);
         CHECK(!file_exists(file), "%s still exists", file);
@@ -641,22 +708,25 @@ static void case_concurrency(void)
                 reply_free(&r);
                 usleep(20000);
         }
-        /* Fresh clones are torn down off the request path; they all go, the pool stays. */
+        /* Fresh clones are torn down off the request path; they all go, the pool stays, and so do
+         * the ready pool's 2 slots (its clones refilled). */
         double until = now_s() + 60;
-        long long total = -1, idle = -1;
+        long long total = -1, idle = -1, ready = -1;
         while (now_s() < until) {
                 http_json(&d, "GET", "/v1/health", NULL, &r);
                 total = jint(json_object_get(r.json, "clones"), "total");
                 reply_free(&r);
                 get_snapshot(&d, id, &r);
                 idle = jint(r.json, "idle_clones");
+                ready = jint(r.json, "ready_clones");
                 reply_free(&r);
-                if (total == idle)
+                if (total == idle + 2 && ready == 2)
                         break;
                 usleep(100000);
         }
-        CHECK(total == idle && idle > 0 && idle <= 100,
-              "after the burst %lld clones remain, %lld of them pooled", total, idle);
+        CHECK(total == idle + 2 && ready == 2 && idle > 0 && idle <= 100,
+              "after the burst %lld clones remain, %lld of them pooled, %lld ready", total, idle,
+              ready);
         CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "SIGTERM");
 
         /* One worker, a queue of two: a burst gets 429s for the rest, nothing else. */
