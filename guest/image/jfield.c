@@ -205,3 +205,23 @@ int jf_printable(const char *s)
                         return 0;
         return 1;
 }
+
+int jf_handler(const struct jctx *c, json_t *root, const char *const *keys, json_t **handler,
+               char ***argv, size_t *argc)
+{
+        json_t *h = json_object_get(root, "handler");
+
+        if (!h)
+                return sprout_err_set(c->err, -EINVAL, "%s: \"handler\" is required", c->file);
+        if (!json_is_object(h))
+                return sprout_err_set(c->err, -EINVAL, "%s: \"handler\" must be an object",
+                                      c->file);
+        int rc = jf_only_keys(c, h, "handler.", keys);
+        if (rc < 0)
+                return rc;
+        json_t *a = json_object_get(h, "argv");
+        if (!a)
+                return sprout_err_set(c->err, -EINVAL, "%s: \"handler.argv\" is required", c->file);
+        *handler = h;
+        return jf_argv(c, a, "handler.argv", argv, argc);
+}

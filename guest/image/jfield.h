@@ -39,6 +39,13 @@ int jf_int(const struct jctx *c, json_t *obj, const char *key, const char *field
 int jf_argv(const struct jctx *c, json_t *arr, const char *field, char ***argv, size_t *argc);
 void jf_strv_free(char **v);
 
+/*
+ * The required "handler" object of root, with only the given keys, and its required "argv" parsed
+ * as by jf_argv. *handler is the object (borrowed from root), for callers that read more of it.
+ */
+int jf_handler(const struct jctx *c, json_t *root, const char *const *keys, json_t **handler,
+               char ***argv, size_t *argc);
+
 /* Image names: 1..SPROUT_NAME_MAX of [A-Za-z0-9._-], not starting with '.'. */
 int jf_name_ok(const char *s);
 

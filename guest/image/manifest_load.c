@@ -182,20 +182,8 @@ static int load_numbers(const struct jctx *c, json_t *root, struct sprout_manife
 
 static int load_handler(const struct jctx *c, json_t *root, struct sprout_manifest *m)
 {
-        json_t *h = json_object_get(root, "handler");
-
-        if (!h)
-                return sprout_err_set(c->err, -EINVAL, "%s: \"handler\" is required", c->file);
-        if (!json_is_object(h))
-                return sprout_err_set(c->err, -EINVAL, "%s: \"handler\" must be an object",
-                                      c->file);
-        int rc = jf_only_keys(c, h, "handler.", handler_keys);
-        if (rc < 0)
-                return rc;
-        json_t *argv = json_object_get(h, "argv");
-        if (!argv)
-                return sprout_err_set(c->err, -EINVAL, "%s: \"handler.argv\" is required", c->file);
-        return jf_argv(c, argv, "handler.argv", &m->argv, &m->argc);
+        json_t *h;
+        return jf_handler(c, root, handler_keys, &h, &m->argv, &m->argc);
 }
 
 int sprout_manifest_load(const char *path, struct sprout_manifest **out, struct sprout_err *err)

@@ -134,20 +134,8 @@ static int parse_env(const struct jctx *c, json_t *env, struct image_spec *s)
 
 static int parse_handler(const struct jctx *c, json_t *root, struct image_spec *s)
 {
-        json_t *h = json_object_get(root, "handler");
-
-        if (!h)
-                return sprout_err_set(c->err, -EINVAL, "%s: \"handler\" is required", c->file);
-        if (!json_is_object(h))
-                return sprout_err_set(c->err, -EINVAL, "%s: \"handler\" must be an object",
-                                      c->file);
-        int rc = jf_only_keys(c, h, "handler.", handler_keys);
-        if (rc < 0)
-                return rc;
-        json_t *argv = json_object_get(h, "argv");
-        if (!argv)
-                return sprout_err_set(c->err, -EINVAL, "%s: \"handler.argv\" is required", c->file);
-        rc = jf_argv(c, argv, "handler.argv", &s->argv, &s->argc);
+        json_t *h;
+        int rc = jf_handler(c, root, handler_keys, &h, &s->argv, &s->argc);
         if (rc < 0)
                 return rc;
         return parse_env(c, json_object_get(h, "env"), s);
