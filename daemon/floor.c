@@ -25,9 +25,9 @@ int sprout_floor_measure(struct sprout_kvm *kvm, struct sprout_floor *out, struc
         uint8_t *ram = MAP_FAILED;
 
         double t0 = now_us();
-        vm = ioctl(kvm->fd, KVM_CREATE_VM, 0);
+        vm = kvm_create_vm_fd(kvm);
         if (vm < 0)
-                return sprout_err_errno(err, -errno, "floor: KVM_CREATE_VM");
+                return sprout_err_errno(err, vm, "floor: KVM_CREATE_VM");
         double t1 = now_us();
         ram = mmap(NULL, mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (ram == MAP_FAILED) {

@@ -186,6 +186,18 @@ void sprout_kvm_close(struct sprout_kvm *kvm)
         free(kvm);
 }
 
+int kvm_create_vm_fd(struct sprout_kvm *kvm)
+{
+        /* KVM_CREATE_VM can fail with EINTR when the thread has pending work (a signal, or
+         * io_uring task work): it is safe to retry, as QEMU does. */
+        for (int tries = 0; tries < 100; tries++) {
+                int fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
+                if (fd >= 0 || errno != EINTR)
+                        return fd >= 0 ? fd : -errno;
+        }
+        return -EINTR;
+}
+
 enum sprout_host_kind sprout_kvm_host_kind(const struct sprout_kvm *kvm)
 {
         return kvm->kind;

@@ -185,9 +185,9 @@ int vm_new(struct sprout_kvm *kvm, uint64_t mem_size, int base_fd, int console_f
                 sprout_err_set(err, r, "out of memory");
                 goto fail;
         }
-        vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
+        vm->fd = kvm_create_vm_fd(kvm);
         if (vm->fd < 0) {
-                r = sprout_err_errno(err, -errno, "KVM_CREATE_VM");
+                r = sprout_err_errno(err, vm->fd, "KVM_CREATE_VM");
                 vm->fd = -1;
                 goto fail;
         }

@@ -28,6 +28,9 @@ struct sprout_kvm {
         char cpu_vendor[13];
 };
 
+/* KVM_CREATE_VM, retried while it is interrupted: a VM fd, or a negative errno. */
+int kvm_create_vm_fd(struct sprout_kvm *kvm);
+
 /* ---- console log: a bounded ring of the guest's serial output ---- */
 struct console_log {
         char *buf;

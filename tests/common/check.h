@@ -3,6 +3,7 @@
 #ifndef SPROUT_TEST_CHECK_H
 #define SPROUT_TEST_CHECK_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,6 +19,16 @@ static int check_passed, check_failed;
                         fprintf(stderr, __VA_ARGS__);                                              \
                         fputc('\n', stderr);                                                       \
                 }                                                                                  \
+        } while (0)
+
+/* CHECK, and leave the current case (a void function) when it fails: for checks later ones depend
+ * on. */
+#define REQUIRE(cond, ...)                                                                         \
+        do {                                                                                       \
+                bool require_ok_ = (cond);                                                         \
+                CHECK(require_ok_, __VA_ARGS__);                                                   \
+                if (!require_ok_)                                                                  \
+                        return;                                                                    \
         } while (0)
 
 /* Prints the closing line and gives the exit status. */

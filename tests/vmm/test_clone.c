@@ -176,14 +176,14 @@ static void case_isolation(void)
                 return;
         struct sprout_err err = {0};
         struct sprout_clone *a, *c;
-        CHECK(sprout_clone_create(b, -1, &a, NULL, &err) == 0, "clone a: %s", err.msg);
+        REQUIRE(sprout_clone_create(b, -1, &a, NULL, &err) == 0, "clone a: %s", err.msg);
         char *r1 = NULL;
         for (int i = 0; i < 5; i++) {
                 free(r1);
                 r1 = invoke(a, "{}");
         }
         CHECK(r1 && strstr(r1, "\"seq\":5"), "clone a after 5 requests: '%s'", r1 ? r1 : "");
-        CHECK(sprout_clone_create(b, -1, &c, NULL, &err) == 0, "clone c: %s", err.msg);
+        REQUIRE(sprout_clone_create(b, -1, &c, NULL, &err) == 0, "clone c: %s", err.msg);
         char *r2 = invoke(c, "{}");
         CHECK(r2 && strstr(r2, "\"seq\":1"), "a sibling saw another clone's writes: '%s'",
               r2 ? r2 : "");
@@ -215,7 +215,7 @@ static void case_sequence(void)
                 return;
         struct sprout_err err = {0};
         struct sprout_clone *c;
-        CHECK(sprout_clone_create(b, -1, &c, NULL, &err) == 0, "clone: %s", err.msg);
+        REQUIRE(sprout_clone_create(b, -1, &c, NULL, &err) == 0, "clone: %s", err.msg);
         int good = 0;
         for (int i = 1; i <= 100; i++) {
                 char want[32];
@@ -239,8 +239,8 @@ static void case_hostile(void)
         struct sprout_clone *bad, *good;
         const void *resp;
         size_t len;
-        CHECK(sprout_clone_create(b, -1, &bad, NULL, &err) == 0, "clone: %s", err.msg);
-        CHECK(sprout_clone_create(b, -1, &good, NULL, &err) == 0, "clone: %s", err.msg);
+        REQUIRE(sprout_clone_create(b, -1, &bad, NULL, &err) == 0, "clone: %s", err.msg);
+        REQUIRE(sprout_clone_create(b, -1, &good, NULL, &err) == 0, "clone: %s", err.msg);
         double t0 = now_s();
         int r = sprout_clone_invoke(bad, "L", 1, 1000, &resp, &len, &err);
         CHECK(r == -ETIMEDOUT && strstr(err.msg, "did not answer"), "a looping clone: r=%d '%s'", r,
@@ -258,7 +258,7 @@ static void case_hostile(void)
         CHECK(r == -EPROTO && strstr(err.msg, "response area"),
               "a lying response length: r=%d '%s'", r, err.msg);
         struct sprout_clone *dies;
-        CHECK(sprout_clone_create(b, -1, &dies, NULL, &err) == 0, "clone: %s", err.msg);
+        REQUIRE(sprout_clone_create(b, -1, &dies, NULL, &err) == 0, "clone: %s", err.msg);
         sprout_err_clear(&err);
         r = sprout_clone_invoke(dies, "X", 1, 30000, &resp, &len, &err);
         CHECK(r == -EPROTO && strstr(err.msg, "exited"), "a handler that dies: r=%d '%s'", r,
@@ -268,7 +268,7 @@ static void case_hostile(void)
         sprout_clone_destroy(good);
         /* Other clones of the same base still work. */
         struct sprout_clone *fresh;
-        CHECK(sprout_clone_create(b, -1, &fresh, NULL, &err) == 0, "clone: %s", err.msg);
+        REQUIRE(sprout_clone_create(b, -1, &fresh, NULL, &err) == 0, "clone: %s", err.msg);
         sprout_err_clear(&err);
         r = sprout_clone_invoke(fresh, "x", 1, 10000, &resp, &len, &err);
         CHECK(r == 0 && len == 2 && !memcmp(resp, "ok", 2), "a fresh clone: r=%d '%s'", r, err.msg);
