@@ -518,25 +518,28 @@ static void case_bad_input(void)
         CHECK_ERR(r, 405, "method_not_allowed", "DELETE");
         reply_free(&r);
 
-        /* Fields: wrong type, unknown, missing, out of range; each named. */
-        http_json(&d, "POST", "/v1/snapshots", "{\"image\": 42}", &r);
-        CHECK_ERR(r, 400, "invalid_field", "'image'");
-        reply_free(&r);
-        http_json(&d, "POST", "/v1/snapshots", "{\"image\": \"relative/path\"}", &r);
-        CHECK_ERR(r, 400, "invalid_field", "'image'");
-        reply_free(&r);
-        http_json(&d, "POST", "/v1/snapshots", "{\"image\": \"/nonexistent/image\"}", &r);
-        CHECK_ERR(r, 400, "invalid_field", "'image'");
-        reply_free(&r);
-        http_json(&d, "POST", "/v1/snapshots", "{}", &r);
-        CHECK_ERR(r, 400, "missing_field", "'image'");
-        reply_free(&r);
-        http_json(&d, "POST", "/v1/snapshots", "{\"image\":\"/x\",\"colour\":\"blue\"}", &r);
-        CHECK_ERR(r, 400, "unknown_field", "'colour'");
-        reply_free(&r);
-        http_json(&d, "POST", "/v1/snapshots", "{\"image\":\"/x\",\"timeout_s\":\"10\"}", &r);
-        CHECK_ERR(r, 400, "invalid_field", "'timeout_s'");
-        reply_free(&r);
+        /* Fields: wrong type, unknown, missing, out of range, duplicated; each named. */
+        static const struct {
+                const char *path, *body;
+                const char *code, *needle;
+        } fields[] = {
+            {"/v1/snapshots", "{\"image\": 42}", "invalid_field", "'image'"},
+            {"/v1/snapshots", "{\"image\": \"relative/path\"}", "invalid_field", "'image'"},
+            {"/v1/snapshots", "{\"image\": \"/nonexistent/image\"}", "invalid_field", "'image'"},
+            {"/v1/snapshots", "{}", "missing_field", "'image'"},
+            {"/v1/snapshots", "{\"image\":\"/x\",\"colour\":\"blue\"}", "unknown_field",
+             "'colour'"},
+            {"/v1/snapshots", "{\"image\":\"/x\",\"timeout_s\":\"10\"}", "invalid_field",
+             "'timeout_s'"},
+            {"/v1/clones", "{\"snapshot\":true}", "invalid_field", "'snapshot'"},
+            {"/v1/clones", "{\"snapshot\":\"not-an-id\"}", "invalid_field", "'snapshot'"},
+            {"/v1/clones", "{\"snapshot\":\"a\",\"snapshot\":\"b\"}", "invalid_json", "duplicate"},
+        };
+        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+                http_json(&d, "POST", fields[i].path, fields[i].body, &r);
+                CHECK_ERR(r, 400, fields[i].code, fields[i].needle);
+                reply_free(&r);
+        }
         snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":0}", id);
         http_json(&d, "POST", "/v1/clones", body, &r);
         CHECK_ERR(r, 400, "invalid_field", "'count'");
@@ -545,16 +548,6 @@ static void case_bad_input(void)
         http_json(&d, "POST", "/v1/clones", body, &r);
         CHECK_ERR(r, 400, "invalid_field", "'count'");
         reply_free(&r);
-        http_json(&d, "POST", "/v1/clones", "{\"snapshot\":true}", &r);
-        CHECK_ERR(r, 400, "invalid_field", "'snapshot'");
-        reply_free(&r);
-        http_json(&d, "POST", "/v1/clones", "{\"snapshot\":\"not-an-id\"}", &r);
-        CHECK_ERR(r, 400, "invalid_field", "'snapshot'");
-        reply_free(&r);
-        http_json(&d, "POST", "/v1/clones", "{\"snapshot\":\"a\",\"snapshot\":\"b\"}", &r);
-        CHECK_ERR(r, 400, "invalid_json", "duplicate");
-        reply_free(&r);
-
         /* Ids: malformed (400) and well-formed but unknown (404). */
         static const char *bad_ids[] = {"x", "ABCDEF00-0000-0000-0000-000000000000",
                                         "00000000-0000-0000-0000-0000000000000",
