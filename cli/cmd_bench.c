@@ -17,7 +17,7 @@
 #include "commands.h"
 #include "sprout/clone.h"
 #include "sprout/image.h"
-#include "stats.h"
+#include "sprout/stats.h"
 
 static void usage(FILE *f)
 {

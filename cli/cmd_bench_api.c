@@ -11,7 +11,7 @@
 #include "client.h"
 #include "commands.h"
 #include "sprout/clone.h"
-#include "stats.h"
+#include "sprout/stats.h"
 
 struct load_thread {
         pthread_t t;

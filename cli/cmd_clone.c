@@ -11,7 +11,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "sprout/clone.h"
-#include "stats.h"
+#include "sprout/stats.h"
 
 static void usage(FILE *f)
 {

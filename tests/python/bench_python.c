@@ -18,7 +18,7 @@
 #include "sprout/clone.h"
 #include "sprout/image.h"
 #include "sprout/vmm.h"
-#include "stats.h"
+#include "sprout/stats.h"
 
 #define TIMEOUT_MS 30000
 #define QUOTE                                                                                      \

@@ -1,6 +1,6 @@
-/* Order statistics over a sample of latencies, for the CLI's reports and benchmarks. */
-#ifndef SPROUT_CLI_STATS_H
-#define SPROUT_CLI_STATS_H
+/* Order statistics over a sample of latencies, for the reports of the CLI and the benchmarks. */
+#ifndef SPROUT_STATS_H
+#define SPROUT_STATS_H
 
 #include <stddef.h>
 #include <stdlib.h>
