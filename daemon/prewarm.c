@@ -21,6 +21,18 @@ static double now_s(void)
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+struct sprout_vm_config sprout_manifest_vm_config(const struct sprout_manifest *m)
+{
+        return (struct sprout_vm_config){
+            .mem_size = m->mem_size,
+            .vcpus = m->vcpus,
+            .kernel_path = m->kernel_path,
+            .initrd_path = m->initrd_path,
+            .cmdline = m->cmdline,
+            .console_fd = -1,
+        };
+}
+
 void host_facts(const struct sprout_kvm *kvm, struct snap_host_facts *h)
 {
         unsigned a, b, c, d;
@@ -82,14 +94,10 @@ int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
                 r = sprout_err_set(err, -ENOMEM, "out of memory");
                 goto out;
         }
-        struct sprout_vm_config cfg = {
-            .mem_size = m->mem_size,
-            .vcpus = m->vcpus,
-            .kernel_path = m->kernel_path,
-            .initrd_path = m->initrd_path,
-            .cmdline = cmdline ? cmdline : m->cmdline,
-            .console_fd = o->console_fd,
-        };
+        struct sprout_vm_config cfg = sprout_manifest_vm_config(m);
+        if (cmdline)
+                cfg.cmdline = cmdline;
+        cfg.console_fd = o->console_fd;
         if (o->progress)
                 o->progress(o->progress_ctx, SPROUT_PW_BOOTING, 0, 0);
         double t0 = now_s();

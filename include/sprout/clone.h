@@ -11,6 +11,15 @@
 #include "sprout/snapshot.h"
 #include "sprout/vmm.h"
 
+/* ---- images as VMs ---- */
+
+struct sprout_manifest;
+
+/* The VM a built image describes: its memory, vCPUs, kernel, initrd and command line, no console.
+ * The strings stay the manifest's; a caller overrides fields (an extra command line, a console)
+ * on the copy it gets. */
+struct sprout_vm_config sprout_manifest_vm_config(const struct sprout_manifest *m);
+
 /* ---- prewarm: image -> snapshot ---- */
 
 enum sprout_prewarm_phase { SPROUT_PW_BOOTING, SPROUT_PW_SNAPSHOTTING, SPROUT_PW_WRITING };
