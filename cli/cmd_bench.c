@@ -16,6 +16,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "sprout/clone.h"
+#include "sprout/floor.h"
 #include "sprout/image.h"
 #include "sprout/stats.h"
 

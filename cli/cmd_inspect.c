@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "sprout/snapshot.h"
 #include "sprout/vmm.h"
+#include "sprout/vmstate.h"
 
 static void usage(FILE *f)
 {

@@ -29,7 +29,7 @@ static struct sproutd *sproutd_new(void)
         pthread_mutex_init(&d->lock, NULL);
         pthread_cond_init(&d->jobs_cv, NULL);
         d->lock_fd = -1;
-        d->started_ns = mono_ns();
+        d->started_ns = sprout_mono_ns();
         return d;
 }
 
@@ -38,7 +38,7 @@ static void teardown(struct sproutd *d)
 {
         pthread_mutex_lock(&d->lock);
         while (d->snaps) {
-                struct snap_entry *e = d->snaps;
+                struct dsnap *e = d->snaps;
                 clones_remove_snapshot_locked(d, e);
                 registry_unlist_locked(d, e);
         }
@@ -70,7 +70,7 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
         }
         unsigned nsnaps = 0;
         pthread_mutex_lock(&d->lock); /* requests are already being served */
-        for (struct snap_entry *e = d->snaps; e; e = e->next)
+        for (struct dsnap *e = d->snaps; e; e = e->next)
                 nsnaps++;
         pthread_mutex_unlock(&d->lock);
         sp_info("sproutd %s serving on %s (state %s, %s host, %u snapshots, %lld workers)",
@@ -83,7 +83,7 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
                 sp_info("SIGHUP: nothing to reload (settings are read at start)");
         sp_info("%s: draining (up to %lld s)", strsignal(sig), (long long)d->cfg.drain_timeout_s);
 
-        int64_t deadline = mono_ns() + d->cfg.drain_timeout_s * 1000000000LL;
+        int64_t deadline = sprout_mono_ns() + d->cfg.drain_timeout_s * 1000000000LL;
         api_http_drain(d, deadline);
         unlink(d->cfg.socket_path);
         pthread_mutex_lock(&d->lock);

@@ -27,6 +27,15 @@ int sprout_kvm_open(struct sprout_kvm **out, struct sprout_err *err);
 void sprout_kvm_close(struct sprout_kvm *kvm);
 enum sprout_host_kind sprout_kvm_host_kind(const struct sprout_kvm *kvm);
 
+/* What a snapshot records about the host that took it, for a restoring host to compare. */
+struct sprout_host_facts {
+        enum sprout_host_kind kind;
+        char cpu_vendor[13]; /* CPUID leaf 0, e.g. "AuthenticAMD" */
+        uint32_t family, model, stepping;
+        uint32_t kvm_api; /* KVM_API_VERSION */
+};
+void sprout_kvm_host_facts(const struct sprout_kvm *kvm, struct sprout_host_facts *out);
+
 struct sprout_vm_config {
         uint64_t mem_size;       /* bytes of guest RAM, a multiple of 2 MiB, <= SPROUT_RAM_MAX */
         unsigned vcpus;          /* only 1 for now */
@@ -76,73 +85,17 @@ size_t sprout_vm_console_tail(struct sprout_vm *vm, char *buf, size_t len, unsig
 /* The kernel command line the guest was given (sprout defaults + host profile + config). */
 const char *sprout_vm_cmdline(const struct sprout_vm *vm);
 
+/* Where the guest console is echoed from now on (-1: nowhere), e.g. for a pooled VM handed to a
+ * caller. */
+void sprout_vm_set_console(struct sprout_vm *vm, int console_fd);
+
+/* The error an event other than the awaited one means, for messages like "<who> did not <awaited>
+ * within <timeout_ms> ms": -ETIMEDOUT (timeout), -EPROTO (a panic or an unexpected event),
+ * -ESHUTDOWN (the guest stopped). */
+int sprout_vm_event_error(const struct sprout_vm_event *ev, const char *who, const char *awaited,
+                          int64_t timeout_ms, struct sprout_err *err);
+
 void sprout_vm_destroy(struct sprout_vm *vm);
-
-/* ---- snapshots and clones ---- */
-
-/* Section tags of the VM state inside a snapshot; the snapshot file treats them as opaque. */
-enum sprout_section_tag {
-        SPROUT_SEC_VCPU = 1,     /* one per vCPU, in vCPU order */
-        SPROUT_SEC_VM = 2,       /* irqchip, PIT, kvmclock */
-        SPROUT_SEC_DEVICES = 3,  /* UART and sprout device */
-        SPROUT_SEC_MANIFEST = 4, /* the image manifest (JSON), written by the caller */
-};
-
-struct sprout_vm_section {
-        uint32_t tag;
-        const void *data;
-        uint64_t len;
-};
-
-#define SPROUT_VM_MAX_SECTIONS 8
-
-struct sprout_vm_capture {
-        struct sprout_vm_section sections[SPROUT_VM_MAX_SECTIONS];
-        unsigned nsections;
-        const void *ram; /* the VM's RAM: valid while the VM lives */
-        uint64_t ram_size;
-        void *owned[SPROUT_VM_MAX_SECTIONS];
-};
-
-/*
- * Captures the state of a VM that sprout_vm_run just returned from (typically at READY): completes
- * the half-done doorbell I/O first, so a restored clone resumes right after the guest's ring.
- */
-int sprout_vm_capture(struct sprout_vm *vm, struct sprout_vm_capture *cap, struct sprout_err *err);
-void sprout_vm_capture_free(struct sprout_vm_capture *cap);
-
-/*
- * Refuses, with the reason, a snapshot this host cannot run: another host kind, or a CPU feature
- * the recorded CPUID has and this host's profile lacks. sections as in sprout_vm_restore.
- */
-int sprout_vm_check_compat(struct sprout_kvm *kvm, uint32_t recorded_host_kind,
-                           const struct sprout_vm_section *sections, unsigned nsections,
-                           struct sprout_err *err);
-
-struct sprout_restore_config {
-        int base_fd; /* the base RAM (sealed memfd); mapped MAP_PRIVATE, never written */
-        uint64_t ram_size;
-        const struct sprout_vm_section *sections; /* untrusted: every record is checked */
-        unsigned nsections;
-        int console_fd; /* -1 for none */
-        size_t console_log_size;
-};
-
-/* Creates a clone: a new VM on a copy-on-write view of the base, with the saved state restored.
- * Equivalent to sprout_vm_shell_create followed by sprout_vm_restore_state. */
-int sprout_vm_restore(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
-                      struct sprout_vm **out, struct sprout_err *err);
-
-/* The half of a restore that does not depend on the saved state (VM fd, memslots over the base,
- * irqchip, PIT, vCPU): what a pool prepares ahead of time, off the clone's critical path. Only
- * base_fd, ram_size, console_fd and console_log_size of cfg are used. */
-int sprout_vm_shell_create(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
-                           struct sprout_vm **out, struct sprout_err *err);
-
-/* The other half: loads the saved state into a shell that has never run. On failure the shell must
- * be destroyed. */
-int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_config *cfg,
-                            struct sprout_err *err);
 
 /* Gives a clone its own identity (UUID, fresh entropy, the current wall clock) through the mailbox;
  * the guest library applies it when the guest next runs, before it reads a request. */
@@ -172,13 +125,11 @@ bool sprout_vm_can_warmup(const struct sprout_vm *vm);
 /* The ABI version the guest's READY reported (recorded in snapshots since ABI 1.3; 0: unknown). */
 uint32_t sprout_vm_guest_abi(const struct sprout_vm *vm);
 
-/* The cheapest VM KVM can run on this host, timed step by step: the floor under any restore. */
-struct sprout_floor {
-        double create_vm_us, memslot_us, vcpu_us, run_us, total_us, teardown_us;
-};
-int sprout_floor_measure(struct sprout_kvm *kvm, struct sprout_floor *out, struct sprout_err *err);
-
 /* Bytes of guest RAM this VM has made private (copied on write or newly touched). */
 uint64_t sprout_vm_private_bytes(struct sprout_vm *vm);
+
+/* Where guest RAM is mapped in this process, for memory accounting over many VMs at once
+ * (sprout_smaps_anon). */
+uintptr_t sprout_vm_ram_start(const struct sprout_vm *vm);
 
 #endif

@@ -20,6 +20,7 @@
 #include "sprout/clone.h"
 #include "sprout/snapshot.h"
 #include "sprout/vmm.h"
+#include "sprout/vmstate.h"
 
 static const char *images, *snaps;
 static struct sprout_kvm *kvm;

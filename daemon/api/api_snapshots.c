@@ -1,0 +1,169 @@
+/* /v1/snapshots: prewarm an image into a snapshot (202 and a job), list, show, delete. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sprout/image.h"
+#include "sprout/log.h"
+#include "api.h"
+
+int api_parse_none(struct api_req *rq, json_t *body, struct api_cmd *cmd, struct api_resp *resp)
+{
+        (void)rq;
+        (void)body;
+        (void)cmd;
+        (void)resp;
+        return 0;
+}
+
+int api_parse_snap_create(struct api_req *rq, json_t *body, struct api_cmd *cmd,
+                          struct api_resp *resp)
+{
+        static const struct api_field fields[] = {
+            {"image", F_STRING, true, 1, 4095},
+            {"cmdline", F_STRING, false, 0, 1023},
+            {"timeout_s", F_INT, false, 1, 86400},
+            {"zstd_level", F_INT, false, -7, 19},
+        };
+        struct sproutd *d = api_req_daemon(rq);
+        if (api_check_fields(d, body, fields, sizeof(fields) / sizeof(fields[0]), resp) < 0)
+                return -EINVAL;
+        const char *image = json_string_value(json_object_get(body, "image"));
+        if (image[0] != '/' ||
+            strlen(image) != json_string_length(json_object_get(body, "image"))) {
+                api_error(d, resp, API_E_INVALID_FIELD,
+                          "field 'image' must be an absolute path (the daemon has its own "
+                          "working directory)");
+                return -EINVAL;
+        }
+        struct prewarm_params *p = &cmd->prewarm;
+        snprintf(p->image, sizeof(p->image), "%s", image);
+        json_t *v = json_object_get(body, "cmdline");
+        snprintf(p->cmdline, sizeof(p->cmdline), "%s", v ? json_string_value(v) : "");
+        v = json_object_get(body, "timeout_s");
+        p->timeout_s = v ? json_integer_value(v) : d->cfg.prewarm_timeout_s;
+        v = json_object_get(body, "zstd_level");
+        p->zstd_level = v ? (int)json_integer_value(v) : 0;
+        return 0;
+}
+
+void api_exec_snap_create(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
+{
+        struct sprout_err err = {0};
+        struct sprout_manifest *m = NULL;
+        /* Check the image now, so a typo is a 400 rather than a job that fails later. */
+        if (sprout_manifest_load(cmd->prewarm.image, &m, &err) < 0) {
+                api_error(d, resp, API_E_INVALID_FIELD, "field 'image': %s", err.msg);
+                return;
+        }
+        sprout_manifest_free(m);
+        struct dsnap *e;
+        int r = jobs_start_prewarm(d, &cmd->prewarm, &e, &err);
+        if (r < 0) {
+                api_error(d, resp,
+                          r == -EAGAIN      ? API_E_TOO_MANY_PREWARMS
+                          : r == -ESHUTDOWN ? API_E_SHUTTING_DOWN
+                                            : API_E_INTERNAL,
+                          "%s", err.msg);
+                return;
+        }
+        pthread_mutex_lock(&d->lock);
+        json_t *o = api_snapshot_json(d, e);
+        pthread_mutex_unlock(&d->lock);
+        registry_put(d, e);
+        api_reply_json(resp, 202, o);
+}
+
+static int by_created(const void *a, const void *b)
+{
+        const struct dsnap *x = *(struct dsnap *const *)a;
+        const struct dsnap *y = *(struct dsnap *const *)b;
+        return (x->created_ns > y->created_ns) - (x->created_ns < y->created_ns);
+}
+
+void api_exec_snap_list(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
+{
+        (void)cmd;
+        json_t *arr = json_array();
+        pthread_mutex_lock(&d->lock);
+        size_t n = 0;
+        for (struct dsnap *e = d->snaps; e; e = e->next)
+                n++;
+        struct dsnap **v = calloc(n ? n : 1, sizeof(*v));
+        if (v) {
+                n = 0;
+                for (struct dsnap *e = d->snaps; e; e = e->next)
+                        v[n++] = e;
+                qsort(v, n, sizeof(*v), by_created);
+                for (size_t i = 0; i < n; i++)
+                        json_array_append_new(arr, api_snapshot_json(d, v[i]));
+        }
+        pthread_mutex_unlock(&d->lock);
+        free(v);
+        if (!v) {
+                json_decref(arr);
+                api_error(d, resp, API_E_INTERNAL, "out of memory");
+                return;
+        }
+        api_reply_json(resp, 200, json_pack("{s:o}", "snapshots", arr));
+}
+
+void api_exec_snap_show(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
+{
+        struct dsnap *e = registry_get(d, cmd->id);
+        if (!e) {
+                api_error(d, resp, API_E_SNAPSHOT_NOT_FOUND, "no snapshot %s", cmd->id);
+                return;
+        }
+        pthread_mutex_lock(&d->lock);
+        json_t *o = api_snapshot_json(d, e);
+        pthread_mutex_unlock(&d->lock);
+        registry_put(d, e);
+        api_reply_json(resp, 200, o);
+}
+
+int api_parse_snap_delete(struct api_req *rq, json_t *body, struct api_cmd *cmd,
+                          struct api_resp *resp)
+{
+        (void)body;
+        cmd->force = false;
+        return api_query_bool(rq, "force", &cmd->force, resp) == -EINVAL ? -EINVAL : 0;
+}
+
+void api_exec_snap_delete(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
+{
+        struct dsnap *e = registry_get(d, cmd->id);
+        if (!e) {
+                api_error(d, resp, API_E_SNAPSHOT_NOT_FOUND, "no snapshot %s", cmd->id);
+                return;
+        }
+        unsigned destroyed = 0;
+        bool unlink_file = false;
+        pthread_mutex_lock(&d->lock);
+        if (!e->listed) {
+                api_error(d, resp, API_E_SNAPSHOT_NOT_FOUND, "no snapshot %s", cmd->id);
+        } else if (e->status != DSNAP_READY && e->status != DSNAP_FAILED) {
+                api_error(d, resp, API_E_SNAPSHOT_BUSY,
+                          "snapshot %s is %s; delete it once it is ready or failed", e->id,
+                          dsnap_status_name(e->status));
+        } else if (e->api_clones && !cmd->force) {
+                api_error(d, resp, API_E_SNAPSHOT_IN_USE,
+                          "snapshot %s has %u clones; destroy them first or pass ?force=true",
+                          e->id, e->api_clones);
+        } else {
+                destroyed = clones_remove_snapshot_locked(d, e);
+                unlink_file = e->status == DSNAP_READY;
+                registry_unlist_locked(d, e);
+                api_reply_json(
+                    resp, 200,
+                    json_pack("{s:s, s:i}", "deleted", e->id, "clones_destroyed", (int)destroyed));
+        }
+        pthread_mutex_unlock(&d->lock);
+        /* Clones already made keep their base memory; only new ones are refused. */
+        if (unlink_file && unlink(e->path) < 0 && errno != ENOENT)
+                sp_warn("snapshot %s: removing %s: %m", e->id, e->path);
+        if (unlink_file)
+                sp_info("snapshot %s deleted (%u clones destroyed)", e->id, destroyed);
+        registry_put(d, e);
+}

@@ -1,0 +1,104 @@
+/* The API socket: a Unix stream socket created mode 0660 (never world-writable: whoever can write
+ * to it can run code in clones). A socket file left by a daemon that died is detected (nothing
+ * accepts a connection on it) and replaced; one a live daemon serves is left alone. */
+#include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "sprout/log.h"
+#include "service.h"
+
+static int group_id(const char *name, gid_t *gid, struct sprout_err *err)
+{
+        struct group gr, *res = NULL;
+        char buf[4096];
+        int r = getgrnam_r(name, &gr, buf, sizeof(buf), &res);
+        if (r || !res)
+                return sprout_err_set(err, -ENOENT, "no group '%s'", name);
+        *gid = gr.gr_gid;
+        return 0;
+}
+
+/* Whether something accepts connections at addr; a refused connect means a stale file. */
+static int probe(const struct sockaddr_un *addr)
+{
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return -errno;
+        int r = connect(s, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ? 0 : -errno;
+        close(s);
+        return r;
+}
+
+static int bind_socket(int s, const struct sockaddr_un *addr)
+{
+        /* The umask makes bind create the file 0660 at once: no window with a wider mode. */
+        mode_t old = umask(0117);
+        int r = bind(s, (const struct sockaddr *)addr, sizeof(*addr)) == 0 ? 0 : -errno;
+        umask(old);
+        return r;
+}
+
+int api_socket_listen(const char *path, const char *group, int *fd, struct sprout_err *err)
+{
+        struct sockaddr_un addr = {.sun_family = AF_UNIX};
+        gid_t gid = 0;
+        int r;
+
+        if (strlen(path) >= sizeof(addr.sun_path))
+                return sprout_err_set(err, -ENAMETOOLONG, "socket path %s is too long", path);
+        if (group[0] && (r = group_id(group, &gid, err)) < 0)
+                return r;
+        memcpy(addr.sun_path, path, strlen(path) + 1);
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return sprout_err_errno(err, -errno, "socket");
+        r = bind_socket(s, &addr);
+        if (r == -EADDRINUSE) {
+                struct stat st;
+                if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+                        r = sprout_err_set(err, -EEXIST, "%s exists and is not a socket", path);
+                        goto fail;
+                }
+                int p = probe(&addr);
+                if (p == 0) {
+                        r = sprout_err_set(err, -EADDRINUSE, "another sproutd is serving on %s",
+                                           path);
+                        goto fail;
+                }
+                if (p != -ECONNREFUSED) {
+                        r = sprout_err_errno(err, p, "probing the existing socket %s", path);
+                        goto fail;
+                }
+                sp_info("replacing the stale socket %s (nothing accepts on it)", path);
+                if (unlink(path) < 0 && errno != ENOENT) {
+                        r = sprout_err_errno(err, -errno, "removing the stale socket %s", path);
+                        goto fail;
+                }
+                r = bind_socket(s, &addr);
+        }
+        if (r < 0) {
+                sprout_err_errno(err, r, "binding %s", path);
+                goto fail;
+        }
+        if (chmod(path, 0660) < 0 || (group[0] && chown(path, (uid_t)-1, gid) < 0)) {
+                r = sprout_err_errno(err, -errno, "setting the owner and mode of %s", path);
+                unlink(path);
+                goto fail;
+        }
+        if (listen(s, 1024) < 0) {
+                r = sprout_err_errno(err, -errno, "listen on %s", path);
+                unlink(path);
+                goto fail;
+        }
+        *fd = s;
+        return 0;
+fail:
+        close(s);
+        return r;
+}

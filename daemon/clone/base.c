@@ -1,0 +1,192 @@
+/* A base: a snapshot loaded once, its RAM in a sealed memfd that every clone maps copy-on-write,
+ * and a pool of prepared VM shells so a clone's critical path is only the state ioctls. Its ready
+ * clones are ready_pool.c's. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sprout/abi.h"
+#include "sprout/clone.h"
+#include "sprout/log.h"
+#include "clone_internal.h"
+#include "sprout/vmstate.h"
+
+struct sprout_base {
+        struct sprout_kvm *kvm;
+        struct snap_file *snap;
+        int memfd;
+        struct sprout_vm_section sections[SPROUT_VM_MAX_SECTIONS];
+        unsigned nsections;
+        struct sprout_base_info info;
+        char *manifest;       /* NUL-terminated copy of the manifest section */
+        pthread_mutex_t lock; /* guards the pool */
+        struct sprout_vm *pool[POOL_MAX];
+        unsigned npool;
+        struct ready_pool ready;
+};
+
+int sprout_base_load(struct sprout_kvm *kvm, const char *path, unsigned threads,
+                     struct sprout_base **out, struct sprout_err *err)
+{
+        struct sprout_base *b = calloc(1, sizeof(*b));
+        int r;
+
+        if (!b)
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        b->kvm = kvm;
+        b->memfd = -1;
+        pthread_mutex_init(&b->lock, NULL);
+        ready_pool_init(&b->ready);
+        r = snap_open(path, &b->snap, err);
+        if (r < 0)
+                goto fail;
+        const struct snap_info *si = snap_get_info(b->snap);
+        if (si->vcpus != 1) {
+                r = sprout_err_set(err, -ENOTSUP,
+                                   "%s: the snapshot has %u vCPUs; sprout restores 1", path,
+                                   si->vcpus);
+                goto fail;
+        }
+        if (si->ram_size > SPROUT_RAM_MAX || si->ram_size % (2ULL << 20)) {
+                r = sprout_err_set(
+                    err, -EINVAL,
+                    "%s: the snapshot claims %llu bytes of RAM; sprout allows multiples "
+                    "of 2 MiB up to %llu MiB",
+                    path, (unsigned long long)si->ram_size, SPROUT_RAM_MAX >> 20);
+                goto fail;
+        }
+        /* Our sections, in file order; sections with tags we do not know are not ours to use. */
+        for (unsigned i = 0; i < si->nsections; i++) {
+                struct snap_section s;
+                if (snap_section_at(b->snap, i, &s) < 0)
+                        break;
+                if (s.tag == SPROUT_SEC_MANIFEST) {
+                        free(b->manifest);
+                        b->manifest = strndup(s.data, s.len);
+                        b->info.manifest_json = b->manifest;
+                        continue;
+                }
+                if (s.tag < SPROUT_SEC_VCPU || s.tag > SPROUT_SEC_DEVICES)
+                        continue;
+                if (b->nsections == SPROUT_VM_MAX_SECTIONS) {
+                        r = sprout_err_set(err, -EINVAL, "%s: too many state sections", path);
+                        goto fail;
+                }
+                b->sections[b->nsections++] =
+                    (struct sprout_vm_section){.tag = s.tag, .data = s.data, .len = s.len};
+        }
+        r = sprout_vm_check_compat(kvm, si->host.host_kind, b->sections, b->nsections, err);
+        if (r < 0)
+                goto fail;
+        r = snap_load_ram(b->snap, threads, &b->memfd, &b->info.load, err);
+        if (r < 0)
+                goto fail;
+        memcpy(b->info.uuid, si->uuid, 16);
+        b->info.ram_size = si->ram_size;
+        *out = b;
+        return 0;
+fail:
+        sprout_base_free(b);
+        return r;
+}
+
+const struct sprout_base_info *sprout_base_info(const struct sprout_base *b)
+{
+        return &b->info;
+}
+
+static struct sprout_restore_config restore_cfg(const struct sprout_base *b, int console_fd)
+{
+        return (struct sprout_restore_config){
+            .base_fd = b->memfd,
+            .ram_size = b->info.ram_size,
+            .sections = b->sections,
+            .nsections = b->nsections,
+            .console_fd = console_fd,
+        };
+}
+
+struct ready_pool *base_ready_pool(struct sprout_base *b)
+{
+        return &b->ready;
+}
+
+int sprout_base_prepare(struct sprout_base *b, unsigned n, struct sprout_err *err)
+{
+        if (n > POOL_MAX)
+                n = POOL_MAX;
+        for (;;) {
+                pthread_mutex_lock(&b->lock);
+                unsigned have = b->npool;
+                pthread_mutex_unlock(&b->lock);
+                if (have >= n)
+                        return 0;
+                struct sprout_restore_config cfg = restore_cfg(b, -1);
+                struct sprout_vm *vm;
+                int r = sprout_vm_shell_create(b->kvm, &cfg, &vm, err);
+                if (r < 0)
+                        return r;
+                pthread_mutex_lock(&b->lock);
+                if (b->npool < POOL_MAX) {
+                        b->pool[b->npool++] = vm;
+                        vm = NULL;
+                }
+                pthread_mutex_unlock(&b->lock);
+                sprout_vm_destroy(vm);
+        }
+}
+
+unsigned sprout_base_pooled(struct sprout_base *b)
+{
+        pthread_mutex_lock(&b->lock);
+        unsigned n = b->npool;
+        pthread_mutex_unlock(&b->lock);
+        return n;
+}
+
+/* A prepared shell, or NULL when the pool is empty. */
+struct sprout_vm *base_take_shell(struct sprout_base *b)
+{
+        struct sprout_vm *vm = NULL;
+        pthread_mutex_lock(&b->lock);
+        if (b->npool)
+                vm = b->pool[--b->npool];
+        pthread_mutex_unlock(&b->lock);
+        return vm;
+}
+
+int base_restore(struct sprout_base *b, struct sprout_vm *shell, int console_fd,
+                 struct sprout_vm **out, struct sprout_err *err)
+{
+        struct sprout_restore_config cfg = restore_cfg(b, console_fd);
+        int r;
+        if (shell) {
+                /* A pooled shell was made without a console; attach the caller's. */
+                sprout_vm_set_console(shell, console_fd);
+                r = sprout_vm_restore_state(shell, &cfg, err);
+                if (r < 0) {
+                        sprout_vm_destroy(shell);
+                        return r;
+                }
+                *out = shell;
+                return 0;
+        }
+        return sprout_vm_restore(b->kvm, &cfg, out, err);
+}
+
+void sprout_base_free(struct sprout_base *b)
+{
+        if (!b)
+                return;
+        ready_pool_free(&b->ready);
+        for (unsigned i = 0; i < b->npool; i++)
+                sprout_vm_destroy(b->pool[i]);
+        if (b->memfd >= 0)
+                close(b->memfd);
+        snap_close(b->snap);
+        free(b->manifest);
+        pthread_mutex_destroy(&b->lock);
+        free(b);
+}

@@ -1,0 +1,129 @@
+/* A clone: a VM restored from a base with an identity of its own, serving invocations one at a
+ * time. A clone whose guest misbehaves is marked dead; only it is affected. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <uuid/uuid.h>
+
+#include "clone_internal.h"
+#include "sprout/clock.h"
+
+struct sprout_clone {
+        struct sprout_vm *vm;
+        struct sprout_base *base;
+        uint8_t uuid[16];
+        char id[37];
+        bool dead;
+        char dead_reason[sizeof(((struct sprout_err *)0)->msg)];
+};
+
+int sprout_clone_create(struct sprout_base *b, int console_fd, struct sprout_clone **out,
+                        struct sprout_clone_timing *t, struct sprout_err *err)
+{
+        struct sprout_clone *c = calloc(1, sizeof(*c));
+        int r;
+
+        if (!c)
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        /* The identity is made before the clock starts: it is not VMM work. */
+        uuid_generate_random(c->uuid);
+        uuid_unparse_lower(c->uuid, c->id);
+        c->base = b;
+
+        double t0 = sprout_mono_ms();
+        struct sprout_vm *shell = base_take_shell(b);
+        r = base_restore(b, shell, console_fd, &c->vm, err);
+        if (r == 0)
+                r = sprout_vm_set_identity(c->vm, c->uuid, err);
+        double t1 = sprout_mono_ms();
+        if (r < 0) {
+                sprout_vm_destroy(c->vm);
+                free(c);
+                return r;
+        }
+        if (t) {
+                t->restore_ms = t1 - t0;
+                t->pooled = shell != NULL;
+        }
+        *out = c;
+        return 0;
+}
+
+/* An event other than DONE: the guest is somewhere we cannot trust, so no more requests for it. */
+static int event_error(struct sprout_clone *c, const struct sprout_vm_event *ev, int64_t timeout_ms,
+                       const char *awaited, struct sprout_err *err)
+{
+        char who[64];
+        snprintf(who, sizeof(who), "clone %s", c->id);
+        int r = sprout_vm_event_error(ev, who, awaited, timeout_ms, err);
+        c->dead = true;
+        snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
+        return r;
+}
+
+int sprout_clone_invoke(struct sprout_clone *c, const void *req, size_t len, int64_t timeout_ms,
+                        const void **resp, size_t *resp_len, struct sprout_err *err)
+{
+        struct sprout_vm_event ev;
+        int r;
+
+        if (c->dead)
+                return sprout_err_set(err, -ESHUTDOWN, "clone %s is dead: %s", c->id,
+                                      c->dead_reason);
+        r = sprout_vm_invoke(c->vm, req, len, timeout_ms, resp, resp_len, &ev, err);
+        if (r == -EMSGSIZE)
+                return r; /* refused before the guest saw it: the clone is fine */
+        if (r < 0) {
+                c->dead = true;
+                snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
+                return r;
+        }
+        if (ev.kind == SPROUT_EV_DONE)
+                return 0;
+        return event_error(c, &ev, timeout_ms, "answer", err);
+}
+
+int sprout_clone_warmup(struct sprout_clone *c, int64_t timeout_ms, struct sprout_err *err)
+{
+        struct sprout_vm_event ev;
+        int r;
+
+        if (c->dead)
+                return sprout_err_set(err, -ESHUTDOWN, "clone %s is dead: %s", c->id,
+                                      c->dead_reason);
+        r = sprout_vm_warmup(c->vm, timeout_ms, &ev, err);
+        if (r == -ENOTSUP)
+                return r; /* refused before the guest ran: the clone is fine */
+        if (r < 0) {
+                c->dead = true;
+                snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
+                return r;
+        }
+        if (ev.kind == SPROUT_EV_DONE)
+                return 0;
+        return event_error(c, &ev, timeout_ms, "answer a warm-up", err);
+}
+
+const char *sprout_clone_id(const struct sprout_clone *c)
+{
+        return c->id;
+}
+
+uint64_t sprout_clone_private_bytes(struct sprout_clone *c)
+{
+        return sprout_vm_private_bytes(c->vm);
+}
+
+struct sprout_vm *sprout_clone_vm(struct sprout_clone *c)
+{
+        return c->vm;
+}
+
+void sprout_clone_destroy(struct sprout_clone *c)
+{
+        if (!c)
+                return;
+        sprout_vm_destroy(c->vm);
+        free(c);
+}

@@ -1,0 +1,32 @@
+/* What the clone engine's files share: the base's shell pool and restore (base.c) and its pool of
+ * ready clones (ready_pool.c). Private to daemon/clone/. */
+#ifndef SPROUT_CLONE_INTERNAL_H
+#define SPROUT_CLONE_INTERNAL_H
+
+#include <pthread.h>
+
+#include "sprout/clone.h"
+
+#define POOL_MAX 64
+
+/* Ready clones, each handed out once. */
+struct ready_pool {
+        pthread_mutex_t lock;
+        struct sprout_clone *clones[POOL_MAX];
+        unsigned n;
+};
+
+void ready_pool_init(struct ready_pool *p);
+/* Destroys the clones still pooled. */
+void ready_pool_free(struct ready_pool *p);
+struct ready_pool *base_ready_pool(struct sprout_base *b);
+
+/* A prepared shell from the pool, or NULL when it is empty. */
+struct sprout_vm *base_take_shell(struct sprout_base *b);
+
+/* Restores the base's state into shell (or into a new VM when shell is NULL). The shell is
+ * consumed: on failure it has been destroyed. */
+int base_restore(struct sprout_base *b, struct sprout_vm *shell, int console_fd,
+                 struct sprout_vm **out, struct sprout_err *err);
+
+#endif

@@ -1,0 +1,244 @@
+/* sproutd's core state and the contracts between its modules: the snapshot registry, the clone
+ * table, loaded bases, prewarm jobs, the worker pool and the reaper. Private to daemon/.
+ *
+ * Locking: one daemon-wide mutex (d->lock) guards the registry, the clone table, every counter and
+ * the state fields of entries and clones; it is held only for bookkeeping, never across KVM work or
+ * I/O. A clone's run_lock is held while one thread drives its vCPU (invoke). An entry's load_lock
+ * serialises loading its base. Order: run_lock or load_lock, then d->lock, then the reaper's lock
+ * or a base's pool lock; never the reverse. */
+#ifndef SPROUT_SERVICE_H
+#define SPROUT_SERVICE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "sprout/clock.h"
+#include "sprout/clone.h"
+#include "metrics.h"
+#include "config.h"
+
+#define SPROUTD_ID_LEN 37 /* a lowercase UUID and its NUL */
+
+enum dsnap_status { DSNAP_QUEUED, DSNAP_BOOTING, DSNAP_SNAPSHOTTING, DSNAP_READY, DSNAP_FAILED };
+const char *dsnap_status_name(enum dsnap_status s);
+
+struct dbase;
+struct dclone;
+struct job;
+
+/* One snapshot: a file under the state directory, or a prewarm producing one. Freed (and its base
+ * unloaded) by the reaper when the last reference goes. */
+struct dsnap {
+        struct dsnap *next; /* d->snaps */
+        char id[SPROUTD_ID_LEN];
+        uint8_t uuid[16];
+        char path[4096];
+        char image[4096];    /* the image a prewarm was asked for; "" when found on disk */
+        char image_name[65]; /* from the manifest the snapshot records */
+        enum dsnap_status status;
+        char error[512];
+        char *console_tail; /* a failed prewarm's last console lines, or NULL */
+        uint64_t progress_done, progress_total;
+        uint64_t ram_size, file_size, nonzero_bytes;
+        int64_t created_ns; /* CLOCK_REALTIME */
+        double boot_s, write_s;
+        unsigned refs;        /* the registry's, each clone's, each in-flight request's */
+        unsigned clones;      /* live clones of any origin, reservations included */
+        unsigned api_clones;  /* of those, the ones POST /v1/clones made (they block a delete) */
+        bool listed;          /* in d->snaps */
+        int64_t last_used_ns; /* CLOCK_MONOTONIC: last clone created or destroyed */
+        pthread_mutex_t load_lock;
+        struct dbase *base;  /* set under load_lock and d->lock; freed by the reaper */
+        struct dclone *idle; /* reusable one-shot clones, a stack through idle_next */
+        unsigned nidle;
+        bool reaping; /* queued for the reaper's final free */
+        struct dsnap *reap_next;
+};
+
+enum dclone_state { DC_IDLE, DC_BUSY, DC_DEAD };
+enum dclone_origin { DC_API, DC_POOL, DC_ONESHOT };
+const char *dclone_state_name(enum dclone_state s);
+const char *dclone_origin_name(enum dclone_origin o);
+
+struct dclone {
+        struct dclone *hnext;     /* clone table bucket */
+        struct dclone *idle_next; /* entry->idle */
+        struct dclone *reap_next; /* reaper queue */
+        struct dsnap *snap;       /* holds a reference */
+        struct sprout_clone *c;
+        pthread_mutex_t run_lock; /* held by the thread driving the vCPU */
+        char id[SPROUTD_ID_LEN];
+        enum dclone_state state;
+        enum dclone_origin origin;
+        bool in_table, in_idle;
+        unsigned refs;
+        uint64_t invocations;
+        int64_t created_real_ns, created_ns, last_used_ns;
+        double restore_ms;
+        bool pooled_shell;
+        char dead_reason[sizeof(((struct sprout_err *)0)->msg)];
+};
+
+#define CLONE_BUCKETS 1024
+
+/* A bounded queue of requests and the threads that run them. */
+struct workers {
+        pthread_mutex_t lock;
+        pthread_cond_t cv;
+        void **q;
+        unsigned cap, head, n;
+        unsigned nthreads, busy;
+        pthread_t *threads;
+        bool stop;
+        void (*run)(void *ctx, void *item);
+        void *ctx;
+};
+
+/* Teardown threads: clones to destroy, entries to free, and a periodic sweep. */
+struct reaper {
+        pthread_mutex_t lock;
+        pthread_cond_t cv;
+        struct dclone *clones;
+        struct dsnap *snaps;
+        unsigned nthreads;
+        pthread_t *threads;
+        bool stop;
+        atomic_uint queued;
+};
+
+struct sproutd {
+        struct sproutd_config cfg;
+        struct sprout_kvm *kvm;
+        char snap_dir[4096];
+        int lock_fd;
+        int64_t started_ns;
+
+        pthread_mutex_t lock;
+        struct dsnap *snaps;
+        struct dclone *table[CLONE_BUCKETS];
+        unsigned nclones_table;
+        unsigned clones_total; /* reserved + live + dying: what max_clones bounds */
+        unsigned clones_dying;
+        unsigned bases_loaded;
+        unsigned jobs_pending, jobs_running;
+        pthread_cond_t jobs_cv;
+        struct job *jobs;
+        atomic_bool draining; /* SIGTERM came: new requests get 503 */
+
+        struct workers workers;
+        struct reaper reaper;
+        struct metrics metrics;
+        struct MHD_Daemon *http;
+        atomic_uint inflight; /* HTTP requests started and not yet completed */
+};
+
+/* ---- registry.c: snapshot entries ---- */
+
+/* The entry with this id, with a reference the caller must put, or NULL. */
+struct dsnap *registry_get(struct sproutd *d, const char *id);
+void registry_ref_locked(struct dsnap *e);
+/* Drops a reference; the last one hands the entry to the reaper. */
+void registry_put(struct sproutd *d, struct dsnap *e);
+void registry_put_locked(struct sproutd *d, struct dsnap *e);
+/* A new entry (one reference, the caller's), not yet listed. */
+struct dsnap *registry_new(const uint8_t uuid[16]);
+/* Lists e (taking a reference for the list); -EEXIST if the id is taken. Under d->lock. */
+int registry_add_locked(struct sproutd *d, struct dsnap *e);
+void registry_unlist_locked(struct sproutd *d, struct dsnap *e);
+/* Reads size, RAM, creation time and image name from the snapshot file at e->path. */
+int registry_read_meta(struct dsnap *e, struct sprout_err *err);
+/* Frees an entry whose last reference is gone (the reaper calls this). */
+void registry_free_entry(struct sproutd *d, struct dsnap *e);
+
+/* registry_scan.c: finds the snapshots under d->snap_dir and removes half-written temp files. */
+int registry_scan(struct sproutd *d, struct sprout_err *err);
+
+/* ---- bases.c: a loaded snapshot and the thread that keeps its shells and ready clones full ----
+ */
+
+int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sprout_err *err);
+struct sprout_base *dbase_base(struct dbase *b);
+/* A shell was taken: the pool thread refills. */
+void dbase_kick(struct dbase *b);
+unsigned dbase_pooled(struct dbase *b);
+/* Ready clones (restored and warmed up) waiting for a fresh one-shot call. */
+unsigned dbase_ready(struct dbase *b);
+/* Stops the pool thread and frees the base. Every clone of it must be destroyed. */
+void dbase_free(struct dbase *b);
+
+/* ---- clones.c: the clone table ---- */
+
+/* Makes n clones of e, all or none (the first error wins). API and pool clones go in the table;
+ * one-shot clones stay private to the caller. Each returned clone carries one reference, the
+ * caller's; a table clone has another, the table's. Errors: -EAGAIN over max_clones, -ENOENT e was
+ * deleted, -EBUSY e is not ready, -ESHUTDOWN draining, -ENOTSUP this host cannot run it, -EUCLEAN
+ * the snapshot would not load, else the restore failure. */
+int clones_create(struct sproutd *d, struct dsnap *e, unsigned n, enum dclone_origin origin,
+                  struct dclone **out, struct sprout_err *err);
+/* The table's clone with this id, with a reference, or NULL. */
+struct dclone *clones_get(struct sproutd *d, const char *id);
+void clones_ref_locked(struct dclone *c);
+/* Drops a reference; the last one queues the clone for the reaper. */
+void clones_put(struct sproutd *d, struct dclone *c);
+void clones_put_locked(struct sproutd *d, struct dclone *c);
+/* Takes the clone out of the table and the idle pool (dropping their references). Under d->lock. */
+void clones_remove_locked(struct sproutd *d, struct dclone *c);
+/* Removes every clone of e; returns how many. Under d->lock. */
+unsigned clones_remove_snapshot_locked(struct sproutd *d, struct dsnap *e);
+/* Runs one request on the clone (waiting up to timeout_ms for another request on it to finish).
+ * *resp is a malloc'd copy. Errors: -EBUSY still busy, -EPIPE dead before, -EMSGSIZE too big,
+ * -ETIMEDOUT no answer, -EPROTO/-ESHUTDOWN/-EIO the guest failed (the clone is now dead). */
+int clones_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t len,
+                  int64_t timeout_ms, char **resp, size_t *resp_len, struct sprout_err *err);
+/* A reusable idle clone of e (with a reference), or NULL. */
+struct dclone *clones_take_idle(struct sproutd *d, struct dsnap *e);
+/* After a one-shot: back to e's idle pool when reusable, else destroyed. Consumes a reference. */
+void clones_release_oneshot(struct sproutd *d, struct dclone *c, bool reusable);
+/* Private bytes of each clone, in one pass over /proc/self/smaps (clone_memory.c). */
+void clones_private_bytes(struct dclone **cs, size_t n, uint64_t *out);
+/* Clones idle longer than the timeout are removed. Under d->lock. */
+void clones_reap_idle_locked(struct sproutd *d, int64_t now);
+
+/* ---- jobs.c: prewarms ---- */
+
+struct prewarm_params {
+        char image[4096];
+        char cmdline[1024];
+        int64_t timeout_s;
+        int zstd_level;
+};
+
+/* Lists a new entry (status queued) and starts its prewarm thread; *out carries a reference.
+ * -EAGAIN over max_prewarm_jobs. */
+int jobs_start_prewarm(struct sproutd *d, const struct prewarm_params *p, struct dsnap **out,
+                       struct sprout_err *err);
+/* Joins finished prewarm threads; with wait, waits until deadline (monotonic ns) for running ones.
+ * Returns how many are still running. */
+unsigned jobs_join(struct sproutd *d, bool wait, int64_t deadline_ns);
+
+/* ---- workers.c ---- */
+
+int workers_start(struct workers *w, unsigned nthreads, unsigned cap,
+                  void (*run)(void *ctx, void *item), void *ctx, struct sprout_err *err);
+/* Queues an item; -EAGAIN when the queue is full or stopping. */
+int workers_submit(struct workers *w, void *item);
+void workers_counts(struct workers *w, unsigned *queued, unsigned *busy);
+/* Runs what is queued, then joins the threads. */
+void workers_stop(struct workers *w);
+
+/* ---- reaper.c ---- */
+
+int reaper_start(struct sproutd *d, unsigned nthreads, struct sprout_err *err);
+void reaper_queue_clone(struct sproutd *d, struct dclone *c);
+void reaper_queue_snap(struct sproutd *d, struct dsnap *e);
+/* Destroys what is queued, then joins the threads. */
+void reaper_stop(struct sproutd *d);
+
+/* ---- sproutd_state.c: the state directory, one daemon per directory ---- */
+int state_dir_open(struct sproutd *d, struct sprout_err *err);
+void state_dir_close(struct sproutd *d);
+
+#endif

@@ -1,0 +1,67 @@
+/* The state directory: created on first run, holding snapshots/ and the lock that keeps a second
+ * daemon from serving (and cleaning up) the same snapshots. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "service.h"
+
+/* mkdir -p; the last component gets mode, its parents 0755. */
+static int make_dirs(const char *path, mode_t mode, struct sprout_err *err)
+{
+        char p[4096];
+        if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
+                return sprout_err_set(err, -ENAMETOOLONG, "%s: path too long", path);
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return sprout_err_errno(err, -errno, "creating %s", p);
+                *s = '/';
+        }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return sprout_err_errno(err, -errno, "creating %s", p);
+        return 0;
+}
+
+int state_dir_open(struct sproutd *d, struct sprout_err *err)
+{
+        char lock[4200];
+        int r;
+
+        d->lock_fd = -1;
+        if ((r = make_dirs(d->cfg.state_dir, 0755, err)) < 0)
+                return r;
+        if (snprintf(d->snap_dir, sizeof(d->snap_dir), "%s/snapshots", d->cfg.state_dir) >=
+            (int)sizeof(d->snap_dir))
+                return sprout_err_set(err, -ENAMETOOLONG, "state directory path too long");
+        /* Snapshots hold guest memory: only the daemon's user reads them. */
+        if ((r = make_dirs(d->snap_dir, 0700, err)) < 0)
+                return r;
+        snprintf(lock, sizeof(lock), "%s/sproutd.lock", d->cfg.state_dir);
+        d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (d->lock_fd < 0)
+                return sprout_err_errno(err, -errno, "opening %s", lock);
+        if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                r = -errno;
+                close(d->lock_fd);
+                d->lock_fd = -1;
+                if (r == -EWOULDBLOCK)
+                        return sprout_err_set(err, -EBUSY,
+                                              "another sproutd is using the state directory %s",
+                                              d->cfg.state_dir);
+                return sprout_err_errno(err, r, "locking %s", lock);
+        }
+        return 0;
+}
+
+void state_dir_close(struct sproutd *d)
+{
+        if (d->lock_fd >= 0)
+                close(d->lock_fd);
+        d->lock_fd = -1;
+}

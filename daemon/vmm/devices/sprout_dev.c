@@ -1,0 +1,146 @@
+/* The sprout device: a doorbell (port or MMIO write) and a mailbox memslot. Everything the guest
+ * put in the mailbox is read once into a local and checked before use: the guest is untrusted. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "sprout/abi.h"
+#include "sprout/clock.h"
+#include "sprout/log.h"
+#include "vmm_internal.h"
+
+int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err)
+{
+        memset(d, 0, sizeof(*d));
+        void *mb = mmap(NULL, SPROUT_MAILBOX_SIZE, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (mb == MAP_FAILED)
+                return sprout_err_errno(err, -errno, "mapping the mailbox");
+        d->mailbox = mb;
+        struct sprout_mailbox_hdr *h = mb;
+        h->magic = SPROUT_MB_MAGIC;
+        h->host_abi = SPROUT_ABI_VERSION;
+
+        return 0;
+}
+
+void sprout_dev_free(struct sprout_dev *d)
+{
+        if (d->mailbox)
+                munmap(d->mailbox, SPROUT_MAILBOX_SIZE);
+        d->mailbox = NULL;
+}
+
+static void doorbell_io(struct sprout_vm *vm, void *dev, uint64_t offset, uint8_t *data,
+                        uint32_t len, bool is_write)
+{
+        struct sprout_dev *d = dev;
+        (void)vm;
+        if (!is_write) {
+                /* A read tells a probing guest which ABI the host speaks. */
+                uint32_t v = SPROUT_ABI_VERSION;
+                for (uint32_t i = 0; i < len; i++)
+                        data[i] = (offset + i < 4) ? ((uint8_t *)&v)[offset + i] : 0xff;
+                return;
+        }
+        if (offset != 0 || len != 4) {
+                sp_debug("sprout device: ignored %u-byte doorbell write at offset %llu", len,
+                         (unsigned long long)offset);
+                return;
+        }
+        memcpy(&d->pending_db, data, 4);
+        d->rang = true;
+}
+
+const struct io_device_ops sprout_db_ops = {
+    .name = "sprout-doorbell",
+    .io = doorbell_io,
+};
+
+/* Copies up to cap-1 bytes of guest text into out, replacing what would garble a terminal. */
+static void copy_guest_text(char *out, size_t cap, const volatile uint8_t *src, uint32_t len)
+{
+        size_t n = len < cap - 1 ? len : cap - 1;
+        for (size_t i = 0; i < n; i++) {
+                uint8_t c = src[i];
+                out[i] = (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f)) ? (char)c : '?';
+        }
+        out[n] = '\0';
+}
+
+int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event *ev)
+{
+        volatile struct sprout_mailbox_hdr *h =
+            (volatile struct sprout_mailbox_hdr *)vm->sdev.mailbox;
+        const volatile uint8_t *log_area = vm->sdev.mailbox + SPROUT_MB_LOG_OFF;
+        uint32_t cmd = SPROUT_DB_CMD(db), arg = SPROUT_DB_ARG(db);
+
+        memset(ev, 0, sizeof(*ev));
+        ev->arg = arg;
+        switch (cmd) {
+        case SPROUT_CMD_READY: {
+                uint32_t ver = h->abi_version;
+                ev->abi_version = ver;
+                if ((ver >> 16) != SPROUT_ABI_MAJOR) {
+                        ev->kind = SPROUT_EV_PANIC;
+                        ev->arg = SPROUT_PANIC_ABI;
+                        snprintf(ev->detail, sizeof(ev->detail),
+                                 "guest speaks sprout ABI %u.%u, this VMM speaks %u.%u", ver >> 16,
+                                 ver & 0xffff, SPROUT_ABI_MAJOR, SPROUT_ABI_MINOR);
+                        return 1;
+                }
+                /* How far the guest's wall clock is from ours: KVM's kvmclock epoch can be
+                 * off by a second on some hosts, and a clone inherits it. 0 means unknown. */
+                uint64_t g = h->guest_realtime_ns;
+                int64_t host = sprout_real_ns();
+                vm->clock_skew_ns = g ? (int64_t)g - host : 0;
+                vm->guest_abi = ver; /* what the VMM may send it (warm-ups need 1.3) */
+                ev->kind = SPROUT_EV_READY;
+                return 1;
+        }
+        case SPROUT_CMD_DONE: {
+                uint32_t n = h->resp_len;
+                if (n > SPROUT_MB_RESP_SIZE) {
+                        ev->kind = SPROUT_EV_PANIC;
+                        snprintf(ev->detail, sizeof(ev->detail),
+                                 "guest reported a %u-byte response; the response area holds %llu",
+                                 n, (unsigned long long)SPROUT_MB_RESP_SIZE);
+                        return 1;
+                }
+                ev->kind = SPROUT_EV_DONE;
+                ev->arg = n;
+                return 1;
+        }
+        case SPROUT_CMD_LOG: {
+                uint32_t n = h->log_len;
+                char text[SPROUT_MB_LOG_SIZE + 1];
+                if (n > SPROUT_MB_LOG_SIZE)
+                        n = SPROUT_MB_LOG_SIZE; /* a lying length only truncates */
+                copy_guest_text(text, sizeof(text), log_area, n);
+                console_log_put(&vm->console, "[guest] ", 8);
+                console_log_put(&vm->console, text, strlen(text));
+                if (n == 0 || text[strlen(text) - 1] != '\n')
+                        console_log_put(&vm->console, "\n", 1);
+                return 0;
+        }
+        case SPROUT_CMD_PANIC: {
+                uint32_t n = h->log_len;
+                if (n > SPROUT_MB_LOG_SIZE)
+                        n = SPROUT_MB_LOG_SIZE;
+                ev->kind = SPROUT_EV_PANIC;
+                copy_guest_text(ev->detail, sizeof(ev->detail), log_area, n);
+                return 1;
+        }
+        case SPROUT_CMD_POWEROFF:
+                vm->stopped = true;
+                snprintf(vm->stop_reason, sizeof(vm->stop_reason), "guest powered off");
+                ev->kind = SPROUT_EV_STOPPED;
+                snprintf(ev->detail, sizeof(ev->detail), "%s", vm->stop_reason);
+                return 1;
+        default:
+                sp_warn("sprout device: guest rang unknown command %u (arg %u); ignored", cmd, arg);
+                return 0;
+        }
+}

@@ -1,0 +1,217 @@
+/* Private structures and contracts of the VMM core (daemon/ only). Each prototype states what it
+ * needs from its caller; all return 0 or a negative errno and put the reason in err. */
+#ifndef SPROUT_VMM_INTERNAL_H
+#define SPROUT_VMM_INTERNAL_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sprout/err.h"
+#include "sprout/floor.h"
+#include "sprout/vmm.h"
+#include "sprout/vmstate.h"
+
+#define SPROUT_MAX_CPUID_ENTRIES 256
+#define SPROUT_MAX_MSRS          512
+
+struct sprout_kvm {
+        int fd; /* /dev/kvm */
+        enum sprout_host_kind kind;
+        int vcpu_mmap_size;
+        bool has_xsave2;
+        bool has_immediate_exit;
+        bool has_kvmclock_ctrl;
+        bool has_xcrs;
+        uint32_t xsave_size; /* bytes of KVM's xsave buffer; 0 when KVM offers no XSAVE ioctls */
+        struct kvm_cpuid2 *supported_cpuid; /* KVM_GET_SUPPORTED_CPUID, owned */
+        uint32_t *msr_index;                /* KVM_GET_MSR_INDEX_LIST, owned */
+        uint32_t nmsrs;
+        char cpu_vendor[13];
+};
+
+/* KVM_CREATE_VM, retried while it is interrupted: a VM fd, or a negative errno. */
+int kvm_create_vm_fd(struct sprout_kvm *kvm);
+
+/* ---- console log: a bounded ring of the guest's serial output ---- */
+struct console_log {
+        char *buf;
+        size_t cap;
+        size_t len;  /* bytes valid, <= cap */
+        size_t head; /* next write position */
+        int echo_fd; /* -1: none */
+};
+
+int console_log_init(struct console_log *log, size_t cap, int echo_fd);
+void console_log_put(struct console_log *log, const char *data, size_t len);
+size_t console_log_tail(const struct console_log *log, char *out, size_t outlen, unsigned lines);
+void console_log_free(struct console_log *log);
+
+/* ---- devices on the port I/O and MMIO buses ---- */
+struct sprout_vm;
+
+struct blob;
+
+struct io_device_ops {
+        const char *name;
+        /* Handles an access of len (1, 2 or 4) bytes at offset from the device base. A read fills
+         * data. */
+        void (*io)(struct sprout_vm *vm, void *dev, uint64_t offset, uint8_t *data, uint32_t len,
+                   bool is_write);
+        /* Snapshot support, for devices with guest-visible state (NULL for none). save appends one
+         * record of type state_rec (a versioned, documented layout, never a host struct);
+         * restore takes a record of type state_rec, or legacy_rec (an older layout; 0 for none),
+         * checks every field (the file is untrusted) and leaves the host wiring alone. */
+        uint32_t state_rec, legacy_rec;
+        void (*save)(void *dev, struct blob *b);
+        int (*restore)(void *dev, uint32_t type, const void *data, size_t len,
+                       struct sprout_err *err);
+};
+
+/* Record types of the devices section (docs/snapshot-format.md, "Device state"). */
+enum device_rec {
+        DREC_SERIAL_RAW = 1, /* the UART as sprout 0.1 stored it: its host struct (legacy) */
+        DREC_SERIAL_V1 = 2,  /* struct serial_state_v1 */
+};
+
+struct io_range {
+        uint64_t base;
+        uint64_t len;
+        bool mmio;
+        const struct io_device_ops *ops;
+        void *dev;
+};
+
+#define SPROUT_MAX_IO_RANGES 16
+
+/* ---- 16550 UART ---- */
+struct serial {
+        uint8_t ier, iir_thri_pending, lcr, mcr, scr, dll, dlm;
+        int irq;
+        int irq_level;
+};
+
+void serial_init(struct serial *s, int irq);
+extern const struct io_device_ops serial_ops;
+extern const struct io_device_ops i8042_ops;
+
+/* ---- the sprout device: doorbell and mailbox ---- */
+struct sprout_dev {
+        uint8_t *mailbox;    /* host mapping of the mailbox memslot, SPROUT_MAILBOX_SIZE bytes */
+        uint32_t pending_db; /* the doorbell value of the last ring, consumed by the run loop */
+        bool rang;
+};
+
+int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err);
+/* Writes a new identity (UUID, fresh host entropy, the wall clock) into the mailbox for the guest
+ * library to apply before it next reads a request (mailbox.c). */
+int sprout_dev_write_identity(struct sprout_dev *d, const uint8_t uuid[16], struct sprout_err *err);
+void sprout_dev_free(struct sprout_dev *d);
+extern const struct io_device_ops sprout_db_ops;
+
+/* Turns the doorbell value the guest rang into an event, reading the mailbox defensively. Returns 1
+ * if the run loop should return ev to the caller, 0 if the ring was handled (LOG) and the guest
+ * goes on. */
+int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event *ev);
+
+/* ---- the VM ---- */
+struct sprout_vm {
+        struct sprout_kvm *kvm;
+        int fd;
+        int vcpu_fd;
+        struct kvm_run *run;      /* vcpu_mmap_size bytes */
+        struct kvm_cpuid2 *cpuid; /* what the vCPU was given, owned: saved into snapshots */
+        uint8_t *ram;
+        uint64_t ram_size;
+        char *cmdline;
+        struct console_log console;
+        struct serial com1;
+        struct sprout_dev sdev;
+        struct io_range io[SPROUT_MAX_IO_RANGES];
+        unsigned nio;
+        bool stopped; /* the guest asked to stop (reset, poweroff) */
+        char stop_reason[128];
+        bool broken;           /* an unrecoverable exit happened; only destroy is legal */
+        int64_t clock_skew_ns; /* guest CLOCK_REALTIME minus the host's, measured at READY */
+        int64_t last_exit_ns;  /* CLOCK_MONOTONIC when the vCPU last left KVM_RUN for us */
+        uint32_t guest_abi; /* the ABI the guest's READY reported (kept in snapshots); 0: unknown */
+};
+
+/* Checked guest-physical access: a pointer to len bytes of RAM at gpa, or NULL if any byte is
+ * outside. */
+void *guest_ptr(struct sprout_vm *vm, uint64_t gpa, uint64_t len);
+
+/* Raises or lowers an ISA interrupt line on the in-kernel irqchip. */
+void vm_irq_line(struct sprout_vm *vm, int irq, int level);
+
+/* Registers a device on the port (mmio=false) or MMIO bus; ranges must not overlap. */
+int vm_add_io(struct sprout_vm *vm, uint64_t base, uint64_t len, bool mmio,
+              const struct io_device_ops *ops, void *dev, struct sprout_err *err);
+
+/* The parts of VM creation that booting and restoring share: VM fd, irqchip, PIT, RAM (anonymous,
+ * or a private copy-on-write mapping of base_fd when base_fd >= 0), the mailbox, the devices, the
+ * vCPU. */
+int vm_new(struct sprout_kvm *kvm, uint64_t mem_size, int base_fd, int console_fd,
+           size_t console_log_size, struct sprout_vm **out, struct sprout_err *err);
+
+/* Creates vCPU 0 and maps its run area. */
+int vcpu_create(struct sprout_vm *vm, struct sprout_err *err);
+
+/* Appends the vCPU's state to b. The vCPU must be outside KVM_RUN with no I/O half done. */
+int vcpu_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err);
+/* Restores a vCPU saved by vcpu_save into a freshly created vCPU; the section is untrusted. */
+int vcpu_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err);
+/* Extracts the CPUID recorded in a saved vCPU section (validated). Caller frees. */
+int vcpu_saved_cpuid(const void *data, size_t len, const struct sprout_kvm *kvm,
+                     struct kvm_cpuid2 **out, struct sprout_err *err);
+
+/* ---- VM-wide and device state (state/) ---- */
+
+/* The irqchip, PIT2 and kvmclock records, and the guest facts learnt at READY. */
+int vm_state_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err);
+/* Restores them into a VM that has never run; the section is untrusted. */
+int vm_state_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err);
+/* Every device's record, through its ops (device_state.c). */
+int devices_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err);
+int devices_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err);
+/* The first section with tag, or NULL. */
+const struct sprout_vm_section *vm_find_section(const struct sprout_vm_section *s, unsigned n,
+                                                uint32_t tag);
+
+/* ---- x86 boot: kernel load, boot params, tables, first vCPU state ---- */
+
+/* Loads the PT_LOAD segments of an x86-64 vmlinux into RAM; *entry is the physical entry point. */
+int boot_load_elf(struct sprout_vm *vm, const char *path, uint64_t *entry, uint64_t *kernel_end,
+                  struct sprout_err *err);
+
+/* Loads the initrd at the top of RAM (page aligned, above kernel_end); gives its address and size.
+ */
+int boot_load_initrd(struct sprout_vm *vm, const char *path, uint64_t kernel_end, uint64_t *addr,
+                     uint64_t *size, struct sprout_err *err);
+
+/* Writes the zero page (boot_params, e820, cmdline) and returns its guest-physical address. */
+int boot_write_params(struct sprout_vm *vm, uint64_t initrd_addr, uint64_t initrd_size,
+                      uint64_t *zero_page, struct sprout_err *err);
+
+/* Writes the identity page tables and GDT that the 64-bit entry needs. */
+void boot_write_tables(struct sprout_vm *vm);
+
+/* Writes an MP table describing ncpus CPUs, the IOAPIC and ISA interrupt routing. */
+int mptable_write(struct sprout_vm *vm, unsigned ncpus, struct sprout_err *err);
+
+/* The CPUID a guest gets on this host, with what the host kind cannot run hidden. Caller frees. */
+int cpu_profile_cpuid(const struct sprout_kvm *kvm, unsigned vcpu_id, struct kvm_cpuid2 **out,
+                      struct sprout_err *err);
+
+/* Command-line options the host kind needs (hiding what CPUID cannot hide on PVM); "" if none. */
+const char *cpu_profile_cmdline(const struct sprout_kvm *kvm);
+
+/* Sets CPUID on the created vCPU and puts it at entry in 64-bit mode with RSI = zero_page. */
+int vcpu_setup_for_boot(struct sprout_vm *vm, uint64_t entry, uint64_t zero_page,
+                        struct sprout_err *err);
+
+/* Describes a KVM_EXIT_INTERNAL_ERROR / FAIL_ENTRY in err: reason, RIP, instruction bytes, a hint.
+ */
+int vcpu_describe_failure(struct sprout_vm *vm, struct sprout_err *err);
+
+#endif

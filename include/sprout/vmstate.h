@@ -1,0 +1,76 @@
+/* A VM's state as snapshot sections: capture at READY, the compatibility check, and the restore of
+ * a clone from a base (a shell prepared ahead, then the saved state). Record layouts:
+ * docs/snapshot-format.md, "VM state". */
+#ifndef SPROUT_VMSTATE_H
+#define SPROUT_VMSTATE_H
+
+#include <stdint.h>
+
+#include "sprout/err.h"
+#include "sprout/vmm.h"
+
+/* Section tags of the VM state inside a snapshot; the snapshot file treats them as opaque. */
+enum sprout_section_tag {
+        SPROUT_SEC_VCPU = 1,     /* one per vCPU, in vCPU order */
+        SPROUT_SEC_VM = 2,       /* irqchip, PIT, kvmclock */
+        SPROUT_SEC_DEVICES = 3,  /* UART and sprout device */
+        SPROUT_SEC_MANIFEST = 4, /* the image manifest (JSON), written by the caller */
+};
+
+struct sprout_vm_section {
+        uint32_t tag;
+        const void *data;
+        uint64_t len;
+};
+
+#define SPROUT_VM_MAX_SECTIONS 8
+
+struct sprout_vm_capture {
+        struct sprout_vm_section sections[SPROUT_VM_MAX_SECTIONS];
+        unsigned nsections;
+        const void *ram; /* the VM's RAM: valid while the VM lives */
+        uint64_t ram_size;
+        void *owned[SPROUT_VM_MAX_SECTIONS];
+};
+
+/*
+ * Captures the state of a VM that sprout_vm_run just returned from (typically at READY): completes
+ * the half-done doorbell I/O first, so a restored clone resumes right after the guest's ring.
+ */
+int sprout_vm_capture(struct sprout_vm *vm, struct sprout_vm_capture *cap, struct sprout_err *err);
+void sprout_vm_capture_free(struct sprout_vm_capture *cap);
+
+/*
+ * Refuses, with the reason, a snapshot this host cannot run: another host kind, or a CPU feature
+ * the recorded CPUID has and this host's profile lacks. sections as in sprout_vm_restore.
+ */
+int sprout_vm_check_compat(struct sprout_kvm *kvm, uint32_t recorded_host_kind,
+                           const struct sprout_vm_section *sections, unsigned nsections,
+                           struct sprout_err *err);
+
+struct sprout_restore_config {
+        int base_fd; /* the base RAM (sealed memfd); mapped MAP_PRIVATE, never written */
+        uint64_t ram_size;
+        const struct sprout_vm_section *sections; /* untrusted: every record is checked */
+        unsigned nsections;
+        int console_fd; /* -1 for none */
+        size_t console_log_size;
+};
+
+/* Creates a clone: a new VM on a copy-on-write view of the base, with the saved state restored.
+ * Equivalent to sprout_vm_shell_create followed by sprout_vm_restore_state. */
+int sprout_vm_restore(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
+                      struct sprout_vm **out, struct sprout_err *err);
+
+/* The half of a restore that does not depend on the saved state (VM fd, memslots over the base,
+ * irqchip, PIT, vCPU): what a pool prepares ahead of time, off the clone's critical path. Only
+ * base_fd, ram_size, console_fd and console_log_size of cfg are used. */
+int sprout_vm_shell_create(struct sprout_kvm *kvm, const struct sprout_restore_config *cfg,
+                           struct sprout_vm **out, struct sprout_err *err);
+
+/* The other half: loads the saved state into a shell that has never run. On failure the shell must
+ * be destroyed. */
+int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_config *cfg,
+                            struct sprout_err *err);
+
+#endif
