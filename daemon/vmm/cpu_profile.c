@@ -1,6 +1,6 @@
 /* The CPU a guest sees: KVM's supported CPUID with per-vCPU topology filled in and, on PVM hosts,
- * the features the CPL0 emulator cannot run hidden (shared/machine.md lists them and how they
- * bite). */
+ * the features the CPL0 emulator cannot run hidden (docs/architecture.md, "Host kinds", lists them
+ * and how they bite). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
