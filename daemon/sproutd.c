@@ -9,6 +9,7 @@
 
 #include "sprout/daemon.h"
 #include "sprout/log.h"
+#include "sprout/version.h"
 #include "api.h"
 
 /* Each clone holds a few descriptors (VM, vCPU) and each connection one. */

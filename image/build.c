@@ -210,7 +210,9 @@ int sprout_image_build(const struct sprout_build_opts *o, struct sprout_err *err
         if (!o || !o->src_dir || !o->out_dir)
                 return sprout_err_set(err, -EINVAL,
                                       "build: a source and an output directory are needed");
-        const char *agent = pick(o->agent_path, "SPROUT_AGENT", SPROUT_AGENT_DEFAULT);
+        const char *agent = pick(o->agent_path, "SPROUT_AGENT",
+                                 access(SPROUT_AGENT_DEFAULT, R_OK) == 0 ? SPROUT_AGENT_DEFAULT
+                                                                         : SPROUT_AGENT_INSTALLED);
         const char *busybox = pick(o->busybox_path, "SPROUT_BUSYBOX", "/bin/busybox");
         int rc = spec_load(o->src_dir, &s, err);
         if (rc < 0)

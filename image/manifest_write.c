@@ -8,11 +8,9 @@
 
 #include "sprout/abi.h"
 #include "sprout/image.h"
+#include "sprout/version.h"
 #include "manifest.h"
 
-#ifndef SPROUT_VERSION
-#error "SPROUT_VERSION must come from the build"
-#endif
 
 static json_t *argv_array(char **argv)
 {

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sprout/version.h"
 #include "sprout/vmm.h"
 #include "api.h"
 
