@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The test run: every test (unit and real-KVM integration) on the normal build, then again on a build
-# with AddressSanitizer and UndefinedBehaviorSanitizer. Run scripts/setup.sh first (the README's test
-# command does). Extra arguments go to ctest, e.g. `scripts/test.sh -L unit`.
+# with AddressSanitizer and UndefinedBehaviorSanitizer. Each build is brought up to date first, so an
+# edit is never tested against stale binaries. Run scripts/setup.sh first (the README's test command
+# does). Extra arguments go to ctest, e.g. `scripts/test.sh -L unit`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
+if [[ ! -e /dev/kvm ]]; then
+  echo "== tests: WARNING: this host has no /dev/kvm; the KVM tests will be reported as skipped" >&2
+  echo "==        (SPROUT_REQUIRE_KVM=1 makes that a failure)" >&2
+fi
+
 echo "== tests: build" >&2
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure "$@"
 
 echo "== tests: build-asan (ASan + UBSan)" >&2

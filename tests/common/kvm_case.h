@@ -1,5 +1,6 @@
 /* How a KVM integration test program runs one named case: open /dev/kvm (failing loudly when it
- * cannot: KVM tests never skip), run the case, print the closing line. */
+ * exists and cannot be used; skipped only on a host with no /dev/kvm, kvm_skip.h), run the case,
+ * print the closing line. */
 #ifndef SPROUT_TEST_KVM_CASE_H
 #define SPROUT_TEST_KVM_CASE_H
 
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "kvm_skip.h"
 #include "sprout/vmm.h"
 
 struct kvm_case {
@@ -22,6 +24,8 @@ static inline int kvm_case_run(const char *name, const struct kvm_case *cases, s
         for (size_t i = 0; i < n; i++) {
                 if (strcmp(name, cases[i].name) != 0)
                         continue;
+                if (kvm_absent_skip())
+                        return KVM_SKIP_STATUS;
                 if (sprout_kvm_open(kvm, &err) < 0) {
                         fprintf(stderr, "FAIL: KVM tests need a usable /dev/kvm: %s\n", err.msg);
                         printf("0 passed, 1 failed\n");

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../common/check.h"
+#include "../common/kvm_skip.h"
 #include "harness.h"
 #include "sprout/abi.h"
 
@@ -1061,6 +1062,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");
                 return 2;
         }
+        if (kvm_absent_skip())
+                return KVM_SKIP_STATUS;
         t_sproutd = argv[2];
         t_sprout = argv[3];
         t_images = argv[4];

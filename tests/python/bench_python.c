@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/kvm_skip.h"
 #include "pyhost.h"
 #include "sprout/clone.h"
 #include "sprout/image.h"
@@ -449,6 +450,8 @@ int main(int argc, char **argv)
                                 "[--cold N] [--warm N] [--host N] [--ktrace]\n");
                 return 2;
         }
+        if (kvm_absent_skip())
+                return KVM_SKIP_STATUS;
         const char *images = argv[1], *snap = argv[2];
         struct pyhost h = {.python = argv[3], .shim_dir = argv[4], .handler = argv[5]};
         int cold = 1, warm = 200, hostn = 50;
