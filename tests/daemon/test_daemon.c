@@ -71,7 +71,7 @@ static long long wait_ready(struct daemon *d, const char *id, long long n, doubl
 {
         struct reply r;
         long long have = -1;
-        double until = now_s() + timeout_s;
+        double until = sprout_mono_s() + timeout_s;
         do {
                 get_snapshot(d, id, &r);
                 have = jint(r.json, "ready_clones");
@@ -79,7 +79,7 @@ static long long wait_ready(struct daemon *d, const char *id, long long n, doubl
                 if (have == n)
                         break;
                 usleep(20000);
-        } while (now_s() < until);
+        } while (sprout_mono_s() < until);
         return have;
 }
 
@@ -337,9 +337,9 @@ static void case_api(void)
         CHECK(r.status == 404, "deleted snapshot: %ld", r.status);
         reply_free(&r);
         /* Its ready clones went with its base, and so did their slots under the limit. */
-        double until = now_s() + 30;
+        double until = sprout_mono_s() + 30;
         long long total = -1;
-        while (now_s() < until && total != 0) {
+        while (sprout_mono_s() < until && total != 0) {
                 http_json(&d, "GET", "/v1/health", NULL, &r);
                 total = jint(json_object_get(r.json, "clones"), "total");
                 reply_free(&r);
@@ -374,8 +374,8 @@ static int raw_exchange(const struct daemon *d, const char *head, size_t body_by
         }
         static char chunk[65536 + 16];
         size_t got = 0;
-        double until = now_s() + 10;
-        while (now_s() < until) {
+        double until = sprout_mono_s() + 10;
+        while (sprout_mono_s() < until) {
                 struct pollfd p = {.fd = s, .events = POLLIN | (*sent < body_bytes ? POLLOUT : 0)};
                 if (poll(&p, 1, 100) < 0)
                         break;
@@ -684,9 +684,9 @@ static void case_concurrency(void)
                 CHECK(0, "set-up failed");
                 return;
         }
-        double t0 = now_s();
+        double t0 = sprout_mono_s();
         fire(&d, id, 200, "{\"n\":1}", true, &ok, &limited, &other, &bad);
-        printf("200 concurrent one-shot calls: %d ok in %.2f s\n", ok, now_s() - t0);
+        printf("200 concurrent one-shot calls: %d ok in %.2f s\n", ok, sprout_mono_s() - t0);
         CHECK(ok == 200 && bad == 0,
               "200 concurrent one-shots: %d ok (%d bad bodies), %d 429, %d other", ok, bad, limited,
               other);
@@ -703,9 +703,9 @@ static void case_concurrency(void)
         }
         /* Fresh clones are torn down off the request path; they all go, the pool stays, and so do
          * the ready pool's 2 slots (its clones refilled). */
-        double until = now_s() + 60;
+        double until = sprout_mono_s() + 60;
         long long total = -1, idle = -1, ready = -1;
-        while (now_s() < until) {
+        while (sprout_mono_s() < until) {
                 http_json(&d, "GET", "/v1/health", NULL, &r);
                 total = jint(json_object_get(r.json, "clones"), "total");
                 reply_free(&r);
@@ -801,10 +801,10 @@ static void case_limits(void)
 
         /* An invocation over its time limit: 504, and the clone is dead from then on. */
         snprintf(path, sizeof(path), "/v1/clones/%s/invoke?timeout_ms=100", c0);
-        double t0 = now_s();
+        double t0 = sprout_mono_s();
         http_json(&d, "POST", path, "{\"touch_mib\":8}", &r);
         CHECK_ERR(r, 504, "invoke_timeout", "100 ms");
-        CHECK(now_s() - t0 < 3, "a 100 ms limit took %.2f s", now_s() - t0);
+        CHECK(sprout_mono_s() - t0 < 3, "a 100 ms limit took %.2f s", sprout_mono_s() - t0);
         reply_free(&r);
         http_json(&d, "POST", path, "{}", &r);
         CHECK_ERR(r, 409, "clone_dead", "did not answer");
@@ -818,9 +818,9 @@ static void case_limits(void)
         /* Deleting one frees room once the reaper has torn it down. */
         http_json(&d, "DELETE", path, NULL, &r);
         reply_free(&r);
-        double until = now_s() + 10;
+        double until = sprout_mono_s() + 10;
         long status = 0;
-        while (now_s() < until && status != 201) {
+        while (sprout_mono_s() < until && status != 201) {
                 snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
                 http_json(&d, "POST", "/v1/clones", body, &r);
                 status = r.status;
@@ -829,9 +829,9 @@ static void case_limits(void)
         CHECK(status == 201, "no room after a delete: %ld", status);
 
         /* Idle clones are reaped after --idle-timeout-s. */
-        until = now_s() + 15;
+        until = sprout_mono_s() + 15;
         size_t left = 3;
-        while (now_s() < until && left) {
+        while (sprout_mono_s() < until && left) {
                 http_json(&d, "GET", "/v1/clones", NULL, &r);
                 left = json_array_size(json_object_get(r.json, "clones"));
                 reply_free(&r);
@@ -954,13 +954,14 @@ static void case_drain(void)
         pthread_t t;
         pthread_create(&t, NULL, slow_main, &s);
         usleep(150000);
-        double t0 = now_s();
+        double t0 = sprout_mono_s();
         int rc = daemon_stop(&d, SIGTERM, 60);
         pthread_join(t, NULL);
         CHECK(rc == 0, "sproutd exit status %d after SIGTERM", rc);
         CHECK(s.r.status == 200 && s.r.body && strstr(s.r.body, "\"touched_mib\":2"),
               "the in-flight request: %ld %s", s.r.status, s.r.body ? s.r.body : "");
-        printf("drained an in-flight invocation; exit %.2f s after SIGTERM\n", now_s() - t0);
+        printf("drained an in-flight invocation; exit %.2f s after SIGTERM\n",
+               sprout_mono_s() - t0);
         reply_free(&s.r);
         http_json(&d, "GET", "/v1/health", NULL, &r);
         CHECK(r.status == 0, "a stopped daemon answered: %ld", r.status);
