@@ -361,38 +361,55 @@ static void case_api(void)
 
 /* ---- malformed input ---- */
 
-/* Writes raw bytes to the socket and reads what comes back within timeout_ms. */
-static int raw_exchange(const struct daemon *d, const char *head, size_t body_bytes, bool chunked,
-                        char *resp, size_t resp_len, size_t *sent)
+/* How a raw exchange ended. */
+enum raw_end {
+        RAW_NO_CONNECTION = -1,
+        RAW_RESPONSE = 0, /* a response head came back */
+        RAW_CLOSED,       /* the daemon closed (or reset) the connection without answering */
+        RAW_TIMEOUT,      /* neither, within 10 s */
+};
+
+/* Writes the head, then body_bytes of body (chunked or not), while reading what comes back. */
+static enum raw_end raw_exchange(const struct daemon *d, const char *head, size_t body_bytes,
+                                 bool chunked, char *resp, size_t resp_len, size_t *sent)
 {
         static const char last[] = "0\r\n\r\n";
         bool ended = false;
         struct sockaddr_un a = {.sun_family = AF_UNIX};
-        memcpy(a.sun_path, d->sock, sizeof(a.sun_path));
-        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0)
-                return -1;
         *sent = 0;
         resp[0] = '\0';
+        memcpy(a.sun_path, d->sock, sizeof(a.sun_path));
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return RAW_NO_CONNECTION;
+        if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+                close(s);
+                return RAW_NO_CONNECTION;
+        }
         if (send(s, head, strlen(head), MSG_NOSIGNAL) < 0) {
                 close(s);
-                return -1;
+                return RAW_CLOSED;
         }
         static char chunk[65536 + 16];
         size_t got = 0;
+        enum raw_end end = RAW_TIMEOUT;
         double until = sprout_mono_s() + 10;
         while (sprout_mono_s() < until) {
                 struct pollfd p = {.fd = s, .events = POLLIN | (*sent < body_bytes ? POLLOUT : 0)};
                 if (poll(&p, 1, 100) < 0)
                         break;
-                if (p.revents & (POLLIN | POLLHUP)) {
+                if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
                         ssize_t n = recv(s, resp + got, resp_len - got - 1, 0);
-                        if (n <= 0)
+                        if (n <= 0) {
+                                end = RAW_CLOSED;
                                 break;
+                        }
                         got += (size_t)n;
                         resp[got] = '\0';
-                        if (strstr(resp, "\r\n\r\n"))
+                        if (strstr(resp, "\r\n\r\n")) {
+                                end = RAW_RESPONSE;
                                 break;
+                        }
                         continue;
                 }
                 if (*sent >= body_bytes && chunked && !ended) {
@@ -410,14 +427,16 @@ static int raw_exchange(const struct daemon *d, const char *head, size_t body_by
                                 memset(chunk, ' ', n);
                         }
                         ssize_t w = send(s, chunk, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-                        if (w < 0 && errno != EAGAIN)
+                        if (w < 0 && errno != EAGAIN) {
+                                end = RAW_CLOSED; /* EPIPE, ECONNRESET: the daemon hung up */
                                 break;
+                        }
                         if (w > 0)
                                 *sent += (size_t)w;
                 }
         }
         close(s);
-        return 0;
+        return end;
 }
 
 static long vm_hwm_kb(pid_t pid)
@@ -460,8 +479,9 @@ static void case_bad_input(void)
                                    "Content-Length: 104857600\r\n\r\n";
         char resp[4096];
         size_t sent = 0;
-        raw_exchange(&d, head, 100u << 20, false, resp, sizeof(resp), &sent);
-        CHECK(!strncmp(resp, "HTTP/1.1 413", 12), "100 MB body, no Expect: '%.40s'", resp);
+        enum raw_end end = raw_exchange(&d, head, 100u << 20, false, resp, sizeof(resp), &sent);
+        CHECK(end == RAW_RESPONSE && !strncmp(resp, "HTTP/1.1 413", 12),
+              "100 MB body, no Expect: ended %d, '%.40s'", end, resp);
         CHECK(sent < (8u << 20), "the daemon read %zu bytes of a body it refused", sent);
         /* And through libcurl, which asks with Expect: 100-continue first. */
         char *big = malloc(100u << 20);
@@ -477,10 +497,17 @@ static void case_bad_input(void)
         static const char chead[] = "POST /v1/clones HTTP/1.1\r\nHost: x\r\n"
                                     "Content-Type: application/json\r\n"
                                     "Transfer-Encoding: chunked\r\n\r\n";
-        raw_exchange(&d, chead, 2u << 20, true, resp, sizeof(resp), &sent);
-        CHECK(!strncmp(resp, "HTTP/1.1 413", 12), "chunked 2 MB body: '%.40s'", resp);
-        raw_exchange(&d, chead, 1u << 30, true, resp, sizeof(resp), &sent);
-        CHECK(sent < (64u << 20), "an endless chunked body: the daemon read %zu bytes", sent);
+        end = raw_exchange(&d, chead, 2u << 20, true, resp, sizeof(resp), &sent);
+        CHECK(end == RAW_RESPONSE && !strncmp(resp, "HTTP/1.1 413", 12),
+              "chunked 2 MB body: ended %d, '%.40s'", end, resp);
+        /* An endless one: no answer can be queued mid-body, so the daemon must hang up, and only
+         * after discarding its 16 MiB allowance (more than that went out before it did). */
+        end = raw_exchange(&d, chead, 1u << 30, true, resp, sizeof(resp), &sent);
+        CHECK(end == RAW_CLOSED && resp[0] == '\0',
+              "an endless chunked body: ended %d (want the daemon to close it), answer '%.40s'",
+              end, resp);
+        CHECK(sent > (16u << 20) && sent < (64u << 20),
+              "an endless chunked body: %zu bytes went out before the daemon hung up", sent);
         long hwm1 = vm_hwm_kb(d.pid);
         CHECK(hwm1 - hwm0 < 16 * 1024, "the daemon's peak RSS grew %ld KiB on refused bodies",
               hwm1 - hwm0);
