@@ -763,10 +763,13 @@ static void case_concurrency(void)
                 CHECK(0, "set-up failed");
                 return;
         }
-        fire(&d, id, 12, "{\"touch_mib\":1}", false, &ok, &limited, &other, &bad);
+        /* Each call holds the one worker for 3 s in the guest, so the whole burst arrives while the
+         * first is running: one running and two queued at most are served, on any host. (Two when
+         * the third arrives before the worker took the first off the queue.) */
+        fire(&d, id, 12, "{\"hold_ms\":3000}", false, &ok, &limited, &other, &bad);
         printf("12 one-shots on 1 worker, queue 2: %d ok, %d refused\n", ok, limited);
-        CHECK(ok >= 2 && limited >= 1 && ok + limited == 12 && other == 0,
-              "queue limit: %d ok, %d 429, %d other", ok, limited, other);
+        CHECK(ok >= 2 && ok <= 3 && bad == 0 && limited == 12 - ok && other == 0,
+              "queue limit: %d ok (%d bad bodies), %d 429, %d other", ok, bad, limited, other);
         http(&d, "GET", "/metrics", NULL, NULL, 0, &r);
         char want[64];
         snprintf(want, sizeof(want), "sprout_errors_total{code=\"queue_full\"} %d", limited);
@@ -832,10 +835,11 @@ static void case_limits(void)
               "health at the limit: %s", r.body ? r.body : "");
         reply_free(&r);
 
-        /* An invocation over its time limit: 504, and the clone is dead from then on. */
+        /* An invocation over its time limit: 504, and the clone is dead from then on. The guest
+         * holds the request 50 times longer than the limit, whatever the host's speed. */
         snprintf(path, sizeof(path), "/v1/clones/%s/invoke?timeout_ms=100", c0);
         double t0 = sprout_mono_s();
-        http_json(&d, "POST", path, "{\"touch_mib\":8}", &r);
+        http_json(&d, "POST", path, "{\"hold_ms\":5000}", &r);
         CHECK_ERR(r, 504, "invoke_timeout", "100 ms");
         CHECK(sprout_mono_s() - t0 < 3, "a 100 ms limit took %.2f s", sprout_mono_s() - t0);
         reply_free(&r);
@@ -907,15 +911,22 @@ static void case_restart(void)
         CHECK(rc == 1, "a second daemon on a live socket: exit %d", rc);
         CHECK(stat(d.sock, &st) == 0, "the second daemon removed the live socket");
 
-        snprintf(img, sizeof(img), "{\"image\":\"%s/hello\"}", t_images);
+        /* A prewarm that cannot finish: the handler spins in user mode and never rings READY, so
+         * the kill lands mid-prewarm however fast the host boots. */
+        snprintf(img, sizeof(img), "{\"image\":\"%s/hostile\",\"cmdline\":\"SPROUT_HOSTILE=spin\"}",
+                 t_images);
         http_json(&d, "POST", "/v1/snapshots", img, &r);
         char killed[64];
         snprintf(killed, sizeof(killed), "%s", jstr(r.json, "id"));
-        CHECK(r.status == 202, "prewarm: %ld", r.status);
+        CHECK(r.status == 202, "prewarm: %ld %s", r.status, r.body ? r.body : "");
         reply_free(&r);
-        const char *booting[] = {"booting", "snapshotting", NULL};
-        wait_status(&d, killed, booting, 30);
-        usleep(500000);
+        const char *booting[] = {"booting", NULL};
+        const char *st_seen = wait_status(&d, killed, booting, 30);
+        CHECK(!strcmp(st_seen, "booting"), "the prewarm to kill is '%s', not booting", st_seen);
+        get_snapshot(&d, killed, &r);
+        CHECK(r.status == 200 && !strcmp(jstr(r.json, "status"), "booting"),
+              "the prewarm just before SIGKILL: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
         CHECK(daemon_stop(&d, SIGKILL, 10) == 128 + SIGKILL, "SIGKILL");
 
         /* What an interrupted write leaves, and a file that is no snapshot. */
