@@ -968,48 +968,165 @@ static void case_restart(void)
 
 /* ---- drain: SIGTERM lets in-flight requests finish ---- */
 
-struct slow {
+/* How long the in-flight invocation holds in the guest: far longer than the test needs between
+ * seeing it busy and seeing the daemon refuse new work, on any host. */
+#define DRAIN_HOLD_MS 4000
+
+struct held {
         const struct daemon *d;
         char path[256];
         struct reply r;
+        double done_s; /* when its reply came; read after the join */
 };
 
-static void *slow_main(void *arg)
+static void *held_main(void *arg)
 {
-        struct slow *s = arg;
-        http_json(s->d, "POST", s->path, "{\"touch_mib\":2}", &s->r);
+        struct held *h = arg;
+        char body[64];
+        snprintf(body, sizeof(body), "{\"hold_ms\":%d}", DRAIN_HOLD_MS);
+        http_json(h->d, "POST", h->path, body, &h->r);
+        h->done_s = sprout_mono_s();
         return NULL;
+}
+
+/* A connection made now and kept open (HTTP/1.1 keep-alive): after SIGTERM the daemon takes no new
+ * connection, so only one made before can show how it answers requests while draining. */
+static int keepalive_open(const struct daemon *d)
+{
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        memcpy(a.sun_path, d->sock, sizeof(a.sun_path));
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+                close(s);
+                s = -1;
+        }
+        return s;
+}
+
+/* GET path on the kept connection; the status of the one response read back (body into buf), or 0
+ * when the connection ended or nothing came within 10 s. */
+static long keepalive_get(int s, const char *path, char *buf, size_t cap)
+{
+        char req[512];
+        int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+        buf[0] = '\0';
+        if (send(s, req, (size_t)n, MSG_NOSIGNAL) != n)
+                return 0;
+        size_t got = 0, want = 0;
+        const char *body = NULL;
+        double until = sprout_mono_s() + 10;
+        while (sprout_mono_s() < until && (!body || got < want)) {
+                struct pollfd p = {.fd = s, .events = POLLIN};
+                if (poll(&p, 1, 100) <= 0)
+                        continue;
+                ssize_t r = recv(s, buf + got, cap - got - 1, 0);
+                if (r <= 0)
+                        return 0;
+                got += (size_t)r;
+                buf[got] = '\0';
+                const char *eoh = strstr(buf, "\r\n\r\n");
+                if (!body && eoh) {
+                        const char *cl = strcasestr(buf, "\r\nContent-Length:");
+                        body = eoh + 4;
+                        want = (size_t)(body - buf) +
+                               (cl && cl < eoh ? strtoul(cl + 17, NULL, 10) : 0);
+                        if (want >= cap)
+                                return 0;
+                }
+        }
+        long status = 0;
+        if (body && got >= want && sscanf(buf, "HTTP/1.1 %ld", &status) == 1) {
+                memmove(buf, body, got - (size_t)(body - buf) + 1);
+                return status;
+        }
+        return 0;
 }
 
 static void case_drain(void)
 {
         struct daemon d;
         struct reply r;
+        char path[256], body[256], buf[8192];
         make_state(&d, "drain");
         const char *id = add_fixture_snapshot(&d);
         if (!id || daemon_start(&d, NULL) < 0) {
                 CHECK(0, "set-up failed");
                 return;
         }
-        /* Load the base first, so the slow call is slow in the guest, not in the load. */
-        char path[256];
-        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
-        http_json(&d, "POST", path, "{}", &r);
+        /* A named clone, so the test can watch its state; the base loads here, not in the call. */
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        char c[64];
+        snprintf(c, sizeof(c), "%s",
+                 jstr(json_array_get(json_object_get(r.json, "clones"), 0), "id"));
+        CHECK(r.status == 201 && is_uuid(c), "a clone: %ld %s", r.status, r.body ? r.body : "");
         reply_free(&r);
-        struct slow s = {.d = &d};
-        snprintf(s.path, sizeof(s.path), "/v1/snapshots/%s/invoke", id);
+        int kept = keepalive_open(&d);
+        long st = kept >= 0 ? keepalive_get(kept, "/v1/health", buf, sizeof(buf)) : 0;
+        CHECK(st == 200, "the kept connection: health gave %ld", st);
+        if (!is_uuid(c) || st != 200) {
+                if (kept >= 0)
+                        close(kept);
+                daemon_stop(&d, SIGKILL, 10);
+                return;
+        }
+
+        struct held h = {.d = &d};
+        snprintf(h.path, sizeof(h.path), "/v1/clones/%s/invoke?timeout_ms=60000", c);
         pthread_t t;
-        pthread_create(&t, NULL, slow_main, &s);
-        usleep(150000);
-        double t0 = sprout_mono_s();
-        int rc = daemon_stop(&d, SIGTERM, 60);
+        pthread_create(&t, NULL, held_main, &h);
+        /* In flight means the daemon says so: the clone is busy running the request. */
+        snprintf(path, sizeof(path), "/v1/clones/%s", c);
+        bool busy = false;
+        double until = sprout_mono_s() + 30;
+        while (!busy && sprout_mono_s() < until) {
+                http_json(&d, "GET", path, NULL, &r);
+                busy = r.status == 200 && !strcmp(jstr(r.json, "state"), "busy");
+                reply_free(&r);
+                if (!busy)
+                        usleep(5000);
+        }
+        CHECK(busy, "the held invocation never showed as busy");
+
+        double t_sig = sprout_mono_s();
+        kill(d.pid, SIGTERM);
+        /* The kept connection answers 200 until the daemon has seen the signal, then 503. */
+        double t_503 = 0;
+        until = t_sig + 10;
+        while (sprout_mono_s() < until) {
+                st = keepalive_get(kept, "/v1/health", buf, sizeof(buf));
+                if (st != 200)
+                        break;
+                usleep(2000);
+        }
+        t_503 = sprout_mono_s();
+        json_t *j = json_loads(buf, 0, NULL);
+        CHECK(st == 503 && !strcmp(jstr(json_object_get(j, "error"), "code"), "shutting_down"),
+              "a request on an open connection after SIGTERM: %ld %s", st, buf);
+        json_decref(j);
+        close(kept);
+        /* And no new connection is taken at all. */
+        http_json(&d, "GET", "/v1/health", NULL, &r);
+        CHECK(r.status == 0, "a new connection after SIGTERM was answered: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+
+        int rc = daemon_stop(&d, 0, 60); /* signalled above: only wait */
         pthread_join(t, NULL);
+        double t_exit = sprout_mono_s();
+        char want[64];
+        snprintf(want, sizeof(want), "\"held_ms\":%d", DRAIN_HOLD_MS);
         CHECK(rc == 0, "sproutd exit status %d after SIGTERM", rc);
-        CHECK(s.r.status == 200 && s.r.body && strstr(s.r.body, "\"touched_mib\":2"),
-              "the in-flight request: %ld %s", s.r.status, s.r.body ? s.r.body : "");
-        printf("drained an in-flight invocation; exit %.2f s after SIGTERM\n",
-               sprout_mono_s() - t0);
-        reply_free(&s.r);
+        CHECK(h.r.status == 200 && h.r.body && strstr(h.r.body, want),
+              "the in-flight request: %ld %s", h.r.status, h.r.body ? h.r.body : "");
+        /* The proof that it was in flight: its answer came after the refusal, not before. */
+        CHECK(busy && h.done_s > t_sig && h.done_s > t_503,
+              "the in-flight request finished %.3f s after SIGTERM, the 503 came %.3f s after it",
+              h.done_s - t_sig, t_503 - t_sig);
+        printf("drained an in-flight invocation: 503 %.3f s, its answer %.3f s, exit %.3f s after "
+               "SIGTERM\n",
+               t_503 - t_sig, h.done_s - t_sig, t_exit - t_sig);
+        reply_free(&h.r);
         http_json(&d, "GET", "/v1/health", NULL, &r);
         CHECK(r.status == 0, "a stopped daemon answered: %ld", r.status);
         reply_free(&r);
