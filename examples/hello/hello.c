@@ -3,7 +3,7 @@
  * requests this process has served. Everything it touches on that path is touched before READY,
  * and the path makes no system call.
  *
- * Two requests exist for tests, recognised by a plain substring (requests are small and trusted):
+ * Three requests exist for tests, recognised by a plain substring (requests are small and trusted):
  *   "identity"     -> {"hello":"world","clone":"<uuid>","random":"<32 hex>","time_ns":T,
  *                      "identity_syscalls":S,"identity_ns":D,"clock_step_ns":C,"seq":N}
  *                     random is 16 fresh bytes from getrandom() (a system call, on purpose: it is
@@ -13,7 +13,10 @@
  *   "touch_mib": N -> {"hello":"world","touched_mib":N,"seq":N}: writes one byte in every page of N
  *                     MiB (0..64) of anonymous memory, mapped on the first such request, so a
  *                     clone's private memory grows by about N MiB.
- * Both may be in one request. */
+ *   "hold_ms": N   -> {"hello":"world","held_ms":N,"seq":N}: answers only after N ms (0..300000)
+ *                     of the guest's CLOCK_MONOTONIC, spinning in user mode on the vDSO clock, so
+ *                     a test can keep an invocation in flight for a known time on any host.
+ * Any of them may be in one request (handled in that order). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 #include "jsonish.h"
 
 #define TOUCH_MAX_MIB 64u
+#define HOLD_MAX_MS   300000u /* the daemon's largest invocation time limit */
 
 struct hello {
         struct sprout_guest g;
@@ -130,10 +134,11 @@ static size_t append_identity(struct hello *h, size_t o)
                           h->g.clock_step_ns > 0 ? (uint64_t)h->g.clock_step_ns : 0);
 }
 
-/* N after `"touch_mib"` and a colon: 0 on success, -1 if there is no number or it is too big. */
-static int parse_touch(const char *key, const char *end, unsigned *mib)
+/* N after the key (`"touch_mib"`, `"hold_ms"`) and a colon: 0 on success, -1 if there is no number
+ * or it is over max. */
+static int parse_uint(const char *key, size_t key_len, const char *end, unsigned max, unsigned *out)
 {
-        const char *p = key + strlen("\"touch_mib\"");
+        const char *p = key + key_len;
         unsigned v = 0;
 
         while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
@@ -146,10 +151,10 @@ static int parse_touch(const char *key, const char *end, unsigned *mib)
                 return -1;
         while (p < end && *p >= '0' && *p <= '9') {
                 v = v * 10 + (unsigned)(*p++ - '0');
-                if (v > TOUCH_MAX_MIB)
+                if (v > max)
                         return -1;
         }
-        *mib = v;
+        *out = v;
         return 0;
 }
 
@@ -176,6 +181,24 @@ static int touch(struct hello *h, unsigned mib)
         return 0;
 }
 
+/* Busy-wait ms milliseconds. clock_gettime is answered by the vDSO in user mode: no system call and
+ * no kernel entry, so the wait is real time whatever the host, and a test that holds an invocation
+ * does not depend on how slow the guest kernel is. */
+static void hold(unsigned ms)
+{
+        struct timespec t0, t;
+        uint64_t want = (uint64_t)ms * 1000000u, spent = 0;
+
+        if (clock_gettime(CLOCK_MONOTONIC, &t0) != 0)
+                return;
+        while (spent < want) {
+                if (clock_gettime(CLOCK_MONOTONIC, &t) != 0)
+                        return;
+                spent = (uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t.tv_nsec -
+                        (uint64_t)t0.tv_nsec;
+        }
+}
+
 static uint32_t respond_to(struct hello *h, const char *req, uint32_t len)
 {
         static const char hello[] = "{\"hello\":\"world\"";
@@ -183,14 +206,15 @@ static uint32_t respond_to(struct hello *h, const char *req, uint32_t len)
         const char *end = req + len;
         const char *id = memmem(req, len, "\"identity\"", 10);
         const char *tm = memmem(req, len, "\"touch_mib\"", 11);
+        const char *hd = memmem(req, len, "\"hold_ms\"", 9);
         size_t o = append(h->out, 0, h->cap, hello, sizeof(hello) - 1);
 
         h->seq++;
-        if (id || tm) {
-                unsigned mib = 0;
+        if (id || tm || hd) {
+                unsigned mib = 0, ms = 0;
                 if (id)
                         o = append_identity(h, o);
-                if (tm && parse_touch(tm, end, &mib) < 0) {
+                if (tm && parse_uint(tm, 11, end, TOUCH_MAX_MIB, &mib) < 0) {
                         o = append_str(h->out, o, h->cap,
                                        ",\"error\":\"touch_mib wants a number from 0 to 64\"");
                 } else if (tm && touch(h, mib) < 0) {
@@ -198,6 +222,14 @@ static uint32_t respond_to(struct hello *h, const char *req, uint32_t len)
                 } else if (tm) {
                         o = append_str(h->out, o, h->cap, ",\"touched_mib\":");
                         o = append_u64(h->out, o, h->cap, mib);
+                }
+                if (hd && parse_uint(hd, 9, end, HOLD_MAX_MS, &ms) < 0) {
+                        o = append_str(h->out, o, h->cap,
+                                       ",\"error\":\"hold_ms wants a number from 0 to 300000\"");
+                } else if (hd) {
+                        hold(ms);
+                        o = append_str(h->out, o, h->cap, ",\"held_ms\":");
+                        o = append_u64(h->out, o, h->cap, ms);
                 }
         } else {
                 o = append_str(h->out, o, h->cap, ",\"echo\":");
@@ -221,9 +253,9 @@ static uint32_t respond_to(struct hello *h, const char *req, uint32_t len)
  * meant to be mapped and faulted in the clone.) */
 static void prime(struct hello *h)
 {
-        static const char samples[][32] = {"{\"a\":[1,2.5e3,null]}", "plain \"text\"\n\xff",
-                                           "{\"identity\":1,\"touch_mib\":0}",
-                                           "{\"touch_mib\":65}"};
+        static const char samples[][32] = {
+            "{\"a\":[1,2.5e3,null]}", "plain \"text\"\n\xff", "{\"identity\":1,\"touch_mib\":0}",
+            "{\"touch_mib\":65}",     "{\"hold_ms\":0}",      "{\"hold_ms\":300001}"};
 
         h->priming = 1;
         for (uint32_t off = 0; off < h->cap; off += 4096)
@@ -242,7 +274,8 @@ static void prime(struct hello *h)
 static void warm_up(void *ctx)
 {
         static char scratch[4096];
-        static const char samples[][32] = {"{\"a\":[1,2.5e3,null]}", "{\"identity\":1}"};
+        static const char samples[][32] = {"{\"a\":[1,2.5e3,null]}", "{\"identity\":1}",
+                                           "{\"hold_ms\":0}"};
         struct hello *h = ctx;
         char *out = h->out;
         uint32_t cap = h->cap;

@@ -18,13 +18,6 @@
 
 const char *t_sproutd, *t_sprout, *t_images, *t_work;
 
-double now_s(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_s(double s)
 {
         struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -62,9 +55,9 @@ int daemon_run_expect_exit(struct daemon *d, const char *const *flags, double ti
         pid_t pid = spawn(d, flags);
         if (pid < 0)
                 return -1;
-        double until = now_s() + timeout_s;
+        double until = sprout_mono_s() + timeout_s;
         int st;
-        while (now_s() < until) {
+        while (sprout_mono_s() < until) {
                 if (waitpid(pid, &st, WNOHANG) == pid)
                         return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
                 sleep_s(0.02);
@@ -80,8 +73,8 @@ int daemon_start(struct daemon *d, const char *const *flags)
         if (pid < 0)
                 return -1;
         d->pid = pid;
-        double until = now_s() + 15;
-        while (now_s() < until) {
+        double until = sprout_mono_s() + 15;
+        while (sprout_mono_s() < until) {
                 int st;
                 if (waitpid(pid, &st, WNOHANG) == pid) {
                         fprintf(stderr, "harness: sproutd exited at start (status %d); see %s\n",
@@ -127,13 +120,13 @@ int daemon_stop(struct daemon *d, int sig, double timeout_s)
         if (d->pid <= 0)
                 return -1;
         kill(d->pid, sig);
-        double until = now_s() + timeout_s;
+        double until = sprout_mono_s() + timeout_s;
         int st;
         for (;;) {
                 pid_t r = waitpid(d->pid, &st, WNOHANG);
                 if (r == d->pid)
                         break;
-                if (now_s() > until) {
+                if (sprout_mono_s() > until) {
                         fprintf(stderr, "harness: sproutd did not exit in %.0f s; killing it\n",
                                 timeout_s);
                         kill(d->pid, SIGKILL);
@@ -268,9 +261,9 @@ const char *wait_status(const struct daemon *d, const char *id, const char *cons
         static char last[32];
         char path[256];
         snprintf(path, sizeof(path), "/v1/snapshots/%s", id);
-        double until = now_s() + timeout_s;
+        double until = sprout_mono_s() + timeout_s;
         snprintf(last, sizeof(last), "(none)");
-        while (now_s() < until) {
+        while (sprout_mono_s() < until) {
                 struct reply r;
                 http_json(d, "GET", path, NULL, &r);
                 const char *s = json_string_value(json_object_get(r.json, "status"));

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "sprout/clock.h"
+
 struct daemon {
         pid_t pid;
         char state[900];
@@ -56,7 +58,6 @@ const char *err_msg(const struct reply *r);
 const char *wait_status(const struct daemon *d, const char *id, const char *const *want,
                         double timeout_s);
 
-double now_s(void);
 /* Runs a shell command line; returns its exit status and its stdout (malloc'd) in *out. */
 int run(const char *cmd, char **out);
 

@@ -1,5 +1,8 @@
 /* A guest handler that lies to the VMM: impossible lengths, unknown commands, odd-sized rings. The
- * VMM must survive every one, and report the lies it cannot ignore. Driven by tests/vmm/. */
+ * VMM must survive every one, and report the lies it cannot ignore. Driven by tests/vmm/.
+ * With SPROUT_HOSTILE=spin on the kernel command line it never rings READY: it logs "spinning" and
+ * loops in user mode, for tests of deadlines that must hold however fast the host boots. */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/io.h>
@@ -11,6 +14,13 @@ int main(void)
         struct sprout_guest g;
         if (sprout_guest_open(&g) < 0)
                 return 1;
+        const char *mode = getenv("SPROUT_HOSTILE");
+        if (mode && !strcmp(mode, "spin")) {
+                static const char msg[] = "spinning";
+                sprout_guest_log(&g, msg, sizeof(msg) - 1);
+                for (volatile int spin = 1; spin;)
+                        ;
+        }
         /* Before READY: every lie here must be survivable, and READY must still arrive. */
         g.hdr->log_len = 0xffffffffu; /* LOG with a length past the log area: truncated */
         sprout_guest_ring(&g, SPROUT_CMD_LOG, 0);

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../common/kvm_skip.h"
 #include "pyhost.h"
+#include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/image.h"
 #include "sprout/vmm.h"
@@ -27,13 +27,6 @@
         "<ada@example.org>\"}"
 
 static struct sprout_kvm *kvm;
-
-static double now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static void row(const char *what, double *v, size_t n, const char *unit)
 {
@@ -71,22 +64,17 @@ static int bench_cold(const char *images, int n)
             "cold start (boot to READY, then the first invocation), %d boot(s), one at a time:\n",
             n);
         for (int i = 0; i < n && i < 16; i++) {
-                struct sprout_vm_config cfg = {.mem_size = m->mem_size,
-                                               .vcpus = m->vcpus,
-                                               .kernel_path = m->kernel_path,
-                                               .initrd_path = m->initrd_path,
-                                               .cmdline = m->cmdline,
-                                               .console_fd = -1};
+                struct sprout_vm_config cfg = sprout_manifest_vm_config(m);
                 struct sprout_vm *vm = NULL;
                 struct sprout_vm_event ev;
-                double t0 = now_ms();
+                double t0 = sprout_mono_ms();
                 if (sprout_vm_create(kvm, &cfg, &vm, &err) < 0 ||
                     sprout_vm_run(vm, 900000, &ev, &err) < 0) {
                         sprout_vm_destroy(vm);
                         sprout_manifest_free(m);
                         return die("cold boot", &err);
                 }
-                double t1 = now_ms();
+                double t1 = sprout_mono_ms();
                 if (ev.kind != SPROUT_EV_READY) {
                         fprintf(stderr, "bench_python: cold boot ended with event %d: %s\n",
                                 ev.kind, ev.detail);
@@ -98,7 +86,7 @@ static int bench_cold(const char *images, int n)
                 size_t len;
                 int r =
                     sprout_vm_invoke(vm, QUOTE, strlen(QUOTE), TIMEOUT_MS, &resp, &len, &ev, &err);
-                double t2 = now_ms();
+                double t2 = sprout_mono_ms();
                 if (r < 0 || ev.kind != SPROUT_EV_DONE || !quote_ok(resp, len)) {
                         fprintf(stderr, "bench_python: cold invoke failed: %s %s\n", err.msg,
                                 ev.detail);
@@ -165,18 +153,18 @@ static int warm_run(struct sprout_base *b, int n, bool pooled, struct warm *w)
                 struct sprout_clone_timing t;
                 const void *resp;
                 size_t len;
-                double t0 = now_ms();
+                double t0 = sprout_mono_ms();
                 if (sprout_clone_create(b, -1, &c, &t, &err) < 0)
                         return die("clone", &err);
-                double t1 = now_ms();
+                double t1 = sprout_mono_ms();
                 int r = sprout_clone_invoke(c, QUOTE, strlen(QUOTE), TIMEOUT_MS, &resp, &len, &err);
-                double t2 = now_ms();
+                double t2 = sprout_mono_ms();
                 if (r < 0 || !quote_ok(resp, len)) {
                         sprout_clone_destroy(c);
                         return die("warm invoke", &err);
                 }
                 r = sprout_clone_invoke(c, QUOTE, strlen(QUOTE), TIMEOUT_MS, &resp, &len, &err);
-                double t3 = now_ms();
+                double t3 = sprout_mono_ms();
                 if (r < 0 || !quote_ok(resp, len)) {
                         sprout_clone_destroy(c);
                         return die("second invoke", &err);
@@ -211,10 +199,10 @@ static int identity_split(struct sprout_base *b, int n)
                 size_t len;
                 if (sprout_clone_create(b, -1, &c, NULL, &err) < 0)
                         return die("clone", &err);
-                double t0 = now_ms();
+                double t0 = sprout_mono_ms();
                 int r =
                     sprout_clone_invoke(c, "{\"op\":\"info\"}", 13, TIMEOUT_MS, &resp, &len, &err);
-                double t1 = now_ms();
+                double t1 = sprout_mono_ms();
                 json_t *j = r == 0 ? pyhost_parse("info", resp, len) : NULL;
                 if (j && pyhost_int(j, "result.ns") > 0) {
                         ns[got] = (double)pyhost_int(j, "result.ns") / 1e6;
@@ -248,9 +236,9 @@ static int ready_run(struct sprout_base *b, int n)
                         rc = die("clone", &err);
                         break;
                 }
-                double t0 = now_ms();
+                double t0 = sprout_mono_ms();
                 int r = sprout_clone_warmup(c, TIMEOUT_MS, &err);
-                double t1 = now_ms();
+                double t1 = sprout_mono_ms();
                 sprout_clone_destroy(c);
                 if (r == -ENOTSUP) {
                         printf(" ready clones: none (%s)\n", err.msg);
@@ -271,9 +259,9 @@ static int ready_run(struct sprout_base *b, int n)
                         rc = 1;
                         break;
                 }
-                t0 = now_ms();
+                t0 = sprout_mono_ms();
                 r = sprout_clone_invoke(c, QUOTE, strlen(QUOTE), TIMEOUT_MS, &resp, &len, &err);
-                t1 = now_ms();
+                t1 = sprout_mono_ms();
                 bool ok = r == 0 && quote_ok(resp, len);
                 sprout_clone_destroy(c);
                 if (!ok) {
@@ -298,12 +286,13 @@ static int bench_warm(const char *snap, int n)
 {
         struct sprout_err err = {0};
         struct sprout_base *b = NULL;
-        double t0 = now_ms();
+        double t0 = sprout_mono_ms();
         if (sprout_base_load(kvm, snap, 0, &b, &err) < 0)
                 return die("loading the snapshot", &err);
         printf("warm start (clone + first invocation) from %s: base loaded in %.1f ms (%llu MiB "
                "RAM)\n",
-               snap, now_ms() - t0, (unsigned long long)(sprout_base_info(b)->ram_size >> 20));
+               snap, sprout_mono_ms() - t0,
+               (unsigned long long)(sprout_base_info(b)->ram_size >> 20));
         struct warm w = {calloc((size_t)n, sizeof(double)), calloc((size_t)n, sizeof(double)),
                          calloc((size_t)n, sizeof(double)), calloc((size_t)n, sizeof(double)), 0};
         int rc = !w.restore || !w.first || !w.start || !w.second;

@@ -7,17 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pyhost.h"
-
-static long long now_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+#include "sprout/clock.h"
 
 /* Spawns argv with the guest's environment, collects stdout; returns the exit status or -1. */
 static int run(const struct pyhost *h, char *const argv[], char **out, long long *ns)
@@ -34,7 +27,7 @@ static int run(const struct pyhost *h, char *const argv[], char **out, long long
         /* The guest's working directory: with -c, sys.path[0] is it. */
         posix_spawn_file_actions_addchdir_np(&fa, "/");
         pid_t pid;
-        long long t0 = now_ns();
+        long long t0 = sprout_mono_ns();
         int rc = posix_spawn(&pid, h->python, &fa, NULL, argv, envp);
         posix_spawn_file_actions_destroy(&fa);
         close(p[1]);
@@ -64,7 +57,7 @@ static int run(const struct pyhost *h, char *const argv[], char **out, long long
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
                 ;
         if (ns)
-                *ns = now_ns() - t0;
+                *ns = sprout_mono_ns() - t0;
         if (!buf)
                 return -1;
         while (len && buf[len - 1] == '\n')

@@ -9,14 +9,6 @@
 
 #include "snap_test.h"
 
-int t_pass, t_fail;
-
-int t_finish(void)
-{
-        printf("%d passed, %d failed\n", t_pass, t_fail);
-        return t_fail ? 1 : 0;
-}
-
 const char *t_tmpdir(const char *tag)
 {
         static char buf[4][256];

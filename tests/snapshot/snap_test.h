@@ -1,5 +1,5 @@
-/* Shared helpers of the snapshot tests: pass/fail counting, a scratch directory, deterministic RAM
- * contents, whole-file I/O and re-sealing checksums of forged files. */
+/* Shared helpers of the snapshot tests: a scratch directory, deterministic RAM contents, whole-file
+ * I/O and re-sealing checksums of forged files. Counting checks is tests/common/check.h's job. */
 #ifndef SPROUT_SNAP_TEST_H
 #define SPROUT_SNAP_TEST_H
 
@@ -10,23 +10,6 @@
 
 #include "snapshot_format.h"
 #include "sprout/snapshot.h"
-
-extern int t_pass, t_fail;
-
-#define CHECK(cond, ...)                                                                           \
-        do {                                                                                       \
-                if (cond) {                                                                        \
-                        t_pass++;                                                                  \
-                } else {                                                                           \
-                        t_fail++;                                                                  \
-                        fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                       \
-                        fprintf(stderr, __VA_ARGS__);                                              \
-                        fputc('\n', stderr);                                                       \
-                }                                                                                  \
-        } while (0)
-
-/* Prints the final "N passed, N failed" line; the exit status for main. */
-int t_finish(void);
 
 /* A fresh directory under $TMPDIR (or /tmp) and its removal with the files in it. */
 const char *t_tmpdir(const char *tag);

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../common/check.h"
 #include "snap_test.h"
 
 #define MiB (1ull << 20)
@@ -188,5 +189,5 @@ int main(void)
         no_directory();
         disk_full();
         CHECK(t_count_fds() == fds, "fd leak: %d open, %d at start", t_count_fds(), fds);
-        return t_finish();
+        return check_finish();
 }

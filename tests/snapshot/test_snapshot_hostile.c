@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../common/check.h"
 #include "snap_test.h"
 
 #define PG       SNAP_PAGE_SIZE
@@ -519,5 +520,5 @@ int main(void)
         free(base);
         free(ram);
         CHECK(t_count_fds() == fds, "fd leak: %d open, %d at start", t_count_fds(), fds);
-        return t_finish();
+        return check_finish();
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/check.h"
 #include "snap_test.h"
 
 #define MiB (1ull << 20)
@@ -390,5 +391,5 @@ int main(void)
         t_rmdir(dir2);
 
         CHECK(t_count_fds() == fds, "fd leak: %d open, %d at start", t_count_fds(), fds);
-        return t_finish();
+        return check_finish();
 }

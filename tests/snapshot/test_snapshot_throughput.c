@@ -6,20 +6,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../common/check.h"
 #include "snap_test.h"
+#include "sprout/clock.h"
 
 #define MiB  (1ull << 20)
 #define SIZE (256 * MiB)
-
-static double now(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void measure(const char *dir, const char *label, const uint8_t *ram)
 {
@@ -37,9 +31,9 @@ static void measure(const char *dir, const char *label, const uint8_t *ram)
         CHECK(rc == 0, "%s: open: %s", label, err.msg);
         if (rc)
                 return;
-        double t0 = now();
+        double t0 = sprout_mono_s();
         rc = snap_verify(f, &err);
-        double tv = now() - t0;
+        double tv = sprout_mono_s() - t0;
         CHECK(rc == 0, "%s: verify: %s", label, err.msg);
         printf("%-7s RAM %llu MiB, non-zero %llu MiB, file %.1f MiB (ratio %.2f of RAM)\n", label,
                (unsigned long long)(SIZE / MiB), (unsigned long long)(ws.nonzero_bytes / MiB),
@@ -89,5 +83,5 @@ int main(void)
         measure(dir, "random", ram);
         free(ram);
         t_rmdir(dir);
-        return t_finish();
+        return check_finish();
 }

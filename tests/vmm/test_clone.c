@@ -10,13 +10,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../common/check.h"
 #include "../common/kvm_case.h"
 #include "../common/proc.h"
 #include "sprout/abi.h"
+#include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/snapshot.h"
 #include "sprout/vmm.h"
@@ -30,13 +30,6 @@ static char *snap_path(const char *name)
         static char p[4096];
         snprintf(p, sizeof(p), "%s/%s.snap", snaps, name);
         return p;
-}
-
-static double now_s(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static struct sprout_base *load_base(const char *name)
@@ -128,9 +121,8 @@ static void case_many(void)
                         CHECK(0, "clone %d: %s", i, err.msg);
                         continue;
                 }
-                struct timespec host;
                 char *resp = invoke(c, "{\"identity\":true}");
-                clock_gettime(CLOCK_REALTIME, &host);
+                double hs = (double)sprout_real_ns() / 1e9;
                 char *p;
                 if (resp && (p = strstr(resp, "\"clone\":\""))) {
                         snprintf(ids[i], sizeof(ids[i]), "%.36s", p + 9);
@@ -146,7 +138,6 @@ static void case_many(void)
                         CHECK(0, "clone %d: no random bytes in '%s'", i, resp ? resp : "");
                 if (resp && (p = strstr(resp, "\"time_ns\":"))) {
                         double guest = strtod(p + 10, NULL) / 1e9;
-                        double hs = (double)host.tv_sec + (double)host.tv_nsec / 1e9;
                         CHECK(guest > hs - 1 && guest <= hs + 0.01,
                               "clone %d: guest clock %.3f, host %.3f (off by %.3f s)", i, guest, hs,
                               guest - hs);
@@ -242,11 +233,11 @@ static void case_hostile(void)
         size_t len;
         REQUIRE(sprout_clone_create(b, -1, &bad, NULL, &err) == 0, "clone: %s", err.msg);
         REQUIRE(sprout_clone_create(b, -1, &good, NULL, &err) == 0, "clone: %s", err.msg);
-        double t0 = now_s();
+        double t0 = sprout_mono_s();
         int r = sprout_clone_invoke(bad, "L", 1, 1000, &resp, &len, &err);
         CHECK(r == -ETIMEDOUT && strstr(err.msg, "did not answer"), "a looping clone: r=%d '%s'", r,
               err.msg);
-        CHECK(now_s() - t0 < 5, "the invoke time limit took %.2f s", now_s() - t0);
+        CHECK(sprout_mono_s() - t0 < 5, "the invoke time limit took %.2f s", sprout_mono_s() - t0);
         sprout_err_clear(&err);
         r = sprout_clone_invoke(bad, "x", 1, 1000, &resp, &len, &err);
         CHECK(r == -ESHUTDOWN, "a timed-out clone took another request: r=%d", r);
@@ -444,9 +435,9 @@ static void case_ready(void)
         if (!b)
                 return;
         struct sprout_err err = {0};
-        double t0 = now_s();
+        double t0 = sprout_mono_s();
         int r = sprout_base_prepare_ready(b, N, &err);
-        double t1 = now_s();
+        double t1 = sprout_mono_s();
         CHECK(r == 0, "prepare_ready: %s", err.msg);
         CHECK(sprout_base_ready_count(b) == N, "%u ready clones, wanted %d",
               sprout_base_ready_count(b), N);
