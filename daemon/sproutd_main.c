@@ -1,5 +1,4 @@
-/* sproutd: the clone API daemon; everything is in sproutd_main(), which `sprout daemon` runs too.
- */
+/* sproutd: the clone API daemon. All of it is sproutd_main(), which `sprout daemon` runs too. */
 #include "sprout/daemon.h"
 
 int main(int argc, char **argv)

@@ -25,8 +25,7 @@ struct sprout_vm_config sprout_manifest_vm_config(const struct sprout_manifest *
         };
 }
 
-/* The image manifest as recorded in the snapshot: what a later reader needs to know it came from.
- */
+/* The image manifest as the snapshot records it: what a later reader needs to know its origin. */
 static char *manifest_json(const struct sprout_manifest *m, const char *vm_cmdline)
 {
         json_t *argv = json_array();

@@ -156,8 +156,7 @@ void registry_free_entry(struct sproutd *d, struct dsnap *e);
 /* registry_scan.c: finds the snapshots under d->snap_dir and removes half-written temp files. */
 int registry_scan(struct sproutd *d, struct sprout_err *err);
 
-/* ---- bases.c: a loaded snapshot and the thread that keeps its shells and ready clones full ----
- */
+/* ---- bases.c: a loaded snapshot, and the thread that keeps its shells and ready clones full */
 
 int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sprout_err *err);
 struct sprout_base *dbase_base(struct dbase *b);

@@ -186,8 +186,7 @@ int vm_new(struct sprout_kvm *kvm, uint64_t mem_size, int base_fd, int console_f
                 vm->fd = -1;
                 goto fail;
         }
-        /* VMX needs these two pages reserved for real-mode emulation; other hosts may refuse them.
-         */
+        /* VMX reserves these two pages for real-mode emulation; other hosts may refuse them. */
         if (ioctl(vm->fd, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0)
                 sp_debug("KVM_SET_TSS_ADDR: %s (ignored)", strerror(errno));
         uint64_t ident = 0xfffbc000ULL;

@@ -93,9 +93,9 @@ void sprout_base_free(struct sprout_base *b);
 struct sprout_clone;
 
 struct sprout_clone_timing {
-        double
-            restore_ms; /* call to vCPU runnable: state ioctls (+ shell creation when not pooled) */
-        bool pooled;    /* a prepared shell was used */
+        /* Call to vCPU runnable: the state ioctls, plus shell creation when none was pooled. */
+        double restore_ms;
+        bool pooled; /* a prepared shell was used */
 };
 
 /* Restores a clone of the base with a new identity (UUID, entropy, wall clock). It runs when first
@@ -105,8 +105,7 @@ int sprout_clone_create(struct sprout_base *b, int console_fd, struct sprout_clo
 
 /* Sends one request and waits for the response (valid until the next invoke). A guest that panics,
  * stops or does not answer within timeout_ms gives an error naming which; the clone is then
- * unusable
- * (-EPROTO, -ESHUTDOWN, -ETIMEDOUT) but other clones are unaffected. */
+ * unusable (-EPROTO, -ESHUTDOWN, -ETIMEDOUT) but other clones are unaffected. */
 int sprout_clone_invoke(struct sprout_clone *c, const void *req, size_t len, int64_t timeout_ms,
                         const void **resp, size_t *resp_len, struct sprout_err *err);
 

@@ -19,8 +19,8 @@ int sproutd_main(int argc, char **argv);
  * $XDG_STATE_HOME/sprout, else $HOME/.local/state/sprout. */
 int sprout_default_state_dir(char *buf, size_t len, struct sprout_err *err);
 
-/* The socket clients use when none is given: $SPROUT_SOCKET, else <default state dir>/sproutd.sock.
- */
+/* The socket clients use when none is given: $SPROUT_SOCKET, else the default state directory's
+ * sproutd.sock. */
 int sprout_default_socket_path(char *buf, size_t len, struct sprout_err *err);
 
 #endif

@@ -50,8 +50,7 @@ enum sprout_vm_event_kind {
         SPROUT_EV_READY = 1, /* the runtime rang READY; abi_version says which ABI */
         SPROUT_EV_DONE,      /* a response is in the mailbox */
         SPROUT_EV_PANIC,     /* the guest agent gave up; arg is a sprout_panic code, detail why */
-        SPROUT_EV_STOPPED,   /* the guest powered off, rebooted or triple-faulted; detail says which
-                              */
+        SPROUT_EV_STOPPED,   /* the guest powered off, rebooted or triple-faulted (see detail) */
         SPROUT_EV_TIMEOUT,   /* the deadline passed first */
 };
 
@@ -64,8 +63,7 @@ struct sprout_vm_event {
 
 struct sprout_vm;
 
-/* Creates the VM, loads kernel and initrd and leaves the vCPU at the kernel's 64-bit entry point.
- */
+/* Creates the VM, loads kernel and initrd, and leaves the vCPU at the kernel's 64-bit entry. */
 int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
                      struct sprout_vm **out, struct sprout_err *err);
 
@@ -78,8 +76,7 @@ int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
 int sprout_vm_run(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_event *ev,
                   struct sprout_err *err);
 
-/* Copies the last `lines` lines of the console log (NUL-terminated) into buf; returns the length.
- */
+/* Copies the console log's last `lines` lines, NUL-terminated, into buf; returns the length. */
 size_t sprout_vm_console_tail(struct sprout_vm *vm, char *buf, size_t len, unsigned lines);
 
 /* The kernel command line the guest was given (sprout defaults + host profile + config). */

@@ -94,8 +94,11 @@ int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event 
                 /* How far the guest's wall clock is from ours: KVM's kvmclock epoch can be
                  * off by a second on some hosts, and a clone inherits it. 0 means unknown. */
                 uint64_t g = h->guest_realtime_ns;
-                int64_t host = sprout_real_ns();
-                vm->clock_skew_ns = g ? (int64_t)g - host : 0;
+                int64_t host = sprout_real_ns(), skew = 0;
+                /* g is the guest's word: a value that overflows the difference is no skew. */
+                if (g > INT64_MAX || __builtin_sub_overflow((int64_t)g, host, &skew))
+                        skew = 0;
+                vm->clock_skew_ns = g ? skew : 0;
                 vm->guest_abi = ver; /* what the VMM may send it (warm-ups need 1.3) */
                 ev->kind = SPROUT_EV_READY;
                 return 1;
