@@ -50,13 +50,26 @@ int sprout_clone_create(struct sprout_base *b, int console_fd, struct sprout_clo
         return 0;
 }
 
-/* An event other than DONE: the guest is somewhere we cannot trust, so no more requests for it. */
-static int event_error(struct sprout_clone *c, const struct sprout_vm_event *ev, int64_t timeout_ms,
-                       const char *awaited, struct sprout_err *err)
+static int refuse_if_dead(const struct sprout_clone *c, struct sprout_err *err)
 {
-        char who[64];
-        snprintf(who, sizeof(who), "clone %s", c->id);
-        int r = sprout_vm_event_error(ev, who, awaited, timeout_ms, err);
+        return c->dead
+                   ? sprout_err_set(err, -ESHUTDOWN, "clone %s is dead: %s", c->id, c->dead_reason)
+                   : 0;
+}
+
+/* What a run of the guest (r, ev) means for the clone. `harmless` is the error that refused the
+ * call before the guest saw it, which leaves the clone fine; any other failure, and any event but
+ * DONE, leaves the guest somewhere we cannot trust: the clone is dead. */
+static int settle(struct sprout_clone *c, int r, int harmless, const struct sprout_vm_event *ev,
+                  int64_t timeout_ms, const char *awaited, struct sprout_err *err)
+{
+        if (r == harmless || (r == 0 && ev->kind == SPROUT_EV_DONE))
+                return r;
+        if (r == 0) {
+                char who[64];
+                snprintf(who, sizeof(who), "clone %s", c->id);
+                r = sprout_vm_event_error(ev, who, awaited, timeout_ms, err);
+        }
         c->dead = true;
         snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
         return r;
@@ -66,43 +79,21 @@ int sprout_clone_invoke(struct sprout_clone *c, const void *req, size_t len, int
                         const void **resp, size_t *resp_len, struct sprout_err *err)
 {
         struct sprout_vm_event ev;
-        int r;
-
-        if (c->dead)
-                return sprout_err_set(err, -ESHUTDOWN, "clone %s is dead: %s", c->id,
-                                      c->dead_reason);
-        r = sprout_vm_invoke(c->vm, req, len, timeout_ms, resp, resp_len, &ev, err);
-        if (r == -EMSGSIZE)
-                return r; /* refused before the guest saw it: the clone is fine */
-        if (r < 0) {
-                c->dead = true;
-                snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
+        int r = refuse_if_dead(c, err);
+        if (r < 0)
                 return r;
-        }
-        if (ev.kind == SPROUT_EV_DONE)
-                return 0;
-        return event_error(c, &ev, timeout_ms, "answer", err);
+        r = sprout_vm_invoke(c->vm, req, len, timeout_ms, resp, resp_len, &ev, err);
+        return settle(c, r, -EMSGSIZE, &ev, timeout_ms, "answer", err);
 }
 
 int sprout_clone_warmup(struct sprout_clone *c, int64_t timeout_ms, struct sprout_err *err)
 {
         struct sprout_vm_event ev;
-        int r;
-
-        if (c->dead)
-                return sprout_err_set(err, -ESHUTDOWN, "clone %s is dead: %s", c->id,
-                                      c->dead_reason);
-        r = sprout_vm_warmup(c->vm, timeout_ms, &ev, err);
-        if (r == -ENOTSUP)
-                return r; /* refused before the guest ran: the clone is fine */
-        if (r < 0) {
-                c->dead = true;
-                snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
+        int r = refuse_if_dead(c, err);
+        if (r < 0)
                 return r;
-        }
-        if (ev.kind == SPROUT_EV_DONE)
-                return 0;
-        return event_error(c, &ev, timeout_ms, "answer a warm-up", err);
+        r = sprout_vm_warmup(c->vm, timeout_ms, &ev, err);
+        return settle(c, r, -ENOTSUP, &ev, timeout_ms, "answer a warm-up", err);
 }
 
 const char *sprout_clone_id(const struct sprout_clone *c)
