@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "bench_qemu.h"
-#include "cli_util.h"
 #include "sprout/abi.h"
+#include "sprout/clock.h"
 #include "sprout/vmm.h"
 
 extern char **environ;
@@ -100,12 +100,12 @@ int qemu_boot_to_doorbell(const struct sprout_manifest *m, const char *cmdline, 
         qemu_base(&c, m, cmdline, host_kind);
         snprintf(dev, sizeof(dev), "isa-debug-exit,iobase=0x%x,iosize=4", SPROUT_DOORBELL_PORT);
         qemu_add(&c, "-device", dev);
-        int64_t t0 = cli_now_ns();
+        int64_t t0 = sprout_mono_ns();
         if ((r = qemu_spawn(&c, &pid, err)) < 0)
                 return r;
         if ((r = qemu_wait(pid, &status)) < 0)
                 return sprout_err_errno(err, r, "waiting for qemu");
-        *seconds = (double)(cli_now_ns() - t0) / 1e9;
+        *seconds = (double)(sprout_mono_ns() - t0) / 1e9;
         /* isa-debug-exit exits with (value << 1) | 1: odd and at least 3 means the doorbell rang.
          */
         if (!WIFEXITED(status) || WEXITSTATUS(status) < 3 || !(WEXITSTATUS(status) & 1))
@@ -125,8 +125,8 @@ static bool qmp_ok(json_t *j)
 static int qmp_wait_for(struct qmp *q, const char *cmd, const char *field, const char *want_str,
                         int want_bool, int64_t timeout_ms)
 {
-        int64_t deadline = cli_now_ns() + timeout_ms * 1000000;
-        while (cli_now_ns() < deadline) {
+        int64_t deadline = sprout_mono_ns() + timeout_ms * 1000000;
+        while (sprout_mono_ns() < deadline) {
                 json_t *j = qmp_command(q, cmd, 5000);
                 json_t *v = j ? json_object_get(json_object_get(j, "return"), field) : NULL;
                 int done = 0;
@@ -174,10 +174,10 @@ int qemu_restore_bench(const struct sprout_manifest *m, const char *cmdline, int
         unlink(dbg_path);
         if ((r = qemu_spawn(&c, &pid, err)) < 0)
                 return r;
-        int64_t deadline = cli_now_ns() + 600LL * 1000000000;
+        int64_t deadline = sprout_mono_ns() + 600LL * 1000000000;
         struct stat st;
         while (!(stat(dbg_path, &st) == 0 && st.st_size > 0)) {
-                if (cli_now_ns() > deadline || waitpid(pid, &status, WNOHANG) == pid) {
+                if (sprout_mono_ns() > deadline || waitpid(pid, &status, WNOHANG) == pid) {
                         kill(pid, SIGKILL);
                         qemu_wait(pid, &status);
                         return sprout_err_set(err, -EIO,
@@ -211,14 +211,14 @@ int qemu_restore_bench(const struct sprout_manifest *m, const char *cmdline, int
                 qemu_add(&c, "-qmp", qmpopt);
                 qemu_add(&c, "-incoming", incoming);
                 unlink(qmp_path);
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 if ((r = qemu_spawn(&c, &pid, err)) < 0)
                         return r;
                 r = qmp_connect(&q, qmp_path, 20000);
                 if (r == 0)
                         r = qmp_wait_for(&q, "{\"execute\":\"query-status\"}\r\n", "running", NULL,
                                          1, 20000);
-                out[i] = (double)(cli_now_ns() - t0) / 1e9;
+                out[i] = (double)(sprout_mono_ns() - t0) / 1e9;
                 if (q.fd >= 0)
                         qmp_ok(qmp_command(&q, "{\"execute\":\"quit\"}\r\n", 5000));
                 qmp_close(&q);

@@ -15,6 +15,7 @@
 #include "bench_qemu.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/image.h"
 #include "sprout/stats.h"
@@ -182,13 +183,13 @@ static int bench_clone(const char *path, long n, long pool, const char *req, boo
                                 fprintf(stderr, "sprout bench: clone %ld: %s\n", done, err.msg);
                                 goto out;
                         }
-                        int64_t t0 = cli_now_ns();
+                        int64_t t0 = sprout_mono_ns();
                         int r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-                        int64_t t1 = cli_now_ns();
+                        int64_t t1 = sprout_mono_ns();
                         if (r == 0)
                                 r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len,
                                                         &err);
-                        int64_t t2 = cli_now_ns();
+                        int64_t t2 = sprout_mono_ns();
                         if (r < 0) {
                                 fprintf(stderr, "sprout bench: invoke on clone %ld: %s\n", done,
                                         err.msg);
@@ -200,9 +201,9 @@ static int bench_clone(const char *path, long n, long pool, const char *req, boo
                         second[done] = (double)(t2 - t1) / 1e6;
                         if (np < (size_t)mem_samples && done % (n / mem_samples + 1) == 0)
                                 priv[np++] = (double)sprout_clone_private_bytes(c) / 1024.0;
-                        int64_t t3 = cli_now_ns();
+                        int64_t t3 = sprout_mono_ns();
                         sprout_clone_destroy(c);
-                        teardown[done] = (double)(cli_now_ns() - t3) / 1e6;
+                        teardown[done] = (double)(sprout_mono_ns() - t3) / 1e6;
                 }
         }
 
@@ -221,9 +222,9 @@ static int bench_clone(const char *path, long n, long pool, const char *req, boo
                                 fprintf(stderr, "sprout bench: clone: %s\n", err.msg);
                                 goto out;
                         }
-                        int64_t t0 = cli_now_ns();
+                        int64_t t0 = sprout_mono_ns();
                         int r = sprout_clone_warmup(c, 10000, &err);
-                        warm[nw] = (double)(cli_now_ns() - t0) / 1e6;
+                        warm[nw] = (double)(sprout_mono_ns() - t0) / 1e6;
                         sprout_clone_destroy(c);
                         if (r == -ENOTSUP) {
                                 warmup_ok = false;
@@ -245,9 +246,9 @@ static int bench_clone(const char *path, long n, long pool, const char *req, boo
                 while (nr < n && sprout_clone_take_ready(base, &c) == 0) {
                         const void *resp;
                         size_t len;
-                        int64_t t0 = cli_now_ns();
+                        int64_t t0 = sprout_mono_ns();
                         int r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-                        int64_t t1 = cli_now_ns();
+                        int64_t t1 = sprout_mono_ns();
                         sprout_clone_destroy(c);
                         if (r < 0) {
                                 fprintf(stderr, "sprout bench: invoke on ready clone %ld: %s\n", nr,
@@ -345,13 +346,13 @@ static int bench_boot(const char *image, long n, bool qemu, bool json)
                                                .console_fd = -1};
                 struct sprout_vm *vm;
                 struct sprout_vm_event ev;
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 if (sprout_vm_create(kvm, &cfg, &vm, &err) < 0) {
                         fprintf(stderr, "sprout bench: %s\n", err.msg);
                         goto out;
                 }
                 int r = sprout_vm_run(vm, 600000, &ev, &err);
-                double s = (double)(cli_now_ns() - t0) / 1e9;
+                double s = (double)(sprout_mono_ns() - t0) / 1e9;
                 snprintf(cmdline, sizeof(cmdline), "%s", sprout_vm_cmdline(vm));
                 sprout_vm_destroy(vm);
                 if (r < 0 || ev.kind != SPROUT_EV_READY) {

@@ -10,6 +10,7 @@
 #include "cli_util.h"
 #include "client.h"
 #include "commands.h"
+#include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/stats.h"
 
@@ -30,11 +31,11 @@ static void *load_main(void *arg)
         struct client cl;
         if (client_open(&cl, lt->socket))
                 return NULL;
-        while (cli_now_ns() < lt->until_ns) {
+        while (sprout_mono_ns() < lt->until_ns) {
                 struct client_resp r;
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 int e = client_call(&cl, "POST", lt->path, lt->req, strlen(lt->req), 60000, &r);
-                double ms = (double)(cli_now_ns() - t0) / 1e6;
+                double ms = (double)(sprout_mono_ns() - t0) / 1e6;
                 if (e < 0 || r.status != 200) {
                         if (!lt->errors++) {
                                 lt->first_status = e < 0 ? e : r.status;
@@ -67,7 +68,7 @@ static void run_load(const char *socket, const char *path, const char *req, int 
         struct load_thread *lt = calloc((size_t)clients, sizeof(*lt));
         if (!lt)
                 return;
-        int64_t t0 = cli_now_ns();
+        int64_t t0 = sprout_mono_ns();
         for (int i = 0; i < clients; i++) {
                 lt[i] = (struct load_thread){.socket = socket,
                                              .path = path,
@@ -81,7 +82,7 @@ static void run_load(const char *socket, const char *path, const char *req, int 
                 total += lt[i].n;
                 errors += lt[i].errors;
         }
-        double elapsed = (double)(cli_now_ns() - t0) / 1e9;
+        double elapsed = (double)(sprout_mono_ns() - t0) / 1e9;
         double *all = malloc((total ? total : 1) * sizeof(double));
         size_t k = 0;
         for (int i = 0; i < clients && all; i++) {
@@ -138,21 +139,21 @@ static int direct_invokes(const char *snap_path, const char *req, size_t n, doub
         if (r == 0)
                 r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
         for (size_t i = 0; r == 0 && i < n; i++) {
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-                warm[i] = (double)(cli_now_ns() - t0) / 1e6;
+                warm[i] = (double)(sprout_mono_ns() - t0) / 1e6;
         }
         sprout_clone_destroy(c);
         /* Fresh: restore from a pooled shell, then the first invocation (teardown not timed, as
          * the daemon does it off the request path). */
         for (size_t i = 0; r == 0 && i < n / 4; i++) {
                 r = sprout_base_prepare(b, 1, &err);
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 if (r == 0)
                         r = sprout_clone_create(b, -1, &c, NULL, &err);
                 if (r == 0)
                         r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-                fresh[i] = (double)(cli_now_ns() - t0) / 1e6;
+                fresh[i] = (double)(sprout_mono_ns() - t0) / 1e6;
                 if (c)
                         sprout_clone_destroy(c);
                 c = NULL;
@@ -170,9 +171,9 @@ static int api_sequential(struct client *cl, const char *path, const char *req, 
 {
         for (size_t i = 0; i < n; i++) {
                 struct client_resp r;
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 int e = client_call(cl, "POST", path, req, strlen(req), 60000, &r);
-                out[i] = (double)(cli_now_ns() - t0) / 1e6;
+                out[i] = (double)(sprout_mono_ns() - t0) / 1e6;
                 if (inside)
                         inside[i] = r.invoke_ms;
                 if (e < 0 || r.status != 200) {

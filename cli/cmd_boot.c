@@ -11,6 +11,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "sprout/clock.h"
 #include "sprout/image.h"
 #include "sprout/vmm.h"
 
@@ -146,19 +147,19 @@ int sprout_cmd_boot(int argc, char **argv)
                         sprout_host_kind_name(sprout_kvm_host_kind(kvm)), m->name,
                         (unsigned long long)(cfg.mem_size >> 20), cfg.vcpus);
 
-        int64_t t0 = cli_now_ns();
+        int64_t t0 = sprout_mono_ns();
         if (sprout_vm_create(kvm, &cfg, &vm, &err) < 0) {
                 fprintf(stderr, "sprout boot: %s\n", err.msg);
                 goto out;
         }
-        int64_t t_created = cli_now_ns();
+        int64_t t_created = sprout_mono_ns();
 
         struct sprout_vm_event ev;
         if (sprout_vm_run(vm, timeout_s * 1000, &ev, &err) < 0) {
                 report_failure(vm, err.msg);
                 goto out;
         }
-        int64_t t_ready = cli_now_ns();
+        int64_t t_ready = sprout_mono_ns();
         char msg[1024];
         switch (ev.kind) {
         case SPROUT_EV_READY:

@@ -10,6 +10,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/stats.h"
 
@@ -164,9 +165,9 @@ int sprout_cmd_clone(int argc, char **argv)
                 restore[i] = t.restore_ms;
                 double warm_ms = 0;
                 if (ready) {
-                        int64_t t0 = cli_now_ns();
+                        int64_t t0 = sprout_mono_ns();
                         int r = sprout_clone_warmup(cl, timeout_ms, &err);
-                        warm_ms = (double)(cli_now_ns() - t0) / 1e6;
+                        warm_ms = (double)(sprout_mono_ns() - t0) / 1e6;
                         if (r < 0) {
                                 fprintf(stderr, "sprout clone: warm-up of %s: %s\n",
                                         sprout_clone_id(cl), err.msg);
@@ -179,10 +180,10 @@ int sprout_cmd_clone(int argc, char **argv)
                 for (long k = 0; k < requests; k++) {
                         const void *resp;
                         size_t len;
-                        int64_t t0 = cli_now_ns();
+                        int64_t t0 = sprout_mono_ns();
                         int r = sprout_clone_invoke(cl, req, strlen(req), timeout_ms, &resp, &len,
                                                     &err);
-                        double ms = (double)(cli_now_ns() - t0) / 1e6;
+                        double ms = (double)(sprout_mono_ns() - t0) / 1e6;
                         if (r < 0) {
                                 fprintf(stderr, "sprout clone: %s\n", err.msg);
                                 sprout_err_clear(&err);

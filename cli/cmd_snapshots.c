@@ -11,6 +11,7 @@
 #include "cli_util.h"
 #include "client.h"
 #include "commands.h"
+#include "sprout/clock.h"
 
 static void prewarm_usage(FILE *f)
 {
@@ -50,11 +51,6 @@ static const char *status_of(json_t *snap)
 {
         const char *s = json_string_value(json_object_get(snap, "status"));
         return s ? s : "?";
-}
-
-static double now_s(void)
-{
-        return (double)cli_now_ns() / 1e9;
 }
 
 static int prewarm_api(int argc, char **argv)
@@ -147,7 +143,7 @@ static int prewarm_api(int argc, char **argv)
         snprintf(path, sizeof(path), "/v1/snapshots/%s", id);
         bool tty = isatty(STDERR_FILENO) && !json;
         char last[32] = "";
-        double t0 = now_s();
+        double t0 = sprout_mono_s();
         while (!nowait) {
                 const char *st = status_of(r.json);
                 if (!strcmp(st, "ready") || !strcmp(st, "failed"))
@@ -155,9 +151,10 @@ static int prewarm_api(int argc, char **argv)
                 double pr = json_real_value(json_object_get(r.json, "progress"));
                 if (tty && pr > 0)
                         fprintf(stderr, "\r\033[Kprewarm %s: %s %.0f s (%d%%)", id, st,
-                                now_s() - t0, (int)(pr * 100));
+                                sprout_mono_s() - t0, (int)(pr * 100));
                 else if (tty)
-                        fprintf(stderr, "\r\033[Kprewarm %s: %s %.0f s", id, st, now_s() - t0);
+                        fprintf(stderr, "\r\033[Kprewarm %s: %s %.0f s", id, st,
+                                sprout_mono_s() - t0);
                 else if (!json && strcmp(st, last))
                         fprintf(stderr, "prewarm %s: %s\n", id, st);
                 snprintf(last, sizeof(last), "%s", st);
@@ -186,7 +183,8 @@ static int prewarm_api(int argc, char **argv)
                         fprintf(
                             stderr,
                             "prewarm %s: ready in %.1f s (boot %.1f s, %.1fx smaller than RAM)\n",
-                            id, now_s() - t0, json_real_value(json_object_get(r.json, "boot_s")),
+                            id, sprout_mono_s() - t0,
+                            json_real_value(json_object_get(r.json, "boot_s")),
                             json_real_value(json_object_get(r.json, "ratio")));
                 printf("%s\n", id);
         }
