@@ -1,5 +1,5 @@
 /* The CLI's client of sproutd: HTTP over the daemon's Unix socket with libcurl, JSON bodies, and
- * the exit codes every daemon-mode command shares. */
+ * one way of reporting a failed call for every daemon-mode command. */
 #ifndef SPROUT_CLI_CLIENT_H
 #define SPROUT_CLI_CLIENT_H
 
@@ -9,9 +9,7 @@
 #include <stddef.h>
 #include <sys/un.h>
 
-#define CLI_EXIT_FAIL        1 /* the daemon refused or the operation failed */
-#define CLI_EXIT_USAGE       2
-#define CLI_EXIT_UNREACHABLE 3 /* no daemon answered on the socket */
+#include "cli_util.h"
 
 struct client {
         CURL *h;

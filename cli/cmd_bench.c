@@ -3,7 +3,6 @@
  * floor sprout bench boot IMAGE      cold boot to READY, beside QEMU booting the same kernel +
  * initrd */
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,7 +12,7 @@
 #include <unistd.h>
 
 #include "bench_qemu.h"
-#include "cli_util.h"
+#include "cli_opts.h"
 #include "commands.h"
 #include "sprout/clock.h"
 #include "sprout/clone.h"
@@ -41,6 +40,8 @@ static void usage(FILE *f)
             "machine\n"
             "       to the same doorbell write.\n");
 }
+
+static const struct cli_verb bench_verb = {.name = "bench", .usage = usage};
 
 static void row(const char *what, struct latency_summary s, const char *unit, bool json)
 {
@@ -401,60 +402,26 @@ out:
 
 int sprout_cmd_bench(int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"count", required_argument, NULL, 'n'},
-            {"pool", required_argument, NULL, 'p'},
-            {"request", required_argument, NULL, 'r'},
-            {"no-qemu", no_argument, NULL, 'q'},
-            {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
         long n = -1, pool = 16;
         const char *req = "{}";
-        bool json = false, qemu = true;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'n':
-                        if (cli_parse_long(optarg, 1, 1000000, &n) < 0) {
-                                fprintf(stderr, "sprout bench: -n takes 1..1000000\n");
-                                return 2;
-                        }
-                        break;
-                case 'p':
-                        if (cli_parse_long(optarg, 0, 64, &pool) < 0) {
-                                fprintf(stderr, "sprout bench: --pool takes 0..64\n");
-                                return 2;
-                        }
-                        break;
-                case 'r':
-                        req = optarg;
-                        break;
-                case 'q':
-                        qemu = false;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
-                        return 2;
-                }
-        }
-        if (optind != argc - 2) {
-                usage(stderr);
-                return 2;
-        }
+        bool json = false, no_qemu = false;
+        const struct cli_opt opts[] = {
+            CLI_LONG_AS("count", 'n', &n, 1, 1000000, "-n"),
+            CLI_LONG("pool", 0, &pool, 0, 64),
+            CLI_STRING("request", 0, &req),
+            CLI_FLAG("no-qemu", 0, &no_qemu),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&bench_verb, opts, argc, argv, &status) < 0)
+                return status;
+        bool qemu = !no_qemu;
+        if (optind != argc - 2)
+                return cli_usage_error(&bench_verb, NULL);
         if (!strcmp(argv[optind], "clone"))
                 return bench_clone(argv[optind + 1], n < 0 ? 1000 : n, pool, req, qemu, json);
         if (!strcmp(argv[optind], "boot"))
                 return bench_boot(argv[optind + 1], n < 0 ? 5 : n, qemu, json);
-        fprintf(stderr, "sprout bench: unknown benchmark '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
+        return cli_usage_error(&bench_verb, "unknown benchmark '%s'", argv[optind]);
 }

@@ -1,13 +1,12 @@
 /* sprout bench api SNAPSHOT_ID: what the HTTP API costs. Sustained one-shot invocations per second
  * through the socket with 1, 2 and 8 concurrent clients, and the latency the HTTP layer adds over
  * direct mode (the same invocation in-process), p50 and p99. Prints numbers; it is not a test. */
-#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
+#include "cli_opts.h"
 #include "client.h"
 #include "commands.h"
 #include "sprout/clock.h"
@@ -186,52 +185,34 @@ static int api_sequential(struct client *cl, const char *path, const char *req, 
         return 0;
 }
 
+static const struct cli_verb bench_api_verb = {
+    .name = "bench api",
+    .usage_text =
+        "usage: sprout bench api SNAPSHOT_ID [--duration S] [-n N] [--request JSON] [--json]\n\n"
+        "Through sproutd's socket: one-shot invocations per second with 1, 2 and 8 concurrent\n"
+        "clients (S seconds each, default 5), reusing pooled clones and with a fresh clone\n"
+        "per call; then N sequential warm invocations (default 1000) through the API and in\n"
+        "this process (direct mode) to show the latency the HTTP layer adds.\n",
+};
+
 static int bench_api(int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"duration", required_argument, NULL, 'd'},
-            {"requests", required_argument, NULL, 'n'},
-            {"request", required_argument, NULL, 'r'},
-            {"socket", required_argument, NULL, 's'},
-            {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
-        static const char usage[] =
-            "usage: sprout bench api SNAPSHOT_ID [--duration S] [-n N] [--request JSON] "
-            "[--json]\n\n"
-            "Through sproutd's socket: one-shot invocations per second with 1, 2 and 8 concurrent\n"
-            "clients (S seconds each, default 5), reusing pooled clones and with a fresh clone\n"
-            "per call; then N sequential warm invocations (default 1000) through the API and in\n"
-            "this process (direct mode) to show the latency the HTTP layer adds.\n";
         const char *socket = NULL, *req = "{}";
         long seconds = 5, n = 1000;
         bool json = false;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-                if (c == 'd' && cli_parse_long(optarg, 1, 3600, &seconds) == 0)
-                        continue;
-                if (c == 'n' && cli_parse_long(optarg, 4, 1000000, &n) == 0)
-                        continue;
-                if (c == 'r')
-                        req = optarg;
-                else if (c == 's')
-                        socket = optarg;
-                else if (c == 'j')
-                        json = true;
-                else if (c == 'h') {
-                        fputs(usage, stdout);
-                        return 0;
-                } else {
-                        fputs(usage, stderr);
-                        return CLI_EXIT_USAGE;
-                }
-        }
-        if (optind != argc - 1) {
-                fputs(usage, stderr);
-                return CLI_EXIT_USAGE;
-        }
+        const struct cli_opt opts[] = {
+            CLI_LONG("duration", 0, &seconds, 1, 3600),
+            CLI_LONG_AS("requests", 'n', &n, 4, 1000000, "-n"),
+            CLI_STRING("request", 0, &req),
+            CLI_SOCKET(&socket),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&bench_api_verb, opts, argc, argv, &status) < 0)
+                return status;
+        if (optind != argc - 1)
+                return cli_usage_error(&bench_api_verb, NULL);
         const char *id = argv[optind];
         struct client cl;
         struct client_resp r;

@@ -1,6 +1,5 @@
 /* sprout boot: cold-boot an image to READY and report how long it took; --stay keeps it running. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli_util.h"
+#include "cli_opts.h"
 #include "commands.h"
 #include "sprout/clock.h"
 #include "sprout/image.h"
@@ -46,6 +45,8 @@ static void boot_usage(FILE *f)
             DEFAULT_BOOT_TIMEOUT_S);
 }
 
+static const struct cli_verb boot_verb = {.name = "boot", .usage = boot_usage};
+
 /* Prints the failure with the console's last lines, which usually say what the guest was doing. */
 static void report_failure(struct sprout_vm *vm, const char *what)
 {
@@ -58,65 +59,24 @@ static void report_failure(struct sprout_vm *vm, const char *what)
 
 int sprout_cmd_boot(int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"console", no_argument, NULL, 'c'},
-            {"stay", no_argument, NULL, 's'},
-            {"timeout", required_argument, NULL, 't'},
-            {"append", required_argument, NULL, 'a'},
-            {"kernel", required_argument, NULL, 'k'},
-            {"memory", required_argument, NULL, 'm'},
-            {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
         bool console = false, stay = false, json = false;
         long timeout_s = DEFAULT_BOOT_TIMEOUT_S, memory_mib = 0;
         const char *append = NULL, *kernel = NULL;
-        int c;
-
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'c':
-                        console = true;
-                        break;
-                case 's':
-                        stay = true;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 't':
-                        if (cli_parse_long(optarg, 1, 86400, &timeout_s) < 0) {
-                                fprintf(stderr, "sprout boot: --timeout takes 1..86400 seconds\n");
-                                return 2;
-                        }
-                        break;
-                case 'm':
-                        if (cli_parse_long(optarg, 32, 3072, &memory_mib) < 0) {
-                                fprintf(stderr, "sprout boot: --memory takes 32..3072 MiB\n");
-                                return 2;
-                        }
-                        break;
-                case 'a':
-                        append = optarg;
-                        break;
-                case 'k':
-                        kernel = optarg;
-                        break;
-                case 'h':
-                        boot_usage(stdout);
-                        return 0;
-                default:
-                        boot_usage(stderr);
-                        return 2;
-                }
-        }
-        if (optind != argc - 1) {
-                fprintf(stderr, "sprout boot: expected exactly one IMAGE\n");
-                boot_usage(stderr);
-                return 2;
-        }
+        const struct cli_opt opts[] = {
+            CLI_FLAG("console", 0, &console),
+            CLI_FLAG("stay", 0, &stay),
+            CLI_LONG_UNIT("timeout", 0, &timeout_s, 1, 86400, "seconds"),
+            CLI_STRING("append", 0, &append),
+            CLI_STRING("kernel", 0, &kernel),
+            CLI_LONG_UNIT("memory", 0, &memory_mib, 32, 3072, "MiB"),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&boot_verb, opts, argc, argv, &status) < 0)
+                return status;
+        if (optind != argc - 1)
+                return cli_usage_error(&boot_verb, "expected exactly one IMAGE");
 
         struct sprout_err err = {0};
         struct sprout_manifest *m = NULL;

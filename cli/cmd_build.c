@@ -1,12 +1,12 @@
 /* `sprout build`: command-line front end of the image builder (sprout/image.h). Parses options,
  * runs the build, prints one summary line or one error line. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sprout/image.h"
+#include "cli_opts.h"
 #include "commands.h"
+#include "sprout/image.h"
 
 #define MAX_EXTRA_FILES 256
 
@@ -28,65 +28,49 @@ static void usage(FILE *f)
         fputs(text, f);
 }
 
-static int bad_usage(const char *msg, const char *arg)
+static const struct cli_verb build_verb = {.name = "build", .usage = usage, .own_errors = true};
+
+struct extra_files {
+        struct sprout_build_file v[MAX_EXTRA_FILES];
+        size_t n;
+};
+
+/* --file GUEST=HOST: one more file for the image. */
+static int add_file(char *arg, void *dest)
 {
-        fprintf(stderr, "sprout build: %s%s\n", msg, arg ? arg : "");
-        usage(stderr);
-        return 2;
+        struct extra_files *f = dest;
+        char *eq = strchr(arg, '=');
+        if (!eq || eq == arg || !eq[1])
+                return cli_usage_error(&build_verb, "--file wants GUEST=HOST, got %s", arg);
+        if (f->n == MAX_EXTRA_FILES)
+                return cli_usage_error(&build_verb, "too many --file options");
+        *eq = '\0'; /* arg points into argv, which is ours to split */
+        f->v[f->n].guest_path = arg;
+        f->v[f->n++].host_path = eq + 1;
+        return 0;
 }
 
 int sprout_cmd_build(int argc, char **argv)
 {
-        enum { OPT_AGENT = 256, OPT_BUSYBOX, OPT_FILE };
-        static const struct option longopts[] = {
-            {"output", required_argument, NULL, 'o'},
-            {"agent", required_argument, NULL, OPT_AGENT},
-            {"busybox", required_argument, NULL, OPT_BUSYBOX},
-            {"file", required_argument, NULL, OPT_FILE},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
-        struct sprout_build_file files[MAX_EXTRA_FILES];
+        struct extra_files files = {.n = 0};
         struct sprout_build_stats stats;
-        struct sprout_build_opts o = {.files = files, .stats = &stats};
+        struct sprout_build_opts o = {.files = files.v, .stats = &stats};
         struct sprout_err err = {0};
-        int c;
-
-        optind = 0; /* glibc: restart scanning even if main() used getopt */
-        opterr = 0; /* one error line, ours */
-        while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
-                switch (c) {
-                case 'o':
-                        o.out_dir = optarg;
-                        break;
-                case OPT_AGENT:
-                        o.agent_path = optarg;
-                        break;
-                case OPT_BUSYBOX:
-                        o.busybox_path = optarg;
-                        break;
-                case OPT_FILE: {
-                        char *eq = strchr(optarg, '=');
-                        if (!eq || eq == optarg || !eq[1])
-                                return bad_usage("--file wants GUEST=HOST, got ", optarg);
-                        if (o.n_files == MAX_EXTRA_FILES)
-                                return bad_usage("too many --file options", NULL);
-                        *eq = '\0'; /* optarg points into argv, which is ours to split */
-                        files[o.n_files].guest_path = optarg;
-                        files[o.n_files++].host_path = eq + 1;
-                        break;
-                }
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        return bad_usage("unknown option or missing argument: ", argv[optind - 1]);
-                }
-        }
+        const struct cli_opt opts[] = {
+            CLI_STRING("output", 'o', &o.out_dir),
+            CLI_STRING("agent", 0, &o.agent_path),
+            CLI_STRING("busybox", 0, &o.busybox_path),
+            {.name = "file", .kind = CLI_OPT_FN, .dest = &files, .fn = add_file},
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&build_verb, opts, argc, argv, &status) < 0)
+                return status;
+        o.n_files = files.n;
         if (optind != argc - 1)
-                return bad_usage("expected exactly one SRC_DIR", NULL);
+                return cli_usage_error(&build_verb, "expected exactly one SRC_DIR");
         if (!o.out_dir)
-                return bad_usage("-o OUT_DIR is required", NULL);
+                return cli_usage_error(&build_verb, "-o OUT_DIR is required");
         o.src_dir = argv[optind];
 
         if (sprout_image_build(&o, &err) < 0) {

@@ -1,14 +1,13 @@
 /* sprout clone: direct mode, no daemon. Load a snapshot as a base, restore N clones, invoke each,
  * and report responses and latencies. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cli_util.h"
+#include "cli_opts.h"
 #include "commands.h"
 #include "sprout/clock.h"
 #include "sprout/clone.h"
@@ -35,6 +34,8 @@ static void usage(FILE *f)
                "  -h, --help          show this help\n");
 }
 
+static const struct cli_verb clone_verb = {.name = "clone", .usage = usage};
+
 static void print_summary(const char *what, struct latency_summary s, bool json)
 {
         if (json)
@@ -48,79 +49,26 @@ static void print_summary(const char *what, struct latency_summary s, bool json)
 
 int sprout_cmd_clone(int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"invoke", required_argument, NULL, 'i'},
-            {"count", required_argument, NULL, 'n'},
-            {"requests", required_argument, NULL, 'r'},
-            {"pool", required_argument, NULL, 'p'},
-            {"ready", no_argument, NULL, 'R'},
-            {"timeout-ms", required_argument, NULL, 't'},
-            {"console", no_argument, NULL, 'c'},
-            {"quiet", no_argument, NULL, 'q'},
-            {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
         const char *req = "{}";
         long count = 1, requests = 1, pool = 0, timeout_ms = 10000;
         bool console = false, quiet = false, json = false, ready = false;
-        int c;
-
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'i':
-                        req = optarg;
-                        break;
-                case 'n':
-                        if (cli_parse_long(optarg, 1, 100000, &count) < 0) {
-                                fprintf(stderr, "sprout clone: --count takes 1..100000\n");
-                                return 2;
-                        }
-                        break;
-                case 'r':
-                        if (cli_parse_long(optarg, 1, 1000000, &requests) < 0) {
-                                fprintf(stderr, "sprout clone: --requests takes 1..1000000\n");
-                                return 2;
-                        }
-                        break;
-                case 'p':
-                        if (cli_parse_long(optarg, 0, 64, &pool) < 0) {
-                                fprintf(stderr, "sprout clone: --pool takes 0..64\n");
-                                return 2;
-                        }
-                        break;
-                case 't':
-                        if (cli_parse_long(optarg, 1, 3600000, &timeout_ms) < 0) {
-                                fprintf(stderr, "sprout clone: --timeout-ms takes 1..3600000\n");
-                                return 2;
-                        }
-                        break;
-                case 'R':
-                        ready = true;
-                        break;
-                case 'c':
-                        console = true;
-                        break;
-                case 'q':
-                        quiet = true;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
-                        return 2;
-                }
-        }
-        if (optind != argc - 1) {
-                fprintf(stderr, "sprout clone: expected one SNAPSHOT\n");
-                usage(stderr);
-                return 2;
-        }
+        const struct cli_opt opts[] = {
+            CLI_STRING("invoke", 0, &req),
+            CLI_LONG("count", 'n', &count, 1, 100000),
+            CLI_LONG("requests", 0, &requests, 1, 1000000),
+            CLI_LONG("pool", 0, &pool, 0, 64),
+            CLI_FLAG("ready", 0, &ready),
+            CLI_LONG("timeout-ms", 0, &timeout_ms, 1, 3600000),
+            CLI_FLAG("console", 0, &console),
+            CLI_FLAG("quiet", 0, &quiet),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&clone_verb, opts, argc, argv, &status) < 0)
+                return status;
+        if (optind != argc - 1)
+                return cli_usage_error(&clone_verb, "expected one SNAPSHOT");
 
         struct sprout_err err = {0};
         struct sprout_kvm *kvm = NULL;

@@ -1,13 +1,12 @@
 /* sprout clone SNAPSHOT_ID [-n N] (through sproutd; --direct keeps the in-process mode), sprout
  * invoke (a clone, or one-shot on a snapshot), sprout rm, and sprout daemon. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cli_util.h"
+#include "cli_opts.h"
 #include "client.h"
 #include "commands.h"
 #include "sprout/daemon.h"
@@ -24,47 +23,24 @@ static void clone_usage(FILE *f)
             "Exit status: 0 ok, 1 refused or failed, 2 usage error, 3 sproutd unreachable.\n");
 }
 
+static const struct cli_verb clone_api_verb = {.name = "clone", .usage = clone_usage};
+
 static int clone_api(int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"count", required_argument, NULL, 'n'},
-            {"socket", required_argument, NULL, 's'},
-            {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
         const char *socket = NULL;
         long n = 1;
         bool json = false;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'n':
-                        if (cli_parse_long(optarg, 1, 256, &n) < 0) {
-                                fprintf(stderr, "sprout clone: -n takes 1..256\n");
-                                return CLI_EXIT_USAGE;
-                        }
-                        break;
-                case 's':
-                        socket = optarg;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 'h':
-                        clone_usage(stdout);
-                        return 0;
-                default:
-                        clone_usage(stderr);
-                        return CLI_EXIT_USAGE;
-                }
-        }
-        if (optind != argc - 1) {
-                fprintf(stderr, "sprout clone: expected one SNAPSHOT_ID\n");
-                clone_usage(stderr);
-                return CLI_EXIT_USAGE;
-        }
+        const struct cli_opt opts[] = {
+            CLI_LONG_AS("count", 'n', &n, 1, 256, "-n"),
+            CLI_SOCKET(&socket),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&clone_api_verb, opts, argc, argv, &status) < 0)
+                return status;
+        if (optind != argc - 1)
+                return cli_usage_error(&clone_api_verb, "expected one SNAPSHOT_ID");
         json_t *req = json_pack("{s:s, s:i}", "snapshot", argv[optind], "count", (int)n);
         char *body = json_dumps(req, JSON_COMPACT);
         json_decref(req);
@@ -167,6 +143,8 @@ static void invoke_usage(FILE *f)
                "Exit status: 0 ok, 1 failed, 2 usage error, 3 sproutd unreachable.\n");
 }
 
+static const struct cli_verb invoke_verb = {.name = "invoke", .usage = invoke_usage};
+
 static char *read_stdin(size_t *len)
 {
         size_t cap = 4096, n = 0;
@@ -192,53 +170,23 @@ static char *read_stdin(size_t *len)
 
 int sprout_cmd_invoke(int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"snapshot", required_argument, NULL, 'S'},
-            {"reuse", no_argument, NULL, 'r'},
-            {"timeout-ms", required_argument, NULL, 't'},
-            {"socket", required_argument, NULL, 's'},
-            {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
         const char *socket = NULL, *snap = NULL;
         long timeout_ms = 0;
         bool json = false, reuse = false;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'S':
-                        snap = optarg;
-                        break;
-                case 'r':
-                        reuse = true;
-                        break;
-                case 't':
-                        if (cli_parse_long(optarg, 1, 3600000, &timeout_ms) < 0) {
-                                fprintf(stderr, "sprout invoke: --timeout-ms takes 1..3600000\n");
-                                return CLI_EXIT_USAGE;
-                        }
-                        break;
-                case 's':
-                        socket = optarg;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 'h':
-                        invoke_usage(stdout);
-                        return 0;
-                default:
-                        invoke_usage(stderr);
-                        return CLI_EXIT_USAGE;
-                }
-        }
+        const struct cli_opt opts[] = {
+            CLI_STRING("snapshot", 0, &snap),
+            CLI_FLAG("reuse", 0, &reuse),
+            CLI_LONG("timeout-ms", 0, &timeout_ms, 1, 3600000),
+            CLI_SOCKET(&socket),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&invoke_verb, opts, argc, argv, &status) < 0)
+                return status;
         int left = argc - optind;
-        if ((snap && left > 1) || (!snap && (left < 1 || left > 2)) || (reuse && !snap)) {
-                invoke_usage(stderr);
-                return CLI_EXIT_USAGE;
-        }
+        if ((snap && left > 1) || (!snap && (left < 1 || left > 2)) || (reuse && !snap))
+                return cli_usage_error(&invoke_verb, NULL);
         const char *target = snap ? snap : argv[optind];
         const char *arg = left == (snap ? 1 : 2) ? argv[argc - 1] : "{}";
         size_t len = strlen(arg);
@@ -294,42 +242,30 @@ int sprout_cmd_invoke(int argc, char **argv)
         return rc;
 }
 
+static const struct cli_verb rm_verb = {
+    .name = "rm",
+    .usage_text = "usage: sprout rm snapshot ID [--force] [--socket PATH]\n"
+                  "       sprout rm clone ID... [--socket PATH]\n\n"
+                  "Deletes a snapshot (with --force, its clones too) or destroys clones.\n",
+};
+
 int sprout_cmd_rm(int argc, char **argv)
 {
-        static const char usage[] = "usage: sprout rm snapshot ID [--force] [--socket PATH]\n"
-                                    "       sprout rm clone ID... [--socket PATH]\n\n"
-                                    "Deletes a snapshot (with --force, its clones too) or destroys "
-                                    "clones.\n";
-        static const struct option opts[] = {
-            {"force", no_argument, NULL, 'f'},
-            {"socket", required_argument, NULL, 's'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
         const char *socket = NULL;
         bool force = false;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "fh", opts, NULL)) != -1) {
-                if (c == 'f')
-                        force = true;
-                else if (c == 's')
-                        socket = optarg;
-                else if (c == 'h') {
-                        fputs(usage, stdout);
-                        return 0;
-                } else {
-                        fputs(usage, stderr);
-                        return CLI_EXIT_USAGE;
-                }
-        }
+        const struct cli_opt opts[] = {
+            CLI_FLAG("force", 'f', &force),
+            CLI_SOCKET(&socket),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&rm_verb, opts, argc, argv, &status) < 0)
+                return status;
         bool snap = optind < argc && !strcmp(argv[optind], "snapshot");
         bool clone = optind < argc && !strcmp(argv[optind], "clone");
         if ((!snap && !clone) || argc - optind < 2 || (snap && argc - optind != 2) ||
-            (clone && force)) {
-                fputs(usage, stderr);
-                return CLI_EXIT_USAGE;
-        }
+            (clone && force))
+                return cli_usage_error(&rm_verb, NULL);
         struct client cl;
         int rc = client_open(&cl, socket);
         if (rc)

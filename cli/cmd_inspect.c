@@ -1,11 +1,11 @@
 /* sprout inspect: what a snapshot file holds, and whether every byte of it checks out. */
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "cli_opts.h"
 #include "commands.h"
 #include "sprout/snapshot.h"
 #include "sprout/vmm.h"
@@ -17,6 +17,8 @@ static void usage(FILE *f)
                    "decompresses every chunk to verify its checksum (skip with --no-verify).\n"
                    "Exit status 1 if the file is malformed or a checksum fails.\n");
 }
+
+static const struct cli_verb inspect_verb = {.name = "inspect", .usage = usage};
 
 static const char *tag_name(uint32_t tag)
 {
@@ -36,32 +38,18 @@ static const char *tag_name(uint32_t tag)
 
 int sprout_cmd_inspect(int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"no-verify", no_argument, NULL, 'n'},
-            {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
+        bool no_verify = false, json = false;
+        const struct cli_opt opts[] = {
+            CLI_FLAG("no-verify", 0, &no_verify),
+            CLI_JSON(&json),
+            CLI_END,
         };
-        bool verify = true, json = false;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                if (c == 'n')
-                        verify = false;
-                else if (c == 'j')
-                        json = true;
-                else if (c == 'h') {
-                        usage(stdout);
-                        return 0;
-                } else {
-                        usage(stderr);
-                        return 2;
-                }
-        }
-        if (optind != argc - 1) {
-                usage(stderr);
-                return 2;
-        }
+        int status;
+        if (cli_parse_opts(&inspect_verb, opts, argc, argv, &status) < 0)
+                return status;
+        if (optind != argc - 1)
+                return cli_usage_error(&inspect_verb, NULL);
+        bool verify = !no_verify;
         struct sprout_err err = {0};
         struct snap_file *f;
         if (snap_open(argv[optind], &f, &err) < 0) {

@@ -1,12 +1,11 @@
 /* sprout prewarm: boot an image to READY and write the snapshot clones are made from. */
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#include "cli_util.h"
+#include "cli_opts.h"
 #include "commands.h"
 #include "sprout/clone.h"
 
@@ -30,6 +29,8 @@ static void usage(FILE *f)
             DEFAULT_PREWARM_TIMEOUT_S);
 }
 
+static const struct cli_verb prewarm_verb = {.name = "prewarm", .usage = usage};
+
 static const char *phase_name[] = {"booting to READY", "capturing state", "writing snapshot"};
 
 static void progress(void *ctx, enum sprout_prewarm_phase phase, uint64_t done, uint64_t total)
@@ -47,58 +48,23 @@ static void progress(void *ctx, enum sprout_prewarm_phase phase, uint64_t done, 
 
 int sprout_cmd_prewarm(int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"output", required_argument, NULL, 'o'}, {"timeout", required_argument, NULL, 't'},
-            {"level", required_argument, NULL, 'l'},  {"append", required_argument, NULL, 'a'},
-            {"console", no_argument, NULL, 'c'},      {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
-        };
         const char *out = NULL, *append = NULL;
         long timeout_s = DEFAULT_PREWARM_TIMEOUT_S, level = 0;
         bool console = false, json = false;
-        int c;
-
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'o':
-                        out = optarg;
-                        break;
-                case 't':
-                        if (cli_parse_long(optarg, 1, 86400, &timeout_s) < 0) {
-                                fprintf(stderr,
-                                        "sprout prewarm: --timeout takes 1..86400 seconds\n");
-                                return 2;
-                        }
-                        break;
-                case 'l':
-                        if (cli_parse_long(optarg, -7, 19, &level) < 0) {
-                                fprintf(stderr, "sprout prewarm: --level takes -7..19\n");
-                                return 2;
-                        }
-                        break;
-                case 'a':
-                        append = optarg;
-                        break;
-                case 'c':
-                        console = true;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
-                        return 2;
-                }
-        }
-        if (optind != argc - 1 || !out) {
-                fprintf(stderr, "sprout prewarm: expected one IMAGE and -o FILE\n");
-                usage(stderr);
-                return 2;
-        }
+        const struct cli_opt opts[] = {
+            CLI_STRING("output", 'o', &out),
+            CLI_LONG_UNIT("timeout", 0, &timeout_s, 1, 86400, "seconds"),
+            CLI_LONG("level", 0, &level, -7, 19),
+            CLI_STRING("append", 0, &append),
+            CLI_FLAG("console", 0, &console),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&prewarm_verb, opts, argc, argv, &status) < 0)
+                return status;
+        if (optind != argc - 1 || !out)
+                return cli_usage_error(&prewarm_verb, "expected one IMAGE and -o FILE");
 
         struct sprout_err err = {0};
         struct sprout_kvm *kvm = NULL;

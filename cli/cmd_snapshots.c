@@ -1,6 +1,5 @@
 /* sprout prewarm IMAGE (daemon mode: the daemon boots it; progress is polled and shown) and
  * sprout snapshots (the daemon's snapshot table). `sprout prewarm IMAGE -o FILE` stays direct. */
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli_util.h"
+#include "cli_opts.h"
 #include "client.h"
 #include "commands.h"
 #include "sprout/clock.h"
@@ -53,59 +52,32 @@ static const char *status_of(json_t *snap)
         return s ? s : "?";
 }
 
+static const struct cli_verb prewarm_api_verb = {.name = "prewarm", .usage = prewarm_usage};
+
 static int prewarm_api(int argc, char **argv)
 {
-        static const struct option opts[] = {
-            {"timeout", required_argument, NULL, 't'}, {"level", required_argument, NULL, 'l'},
-            {"append", required_argument, NULL, 'a'},  {"no-wait", no_argument, NULL, 'n'},
-            {"socket", required_argument, NULL, 's'},  {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
-        };
         const char *socket = NULL, *append = NULL;
         long timeout_s = 0, level = 0;
         bool json = false, nowait = false, has_level = false;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                switch (c) {
-                case 't':
-                        if (cli_parse_long(optarg, 1, 86400, &timeout_s) < 0) {
-                                fprintf(stderr, "sprout prewarm: --timeout takes 1..86400\n");
-                                return CLI_EXIT_USAGE;
-                        }
-                        break;
-                case 'l':
-                        if (cli_parse_long(optarg, -7, 19, &level) < 0) {
-                                fprintf(stderr, "sprout prewarm: --level takes -7..19\n");
-                                return CLI_EXIT_USAGE;
-                        }
-                        has_level = true;
-                        break;
-                case 'a':
-                        append = optarg;
-                        break;
-                case 'n':
-                        nowait = true;
-                        break;
-                case 's':
-                        socket = optarg;
-                        break;
-                case 'j':
-                        json = true;
-                        break;
-                case 'h':
-                        prewarm_usage(stdout);
-                        return 0;
-                default:
-                        prewarm_usage(stderr);
-                        return CLI_EXIT_USAGE;
-                }
-        }
-        if (optind != argc - 1) {
-                fprintf(stderr, "sprout prewarm: expected one IMAGE\n");
-                prewarm_usage(stderr);
-                return CLI_EXIT_USAGE;
-        }
+        const struct cli_opt opts[] = {
+            CLI_LONG("timeout", 0, &timeout_s, 1, 86400),
+            {.name = "level",
+             .kind = CLI_OPT_LONG,
+             .dest = &level,
+             .min = -7,
+             .max = 19,
+             .seen = &has_level},
+            CLI_STRING("append", 0, &append),
+            CLI_FLAG("no-wait", 0, &nowait),
+            CLI_SOCKET(&socket),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&prewarm_api_verb, opts, argc, argv, &status) < 0)
+                return status;
+        if (optind != argc - 1)
+                return cli_usage_error(&prewarm_api_verb, "expected one IMAGE");
         /* The daemon has its own working directory: send an absolute path. */
         char image[PATH_MAX];
         if (!realpath(argv[optind], image)) {
@@ -205,52 +177,24 @@ int sprout_cmd_prewarm_any(int argc, char **argv)
         return prewarm_api(argc, argv);
 }
 
-/* Parses the options every listing shares. Returns -1 to go on, else an exit code. */
-static int list_opts(int argc, char **argv, const char *usage, const char **socket, bool *json,
-                     const char **snapshot)
-{
-        static const struct option opts[] = {
-            {"socket", required_argument, NULL, 's'},
-            {"json", no_argument, NULL, 'j'},
-            {"snapshot", required_argument, NULL, 'S'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-                if (c == 's')
-                        *socket = optarg;
-                else if (c == 'j')
-                        *json = true;
-                else if (c == 'S' && snapshot)
-                        *snapshot = optarg;
-                else if (c == 'h') {
-                        fputs(usage, stdout);
-                        return 0;
-                } else {
-                        fputs(usage, stderr);
-                        return CLI_EXIT_USAGE;
-                }
-        }
-        if (optind != argc) {
-                fputs(usage, stderr);
-                return CLI_EXIT_USAGE;
-        }
-        return -1;
-}
+static const struct cli_verb snapshots_verb = {
+    .name = "snapshots",
+    .usage_text =
+        "usage: sprout snapshots [--json] [--socket PATH]\n\n"
+        "Lists sproutd's snapshots: id, status, image, guest RAM, file size, compression\n"
+        "ratio, live clones and creation time.\n",
+};
 
 int sprout_cmd_snapshots(int argc, char **argv)
 {
-        static const char usage[] =
-            "usage: sprout snapshots [--json] [--socket PATH]\n\n"
-            "Lists sproutd's snapshots: id, status, image, guest RAM, file size, compression\n"
-            "ratio, live clones and creation time.\n";
         const char *socket = NULL;
         bool json = false;
-        int rc = list_opts(argc, argv, usage, &socket, &json, NULL);
-        if (rc >= 0)
+        const struct cli_opt opts[] = {CLI_SOCKET(&socket), CLI_JSON(&json), CLI_END};
+        int rc;
+        if (cli_parse_opts(&snapshots_verb, opts, argc, argv, &rc) < 0)
                 return rc;
+        if (optind != argc)
+                return cli_usage_error(&snapshots_verb, NULL);
         struct client cl;
         struct client_resp r;
         if ((rc = client_open(&cl, socket)))
@@ -295,17 +239,28 @@ int sprout_cmd_snapshots(int argc, char **argv)
         return 0;
 }
 
+static const struct cli_verb clones_verb = {
+    .name = "clones",
+    .usage_text = "usage: sprout clones [--snapshot ID] [--json] [--socket PATH]\n\n"
+                  "Lists sproutd's clones: id, snapshot, state, origin (api, or pool for one-shot\n"
+                  "reuse), age, invocations served and private memory.\n",
+};
+
 int sprout_cmd_clones(int argc, char **argv)
 {
-        static const char usage[] =
-            "usage: sprout clones [--snapshot ID] [--json] [--socket PATH]\n\n"
-            "Lists sproutd's clones: id, snapshot, state, origin (api, or pool for one-shot\n"
-            "reuse), age, invocations served and private memory.\n";
         const char *socket = NULL, *snap = NULL;
         bool json = false;
-        int rc = list_opts(argc, argv, usage, &socket, &json, &snap);
-        if (rc >= 0)
+        const struct cli_opt opts[] = {
+            CLI_SOCKET(&socket),
+            CLI_JSON(&json),
+            CLI_STRING("snapshot", 0, &snap),
+            CLI_END,
+        };
+        int rc;
+        if (cli_parse_opts(&clones_verb, opts, argc, argv, &rc) < 0)
                 return rc;
+        if (optind != argc)
+                return cli_usage_error(&clones_verb, NULL);
         struct client cl;
         struct client_resp r;
         char path[256];
