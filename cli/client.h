@@ -45,6 +45,16 @@ int client_fail(const char *cmd, const struct client *c, int r, const struct cli
 /* GET path and insist on 200 with a JSON body; on failure reports and returns the exit code. */
 int client_get_json(struct client *c, const char *cmd, const char *path, struct client_resp *r);
 
+/* POSTs body as compact JSON text; returns as client_call does, or -ENOMEM. */
+int client_post_json(struct client *c, const char *path, json_t *body, long timeout_ms,
+                     struct client_resp *r);
+
+/* A snapshot object's "status", or "?" if it has none. */
+const char *snapshot_status(json_t *snap);
+
+/* Prints j as JSON text (json_dumps flags) and a newline on stdout. */
+void print_json(json_t *j, size_t flags);
+
 /* Human formats for tables. */
 void fmt_bytes(char *buf, size_t len, double bytes);
 void fmt_age(char *buf, size_t len, double seconds);

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench_qemu.h"
+#include "bench/bench_qemu.h"
 #include "sprout/abi.h"
 #include "sprout/clock.h"
 #include "sprout/vmm.h"

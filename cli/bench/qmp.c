@@ -10,7 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "bench_qemu.h"
+#include "bench/bench_qemu.h"
 #include "sprout/clock.h"
 
 /* Reads one CRLF-terminated JSON message into a new json_t, waiting at most deadline_ns. */

@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_opts.h"
+#include "bench/bench.h"
 #include "client.h"
-#include "commands.h"
 #include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/stats.h"
@@ -185,35 +184,8 @@ static int api_sequential(struct client *cl, const char *path, const char *req, 
         return 0;
 }
 
-static const struct cli_verb bench_api_verb = {
-    .name = "bench api",
-    .usage_text =
-        "usage: sprout bench api SNAPSHOT_ID [--duration S] [-n N] [--request JSON] [--json]\n\n"
-        "Through sproutd's socket: one-shot invocations per second with 1, 2 and 8 concurrent\n"
-        "clients (S seconds each, default 5), reusing pooled clones and with a fresh clone\n"
-        "per call; then N sequential warm invocations (default 1000) through the API and in\n"
-        "this process (direct mode) to show the latency the HTTP layer adds.\n",
-};
-
-static int bench_api(int argc, char **argv)
+int bench_api(const char *socket, const char *id, long seconds, long n, const char *req, bool json)
 {
-        const char *socket = NULL, *req = "{}";
-        long seconds = 5, n = 1000;
-        bool json = false;
-        const struct cli_opt opts[] = {
-            CLI_LONG("duration", 0, &seconds, 1, 3600),
-            CLI_LONG_AS("requests", 'n', &n, 4, 1000000, "-n"),
-            CLI_STRING("request", 0, &req),
-            CLI_SOCKET(&socket),
-            CLI_JSON(&json),
-            CLI_END,
-        };
-        int status;
-        if (cli_parse_opts(&bench_api_verb, opts, argc, argv, &status) < 0)
-                return status;
-        if (optind != argc - 1)
-                return cli_usage_error(&bench_api_verb, NULL);
-        const char *id = argv[optind];
         struct client cl;
         struct client_resp r;
         char path[256], snap_path[4096];
@@ -297,11 +269,4 @@ out_free:
 out:
         client_close(&cl);
         return rc;
-}
-
-int sprout_cmd_bench_any(int argc, char **argv)
-{
-        if (argc > 1 && !strcmp(argv[1], "api"))
-                return bench_api(argc - 1, argv + 1);
-        return sprout_cmd_bench(argc, argv);
 }

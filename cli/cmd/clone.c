@@ -1,5 +1,5 @@
-/* sprout clone: direct mode, no daemon. Load a snapshot as a base, restore N clones, invoke each,
- * and report responses and latencies. */
+/* sprout clone: clones through sproutd (their ids are printed), or direct mode, no daemon: load a
+ * snapshot as a base, restore N clones, invoke each, and report responses and latencies. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -8,12 +8,13 @@
 #include <unistd.h>
 
 #include "cli_opts.h"
+#include "client.h"
 #include "commands.h"
 #include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/stats.h"
 
-static void usage(FILE *f)
+static void direct_usage(FILE *f)
 {
         fprintf(
             f, "usage: sprout clone SNAPSHOT [options]\n\n"
@@ -34,7 +35,7 @@ static void usage(FILE *f)
                "  -h, --help          show this help\n");
 }
 
-static const struct cli_verb clone_verb = {.name = "clone", .usage = usage};
+static const struct cli_verb direct_verb = {.name = "clone", .usage = direct_usage};
 
 static void print_summary(const char *what, struct latency_summary s, bool json)
 {
@@ -47,7 +48,7 @@ static void print_summary(const char *what, struct latency_summary s, bool json)
                        what, s.n, s.p50, s.p90, s.p99, s.max);
 }
 
-int sprout_cmd_clone(int argc, char **argv)
+static int clone_direct(int argc, char **argv)
 {
         const char *req = "{}";
         long count = 1, requests = 1, pool = 0, timeout_ms = 10000;
@@ -65,10 +66,10 @@ int sprout_cmd_clone(int argc, char **argv)
             CLI_END,
         };
         int status;
-        if (cli_parse_opts(&clone_verb, opts, argc, argv, &status) < 0)
+        if (cli_parse_opts(&direct_verb, opts, argc, argv, &status) < 0)
                 return status;
         if (optind != argc - 1)
-                return cli_usage_error(&clone_verb, "expected one SNAPSHOT");
+                return cli_usage_error(&direct_verb, "expected one SNAPSHOT");
 
         struct sprout_err err = {0};
         struct sprout_kvm *kvm = NULL;
@@ -201,4 +202,119 @@ out:
         free(warm);
         free(invoke1);
         return rc;
+}
+
+static void daemon_usage(FILE *f)
+{
+        fprintf(
+            f,
+            "usage: sprout clone SNAPSHOT_ID [-n N] [--json] [--socket PATH]  (through sproutd)\n"
+            "       sprout clone --direct SNAPSHOT_FILE [options]            (no daemon)\n\n"
+            "Asks sproutd for N clones (default 1) of the snapshot and prints their ids, one\n"
+            "per line. A SNAPSHOT that is not a snapshot id is a file: direct mode, as with\n"
+            "--direct ('sprout clone --direct --help' shows its options).\n"
+            "Exit status: 0 ok, 1 refused or failed, 2 usage error, 3 sproutd unreachable.\n");
+}
+
+static const struct cli_verb daemon_verb = {.name = "clone", .usage = daemon_usage};
+
+static int clone_daemon(int argc, char **argv)
+{
+        const char *socket = NULL;
+        long n = 1;
+        bool json = false;
+        const struct cli_opt opts[] = {
+            CLI_LONG_AS("count", 'n', &n, 1, 256, "-n"),
+            CLI_SOCKET(&socket),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&daemon_verb, opts, argc, argv, &status) < 0)
+                return status;
+        if (optind != argc - 1)
+                return cli_usage_error(&daemon_verb, "expected one SNAPSHOT_ID");
+        json_t *req = json_pack("{s:s, s:i}", "snapshot", argv[optind], "count", (int)n);
+        char *body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        struct client cl;
+        struct client_resp r;
+        int rc = client_open(&cl, socket);
+        if (rc) {
+                free(body);
+                return rc;
+        }
+        int e = client_call(&cl, "POST", "/v1/clones", body, strlen(body), 120000, &r);
+        free(body);
+        if (e < 0 || r.status != 201 || !r.json) {
+                rc = client_fail("clone", &cl, e, &r);
+        } else {
+                json_t *arr = json_object_get(r.json, "clones"), *x;
+                size_t i;
+                if (json) {
+                        char *s = json_dumps(arr, JSON_INDENT(2));
+                        printf("%s\n", s);
+                        free(s);
+                } else {
+                        json_array_foreach(arr, i, x)
+                            printf("%s\n", json_string_value(json_object_get(x, "id")));
+                }
+        }
+        client_resp_free(&r);
+        client_close(&cl);
+        return rc;
+}
+
+static bool is_snapshot_id(const char *s)
+{
+        if (strlen(s) != 36)
+                return false;
+        for (int i = 0; i < 36; i++) {
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+                if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
+                        return false;
+        }
+        return true;
+}
+
+/* Direct mode when asked with --direct, or when the snapshot named is not a daemon snapshot id
+ * (then it is a file: `sprout clone FILE` kept working when the daemon mode came). */
+static bool wants_direct(int argc, char **argv)
+{
+        static const char *const with_value[] = {"-n",         "--count", "--socket",    "--invoke",
+                                                 "--requests", "--pool",  "--timeout-ms"};
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--direct"))
+                        return true;
+                if (argv[i][0] == '-') {
+                        for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++)
+                                if (!strcmp(argv[i], with_value[k]))
+                                        i++;
+                        continue;
+                }
+                return !is_snapshot_id(argv[i]);
+        }
+        return false;
+}
+
+int sprout_cmd_clone(int argc, char **argv)
+{
+        if (!wants_direct(argc, argv))
+                return clone_daemon(argc, argv);
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--direct"))
+                        continue;
+                /* Drop the flag and run the direct mode with its own options, unchanged. */
+                char **v = calloc((size_t)argc, sizeof(*v));
+                if (!v)
+                        return CLI_EXIT_FAIL;
+                int n = 0;
+                for (int k = 0; k < argc; k++)
+                        if (k != i)
+                                v[n++] = argv[k];
+                int rc = clone_direct(n, v);
+                free(v);
+                return rc;
+        }
+        return clone_direct(argc, argv);
 }

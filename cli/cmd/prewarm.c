@@ -1,18 +1,135 @@
-/* sprout prewarm IMAGE (daemon mode: the daemon boots it; progress is polled and shown) and
- * sprout snapshots (the daemon's snapshot table). `sprout prewarm IMAGE -o FILE` stays direct. */
+/* sprout prewarm: boot an image to READY and snapshot it, through sproutd (the daemon boots it;
+ * progress is polled and shown) or, with -o FILE, directly in this process. */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "cli_opts.h"
 #include "client.h"
 #include "commands.h"
 #include "sprout/clock.h"
+#include "sprout/clone.h"
 
-static void prewarm_usage(FILE *f)
+#define DEFAULT_PREWARM_TIMEOUT_S 300
+
+static void direct_usage(FILE *f)
+{
+        fprintf(
+            f,
+            "usage: sprout prewarm IMAGE -o FILE [options]\n\n"
+            "Boots IMAGE until its runtime rings READY, then captures the VM (vCPU, devices, RAM)\n"
+            "into the snapshot FILE (zstd, chunked, checksummed; replaced atomically).\n\n"
+            "options:\n"
+            "  -o, --output FILE  the snapshot to write (required)\n"
+            "  --timeout SEC      give up if READY has not come after SEC seconds (default %d)\n"
+            "  --level N          zstd level, -7..19 (default 3)\n"
+            "  --append ARGS      add ARGS to the guest kernel command line\n"
+            "  --console          stream the guest console to stderr while it boots\n"
+            "  --json             print the result as one JSON object\n"
+            "  -h, --help         show this help\n",
+            DEFAULT_PREWARM_TIMEOUT_S);
+}
+
+static const struct cli_verb direct_verb = {.name = "prewarm", .usage = direct_usage};
+
+static const char *phase_name[] = {"booting to READY", "capturing state", "writing snapshot"};
+
+static void progress(void *ctx, enum sprout_prewarm_phase phase, uint64_t done, uint64_t total)
+{
+        bool tty = *(bool *)ctx;
+        if (phase != SPROUT_PW_WRITING || total == 0) {
+                fprintf(stderr, "%sprewarm: %s...%s", tty ? "\r\033[K" : "", phase_name[phase],
+                        tty ? "" : "\n");
+                return;
+        }
+        if (tty)
+                fprintf(stderr, "\r\033[Kprewarm: writing snapshot %3d%%",
+                        (int)(done * 100 / total));
+}
+
+static int prewarm_direct(int argc, char **argv)
+{
+        const char *out = NULL, *append = NULL;
+        long timeout_s = DEFAULT_PREWARM_TIMEOUT_S, level = 0;
+        bool console = false, json = false;
+        const struct cli_opt opts[] = {
+            CLI_STRING("output", 'o', &out),
+            CLI_LONG_UNIT("timeout", 0, &timeout_s, 1, 86400, "seconds"),
+            CLI_LONG("level", 0, &level, -7, 19),
+            CLI_STRING("append", 0, &append),
+            CLI_FLAG("console", 0, &console),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&direct_verb, opts, argc, argv, &status) < 0)
+                return status;
+        if (optind != argc - 1 || !out)
+                return cli_usage_error(&direct_verb, "expected one IMAGE and -o FILE");
+
+        struct sprout_err err = {0};
+        struct sprout_kvm *kvm = NULL;
+        if (sprout_kvm_open(&kvm, &err) < 0) {
+                fprintf(stderr, "sprout prewarm: %s\n", err.msg);
+                return 1;
+        }
+        bool tty = isatty(STDERR_FILENO) && !console;
+        struct sprout_prewarm_opts po = {
+            .image = argv[optind],
+            .out_path = out,
+            .cmdline = append,
+            .console_fd = console ? STDERR_FILENO : -1,
+            .timeout_ms = timeout_s * 1000,
+            .zstd_level = (int)level,
+            .progress = json ? NULL : progress,
+            .progress_ctx = &tty,
+        };
+        struct sprout_prewarm_stats st;
+        int r = sprout_prewarm(kvm, &po, &st, &err);
+        if (tty)
+                fprintf(stderr, "\r\033[K");
+        if (r < 0) {
+                fprintf(stderr, "sprout prewarm: %s\n", err.msg);
+                if (st.console_tail[0])
+                        fprintf(stderr, "last console lines:\n%s\n", st.console_tail);
+                sprout_kvm_close(kvm);
+                return 1;
+        }
+        char id[37];
+        uuid_unparse_lower(st.uuid, id);
+        double ratio =
+            st.write.file_size ? (double)st.write.ram_size / (double)st.write.file_size : 0;
+        if (json)
+                printf("{\"snapshot\":\"%s\",\"id\":\"%s\",\"host_kind\":\"%s\",\"boot_s\":%.3f,"
+                       "\"capture_ms\":%.3f,\"write_s\":%.3f,\"ram_bytes\":%llu,\"nonzero_bytes\":%"
+                       "llu,"
+                       "\"file_bytes\":%llu,\"ratio\":%.2f}\n",
+                       out, id, sprout_host_kind_name(sprout_kvm_host_kind(kvm)), st.boot_s,
+                       st.capture_ms, st.write.seconds, (unsigned long long)st.write.ram_size,
+                       (unsigned long long)st.write.nonzero_bytes,
+                       (unsigned long long)st.write.file_size, ratio);
+        else
+                printf("snapshot %s (%s)\n"
+                       "  boot to READY   %.3f s (host %s)\n"
+                       "  capture         %.3f ms\n"
+                       "  write           %.3f s\n"
+                       "  RAM             %llu MiB, %.1f MiB non-zero\n"
+                       "  file            %.2f MiB, %.1fx smaller than RAM\n",
+                       out, id, st.boot_s, sprout_host_kind_name(sprout_kvm_host_kind(kvm)),
+                       st.capture_ms, st.write.seconds,
+                       (unsigned long long)(st.write.ram_size >> 20),
+                       (double)st.write.nonzero_bytes / 1048576.0,
+                       (double)st.write.file_size / 1048576.0, ratio);
+        sprout_kvm_close(kvm);
+        return 0;
+}
+
+static void daemon_usage(FILE *f)
 {
         fprintf(
             f,
@@ -46,15 +163,9 @@ static bool wants_direct(int argc, char **argv)
         return false;
 }
 
-static const char *status_of(json_t *snap)
-{
-        const char *s = json_string_value(json_object_get(snap, "status"));
-        return s ? s : "?";
-}
+static const struct cli_verb daemon_verb = {.name = "prewarm", .usage = daemon_usage};
 
-static const struct cli_verb prewarm_api_verb = {.name = "prewarm", .usage = prewarm_usage};
-
-static int prewarm_api(int argc, char **argv)
+static int prewarm_daemon(int argc, char **argv)
 {
         const char *socket = NULL, *append = NULL;
         long timeout_s = 0, level = 0;
@@ -74,10 +185,10 @@ static int prewarm_api(int argc, char **argv)
             CLI_END,
         };
         int status;
-        if (cli_parse_opts(&prewarm_api_verb, opts, argc, argv, &status) < 0)
+        if (cli_parse_opts(&daemon_verb, opts, argc, argv, &status) < 0)
                 return status;
         if (optind != argc - 1)
-                return cli_usage_error(&prewarm_api_verb, "expected one IMAGE");
+                return cli_usage_error(&daemon_verb, "expected one IMAGE");
         /* The daemon has its own working directory: send an absolute path. */
         char image[PATH_MAX];
         if (!realpath(argv[optind], image)) {
@@ -117,7 +228,7 @@ static int prewarm_api(int argc, char **argv)
         char last[32] = "";
         double t0 = sprout_mono_s();
         while (!nowait) {
-                const char *st = status_of(r.json);
+                const char *st = snapshot_status(r.json);
                 if (!strcmp(st, "ready") || !strcmp(st, "failed"))
                         break;
                 double pr = json_real_value(json_object_get(r.json, "progress"));
@@ -138,7 +249,7 @@ static int prewarm_api(int argc, char **argv)
         }
         if (tty)
                 fprintf(stderr, "\r\033[K");
-        if (!strcmp(status_of(r.json), "failed")) {
+        if (!strcmp(snapshot_status(r.json), "failed")) {
                 const char *why = json_string_value(json_object_get(r.json, "error"));
                 const char *tail = json_string_value(json_object_get(r.json, "console_tail"));
                 fprintf(stderr, "sprout prewarm: %s: %s\n", id, why ? why : "failed");
@@ -170,133 +281,9 @@ out:
         return rc;
 }
 
-int sprout_cmd_prewarm_any(int argc, char **argv)
+int sprout_cmd_prewarm(int argc, char **argv)
 {
         if (wants_direct(argc, argv))
-                return sprout_cmd_prewarm(argc, argv);
-        return prewarm_api(argc, argv);
-}
-
-static const struct cli_verb snapshots_verb = {
-    .name = "snapshots",
-    .usage_text =
-        "usage: sprout snapshots [--json] [--socket PATH]\n\n"
-        "Lists sproutd's snapshots: id, status, image, guest RAM, file size, compression\n"
-        "ratio, live clones and creation time.\n",
-};
-
-int sprout_cmd_snapshots(int argc, char **argv)
-{
-        const char *socket = NULL;
-        bool json = false;
-        const struct cli_opt opts[] = {CLI_SOCKET(&socket), CLI_JSON(&json), CLI_END};
-        int rc;
-        if (cli_parse_opts(&snapshots_verb, opts, argc, argv, &rc) < 0)
-                return rc;
-        if (optind != argc)
-                return cli_usage_error(&snapshots_verb, NULL);
-        struct client cl;
-        struct client_resp r;
-        if ((rc = client_open(&cl, socket)))
-                return rc;
-        if ((rc = client_get_json(&cl, "snapshots", "/v1/snapshots", &r))) {
-                client_close(&cl);
-                return rc;
-        }
-        json_t *arr = json_object_get(r.json, "snapshots");
-        if (json) {
-                char *s = json_dumps(arr, JSON_INDENT(2));
-                printf("%s\n", s);
-                free(s);
-        } else {
-                printf("%-36s  %-12s  %-12s  %9s  %9s  %6s  %6s  %s\n", "ID", "STATUS", "IMAGE",
-                       "RAM", "FILE", "RATIO", "CLONES", "CREATED");
-                size_t i;
-                json_t *s;
-                json_array_foreach(arr, i, s)
-                {
-                        char ram[32] = "-", file[32] = "-", ratio[16] = "-";
-                        if (json_object_get(s, "ram_bytes")) {
-                                fmt_bytes(
-                                    ram, sizeof(ram),
-                                    (double)json_integer_value(json_object_get(s, "ram_bytes")));
-                                fmt_bytes(
-                                    file, sizeof(file),
-                                    (double)json_integer_value(json_object_get(s, "file_bytes")));
-                                snprintf(ratio, sizeof(ratio), "%.1fx",
-                                         json_real_value(json_object_get(s, "ratio")));
-                        }
-                        const char *img = json_string_value(json_object_get(s, "image"));
-                        printf("%-36s  %-12s  %-12.12s  %9s  %9s  %6s  %6lld  %.19s\n",
-                               json_string_value(json_object_get(s, "id")), status_of(s),
-                               img && *img ? img : "-", ram, file, ratio,
-                               (long long)json_integer_value(json_object_get(s, "clones")),
-                               json_string_value(json_object_get(s, "created")));
-                }
-        }
-        client_resp_free(&r);
-        client_close(&cl);
-        return 0;
-}
-
-static const struct cli_verb clones_verb = {
-    .name = "clones",
-    .usage_text = "usage: sprout clones [--snapshot ID] [--json] [--socket PATH]\n\n"
-                  "Lists sproutd's clones: id, snapshot, state, origin (api, or pool for one-shot\n"
-                  "reuse), age, invocations served and private memory.\n",
-};
-
-int sprout_cmd_clones(int argc, char **argv)
-{
-        const char *socket = NULL, *snap = NULL;
-        bool json = false;
-        const struct cli_opt opts[] = {
-            CLI_SOCKET(&socket),
-            CLI_JSON(&json),
-            CLI_STRING("snapshot", 0, &snap),
-            CLI_END,
-        };
-        int rc;
-        if (cli_parse_opts(&clones_verb, opts, argc, argv, &rc) < 0)
-                return rc;
-        if (optind != argc)
-                return cli_usage_error(&clones_verb, NULL);
-        struct client cl;
-        struct client_resp r;
-        char path[256];
-        snprintf(path, sizeof(path), "/v1/clones%s%s", snap ? "?snapshot=" : "", snap ? snap : "");
-        if ((rc = client_open(&cl, socket)))
-                return rc;
-        if ((rc = client_get_json(&cl, "clones", path, &r))) {
-                client_close(&cl);
-                return rc;
-        }
-        json_t *arr = json_object_get(r.json, "clones");
-        if (json) {
-                char *s = json_dumps(arr, JSON_INDENT(2));
-                printf("%s\n", s);
-                free(s);
-        } else {
-                printf("%-36s  %-8s  %-5s  %-6s  %7s  %8s  %10s\n", "ID", "SNAPSHOT", "STATE",
-                       "ORIGIN", "AGE", "INVOKED", "PRIVATE");
-                size_t i;
-                json_t *s;
-                json_array_foreach(arr, i, s)
-                {
-                        char age[32], priv[32];
-                        fmt_age(age, sizeof(age), json_real_value(json_object_get(s, "age_s")));
-                        fmt_bytes(priv, sizeof(priv),
-                                  (double)json_integer_value(json_object_get(s, "private_bytes")));
-                        printf("%-36s  %-8.8s  %-5s  %-6s  %7s  %8lld  %10s\n",
-                               json_string_value(json_object_get(s, "id")),
-                               json_string_value(json_object_get(s, "snapshot")),
-                               json_string_value(json_object_get(s, "state")),
-                               json_string_value(json_object_get(s, "origin")), age,
-                               (long long)json_integer_value(json_object_get(s, "invocations")),
-                               priv);
-                }
-        }
-        client_resp_free(&r);
-        client_close(&cl);
-        return 0;
+                return prewarm_direct(argc, argv);
+        return prewarm_daemon(argc, argv);
 }

@@ -1,58 +1,17 @@
-/* sprout bench: benchmarks that print numbers (medians and tails over many runs), never pass/fail.
- *   sprout bench clone SNAPSHOT  restore, invoke, memory and base-load figures, beside the KVM
- * floor sprout bench boot IMAGE      cold boot to READY, beside QEMU booting the same kernel +
- * initrd */
+/* sprout bench clone SNAPSHOT: restore, invoke, memory and base-load figures, beside the KVM floor
+ * of this host and QEMU restoring the same guest from a migration file. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "bench_qemu.h"
-#include "cli_opts.h"
-#include "commands.h"
+#include "bench/bench.h"
+#include "bench/bench_qemu.h"
 #include "sprout/clock.h"
 #include "sprout/clone.h"
-#include "sprout/image.h"
-#include "sprout/stats.h"
-
-static void usage(FILE *f)
-{
-        fprintf(
-            f,
-            "usage: sprout bench clone SNAPSHOT [-n N] [--pool P] [--request JSON] [--no-qemu] "
-            "[--json]\n"
-            "       sprout bench boot IMAGE [-n N] [--no-qemu] [--json]\n\n"
-            "clone: restores N clones (default 1000) of SNAPSHOT in batches of P pooled VM shells\n"
-            "       (default 16), invokes each, and reports restore latency (call to vCPU "
-            "runnable),\n"
-            "       restore + first invoke, a second invoke, a ready (warmed-up) clone's first "
-            "invoke\n"
-            "       and the warm-up itself, private memory per idle clone, teardown,\n"
-            "       base-load throughput and snapshot size, beside the floor of this host (the\n"
-            "       cheapest VM KVM can create and run), all measured in this run.\n"
-            "boot:  cold-boots IMAGE to READY N times (default 5) and, where qemu-system-x86_64 "
-            "is\n"
-            "       installed, boots the same kernel and initrd N times with QEMU's microvm "
-            "machine\n"
-            "       to the same doorbell write.\n");
-}
-
-static const struct cli_verb bench_verb = {.name = "bench", .usage = usage};
-
-static void row(const char *what, struct latency_summary s, const char *unit, bool json)
-{
-        if (json)
-                printf("{\"metric\":\"%s\",\"unit\":\"%s\",\"n\":%zu,\"min\":%.4f,\"p50\":%.4f,"
-                       "\"p90\":%.4f,\"p99\":%.4f,\"max\":%.4f}\n",
-                       what, unit, s.n, s.min, s.p50, s.p90, s.p99, s.max);
-        else
-                printf("  %-34s n=%-5zu p50 %9.3f  p90 %9.3f  p99 %9.3f  max %9.3f %s\n", what, s.n,
-                       s.p50, s.p90, s.p99, s.max, unit);
-}
 
 /* QEMU restoring the snapshot's guest from a migration file, for comparison in the same run. */
 static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bool json)
@@ -86,14 +45,15 @@ static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bo
                 } else {
                         for (int i = 0; i < RUNS; i++)
                                 t[i] *= 1e3;
-                        row("qemu: restore from file to running", summarize(t, RUNS), "ms", json);
+                        bench_row("qemu: restore from file to running", summarize(t, RUNS), "ms",
+                                  json);
                 }
                 rmdir(dir);
         }
         json_decref(j);
 }
 
-static int bench_clone(const char *path, long n, long pool, const char *req, bool qemu, bool json)
+int bench_clone(const char *path, long n, long pool, const char *req, bool qemu, bool json)
 {
         struct sprout_err err = {0};
         struct sprout_kvm *kvm = NULL;
@@ -277,26 +237,28 @@ static int bench_clone(const char *path, long n, long pool, const char *req, boo
                        (double)si.nonzero_pages * 4096 / 1048576.0, ratio);
                 printf("  %ld clones, pooled shells in batches of %ld; times in ms\n", n, pool);
         }
-        row("floor: KVM_CREATE_VM", summarize(floor_vm, nf), "ms", json);
-        row("floor: memslot", summarize(floor_slot, nf), "ms", json);
-        row("floor: vCPU create + regs", summarize(floor_vcpu, nf), "ms", json);
-        row("floor: first KVM_RUN to HLT", summarize(floor_run, nf), "ms", json);
-        row("floor: total", summarize(floor_total, nf), "ms", json);
-        row("restore (pooled shell)", summarize(restore, (size_t)n), "ms", json);
-        row("restore (no pool, VM created)", summarize(cold, nc), "ms", json);
-        row("restore + first invoke", summarize(first, (size_t)n), "ms", json);
-        row("second invoke (warm clone)", summarize(second, (size_t)n), "ms", json);
+        bench_row("floor: KVM_CREATE_VM", summarize(floor_vm, nf), "ms", json);
+        bench_row("floor: memslot", summarize(floor_slot, nf), "ms", json);
+        bench_row("floor: vCPU create + regs", summarize(floor_vcpu, nf), "ms", json);
+        bench_row("floor: first KVM_RUN to HLT", summarize(floor_run, nf), "ms", json);
+        bench_row("floor: total", summarize(floor_total, nf), "ms", json);
+        bench_row("restore (pooled shell)", summarize(restore, (size_t)n), "ms", json);
+        bench_row("restore (no pool, VM created)", summarize(cold, nc), "ms", json);
+        bench_row("restore + first invoke", summarize(first, (size_t)n), "ms", json);
+        bench_row("second invoke (warm clone)", summarize(second, (size_t)n), "ms", json);
         if (warmup_ok) {
-                row("ready clone: first invoke", summarize(ready_first, (size_t)nr), "ms", json);
-                row("warm-up (off the request path)", summarize(warm, (size_t)nw), "ms", json);
+                bench_row("ready clone: first invoke", summarize(ready_first, (size_t)nr), "ms",
+                          json);
+                bench_row("warm-up (off the request path)", summarize(warm, (size_t)nw), "ms",
+                          json);
         } else if (!json) {
                 printf("  (no ready-clone rows: the snapshot's guest predates warm-ups, ABI "
                        "1.3)\n");
         }
-        row("teardown", summarize(teardown, (size_t)n), "ms", json);
-        row("base load", summarize(load_ms, (size_t)loads), "ms", json);
-        row("base load throughput", summarize(load_mbs, (size_t)loads), "MiB/s", json);
-        row("private memory per idle clone", pm, "KiB", json);
+        bench_row("teardown", summarize(teardown, (size_t)n), "ms", json);
+        bench_row("base load", summarize(load_ms, (size_t)loads), "ms", json);
+        bench_row("base load throughput", summarize(load_mbs, (size_t)loads), "MiB/s", json);
+        bench_row("private memory per idle clone", pm, "KiB", json);
         if (qemu)
                 bench_qemu_restore(base, sprout_kvm_host_kind(kvm), json);
         rc = 0;
@@ -319,109 +281,4 @@ out:
         free(ready_first);
         free(warm);
         return rc;
-}
-
-static int bench_boot(const char *image, long n, bool qemu, bool json)
-{
-        struct sprout_err err = {0};
-        struct sprout_kvm *kvm = NULL;
-        struct sprout_manifest *m = NULL;
-        double *sp = calloc(n, sizeof(double)), *qm = calloc(n, sizeof(double));
-        size_t ns = 0, nq = 0;
-        int rc = 1;
-        char cmdline[4096] = "";
-
-        if (!sp || !qm)
-                goto out;
-        if (sprout_kvm_open(&kvm, &err) < 0 || sprout_manifest_load(image, &m, &err) < 0) {
-                fprintf(stderr, "sprout bench: %s\n", err.msg);
-                goto out;
-        }
-        /* Interleaved, so drift in the machine's load hits both sides alike. */
-        for (long i = 0; i < n; i++) {
-                struct sprout_vm_config cfg = {.mem_size = m->mem_size,
-                                               .vcpus = m->vcpus,
-                                               .kernel_path = m->kernel_path,
-                                               .initrd_path = m->initrd_path,
-                                               .cmdline = m->cmdline,
-                                               .console_fd = -1};
-                struct sprout_vm *vm;
-                struct sprout_vm_event ev;
-                int64_t t0 = sprout_mono_ns();
-                if (sprout_vm_create(kvm, &cfg, &vm, &err) < 0) {
-                        fprintf(stderr, "sprout bench: %s\n", err.msg);
-                        goto out;
-                }
-                int r = sprout_vm_run(vm, 600000, &ev, &err);
-                double s = (double)(sprout_mono_ns() - t0) / 1e9;
-                snprintf(cmdline, sizeof(cmdline), "%s", sprout_vm_cmdline(vm));
-                sprout_vm_destroy(vm);
-                if (r < 0 || ev.kind != SPROUT_EV_READY) {
-                        fprintf(stderr, "sprout bench: boot %ld did not reach READY: %s %s\n", i,
-                                err.msg, ev.detail);
-                        goto out;
-                }
-                sp[ns++] = s;
-                if (!json)
-                        fprintf(stderr, "  sprout boot %ld: %.2f s\n", i + 1, s);
-                if (qemu) {
-                        double q;
-                        if (qemu_boot_to_doorbell(m, cmdline, sprout_kvm_host_kind(kvm), &q, &err) <
-                            0) {
-                                fprintf(stderr, "sprout bench: qemu: %s\n", err.msg);
-                                qemu = false;
-                                continue;
-                        }
-                        qm[nq++] = q;
-                        if (!json)
-                                fprintf(stderr, "  qemu boot %ld: %.2f s\n", i + 1, q);
-                }
-        }
-        if (!json)
-                printf("sprout bench boot: %s on a %s host, %ld runs each, seconds to READY\n",
-                       image, sprout_host_kind_name(sprout_kvm_host_kind(kvm)), n);
-        struct latency_summary a = summarize(sp, ns);
-        row("sprout cold boot to READY", a, "s", json);
-        if (nq) {
-                struct latency_summary b = summarize(qm, nq);
-                row("qemu -M microvm to the same doorbell", b, "s", json);
-                if (json)
-                        printf("{\"metric\":\"qemu/sprout median ratio\",\"value\":%.3f}\n",
-                               b.p50 / a.p50);
-                else
-                        printf("  qemu/sprout median ratio: %.2f\n", b.p50 / a.p50);
-        }
-        rc = 0;
-out:
-        sprout_manifest_free(m);
-        sprout_kvm_close(kvm);
-        free(sp);
-        free(qm);
-        return rc;
-}
-
-int sprout_cmd_bench(int argc, char **argv)
-{
-        long n = -1, pool = 16;
-        const char *req = "{}";
-        bool json = false, no_qemu = false;
-        const struct cli_opt opts[] = {
-            CLI_LONG_AS("count", 'n', &n, 1, 1000000, "-n"),
-            CLI_LONG("pool", 0, &pool, 0, 64),
-            CLI_STRING("request", 0, &req),
-            CLI_FLAG("no-qemu", 0, &no_qemu),
-            CLI_JSON(&json),
-            CLI_END,
-        };
-        int status;
-        if (cli_parse_opts(&bench_verb, opts, argc, argv, &status) < 0)
-                return status;
-        bool qemu = !no_qemu;
-        if (optind != argc - 2)
-                return cli_usage_error(&bench_verb, NULL);
-        if (!strcmp(argv[optind], "clone"))
-                return bench_clone(argv[optind + 1], n < 0 ? 1000 : n, pool, req, qemu, json);
-        if (!strcmp(argv[optind], "boot"))
-                return bench_boot(argv[optind + 1], n < 0 ? 5 : n, qemu, json);
-        return cli_usage_error(&bench_verb, "unknown benchmark '%s'", argv[optind]);
 }
