@@ -235,30 +235,25 @@ static int clone_daemon(int argc, char **argv)
         if (optind != argc - 1)
                 return cli_usage_error(&daemon_verb, "expected one SNAPSHOT_ID");
         json_t *req = json_pack("{s:s, s:i}", "snapshot", argv[optind], "count", (int)n);
-        char *body = json_dumps(req, JSON_COMPACT);
-        json_decref(req);
         struct client cl;
         struct client_resp r;
         int rc = client_open(&cl, socket);
         if (rc) {
-                free(body);
+                json_decref(req);
                 return rc;
         }
-        int e = client_call(&cl, "POST", "/v1/clones", body, strlen(body), 120000, &r);
-        free(body);
+        int e = client_post_json(&cl, "/v1/clones", req, 120000, &r);
+        json_decref(req);
         if (e < 0 || r.status != 201 || !r.json) {
                 rc = client_fail("clone", &cl, e, &r);
         } else {
                 json_t *arr = json_object_get(r.json, "clones"), *x;
                 size_t i;
-                if (json) {
-                        char *s = json_dumps(arr, JSON_INDENT(2));
-                        printf("%s\n", s);
-                        free(s);
-                } else {
+                if (json)
+                        print_json(arr, JSON_INDENT(2));
+                else
                         json_array_foreach(arr, i, x)
                             printf("%s\n", json_string_value(json_object_get(x, "id")));
-                }
         }
         client_resp_free(&r);
         client_close(&cl);

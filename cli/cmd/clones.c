@@ -41,9 +41,7 @@ int sprout_cmd_clones(int argc, char **argv)
         }
         json_t *arr = json_object_get(r.json, "clones");
         if (json) {
-                char *s = json_dumps(arr, JSON_INDENT(2));
-                printf("%s\n", s);
-                free(s);
+                print_json(arr, JSON_INDENT(2));
         } else {
                 printf("%-36s  %-8s  %-5s  %-6s  %7s  %8s  %10s\n", "ID", "SNAPSHOT", "STATE",
                        "ORIGIN", "AGE", "INVOKED", "PRIVATE");

@@ -1,5 +1,4 @@
-/* sprout invoke: send a request to a clone, or as a one-shot call to a snapshot, through sproutd.
- */
+/* sprout invoke: a request to a clone, or a one-shot call to a snapshot, through sproutd. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,9 +110,7 @@ int sprout_cmd_invoke(int argc, char **argv)
         } else if (json) {
                 json_t *o = json_pack("{s:s, s:f}", "clone", r.clone_id, "invoke_ms", r.invoke_ms);
                 json_object_set(o, "response", r.json ? r.json : json_stringn(r.body, r.len));
-                char *s = json_dumps(o, JSON_COMPACT);
-                printf("%s\n", s);
-                free(s);
+                print_json(o, JSON_COMPACT);
                 json_decref(o);
         } else {
                 fwrite(r.body, 1, r.len, stdout);

@@ -202,18 +202,15 @@ static int prewarm_daemon(int argc, char **argv)
                 json_object_set_new(req, "zstd_level", json_integer(level));
         if (append)
                 json_object_set_new(req, "cmdline", json_string(append));
-        char *body = json_dumps(req, JSON_COMPACT);
-        json_decref(req);
-
         struct client cl;
         int rc = client_open(&cl, socket);
         if (rc) {
-                free(body);
+                json_decref(req);
                 return rc;
         }
         struct client_resp r;
-        int e = client_call(&cl, "POST", "/v1/snapshots", body, strlen(body), 30000, &r);
-        free(body);
+        int e = client_post_json(&cl, "/v1/snapshots", req, 30000, &r);
+        json_decref(req);
         if (e < 0 || r.status != 202 || !r.json) {
                 rc = client_fail("prewarm", &cl, e, &r);
                 if (rc == CLI_EXIT_UNREACHABLE)
@@ -258,9 +255,7 @@ static int prewarm_daemon(int argc, char **argv)
                 rc = CLI_EXIT_FAIL;
         }
         if (json) {
-                char *s = json_dumps(r.json, JSON_INDENT(2));
-                printf("%s\n", s);
-                free(s);
+                print_json(r.json, JSON_INDENT(2));
         } else if (!rc) {
                 if (!nowait)
                         fprintf(

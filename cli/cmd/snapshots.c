@@ -35,9 +35,7 @@ int sprout_cmd_snapshots(int argc, char **argv)
         }
         json_t *arr = json_object_get(r.json, "snapshots");
         if (json) {
-                char *s = json_dumps(arr, JSON_INDENT(2));
-                printf("%s\n", s);
-                free(s);
+                print_json(arr, JSON_INDENT(2));
         } else {
                 printf("%-36s  %-12s  %-12s  %9s  %9s  %6s  %6s  %s\n", "ID", "STATUS", "IMAGE",
                        "RAM", "FILE", "RATIO", "CLONES", "CREATED");
