@@ -123,6 +123,11 @@ int cli_parse_opts(const struct cli_verb *v, const struct cli_opt *opts, int arg
                         return -ECANCELED;
                 }
         }
+        if (v->operands != CLI_OPERANDS_ANY && argc - optind != v->operands) {
+                *status = v->operands_msg ? cli_usage_error(v, "%s", v->operands_msg)
+                                          : cli_usage_error(v, NULL);
+                return -ECANCELED;
+        }
         *status = 0;
         return 0;
 }

@@ -55,18 +55,23 @@ struct cli_opt {
         }
 
 struct cli_verb {
-        const char *name;       /* as messages name it: "sprout NAME: ..." */
-        void (*usage)(FILE *f); /* prints the usage text; or NULL and usage_text */
-        const char *usage_text; /* printed as is when usage is NULL */
-        bool own_errors;        /* report unknown options in our words, not getopt's */
+        const char *name;         /* as messages name it: "sprout NAME: ..." */
+        void (*usage)(FILE *f);   /* prints the usage text; or NULL and usage_text */
+        const char *usage_text;   /* printed as is when usage is NULL */
+        bool own_errors;          /* report unknown options in our words, not getopt's */
+        int operands;             /* how many operands it takes, or CLI_OPERANDS_ANY */
+        const char *operands_msg; /* said when their number is wrong; NULL: just the usage */
 };
+
+#define CLI_OPERANDS_ANY (-1) /* the verb counts its operands itself */
 
 void cli_usage(const struct cli_verb *v, FILE *f);
 
 /*
- * Parses argv's options (argv[0] is the verb) against opts plus -h/--help; leaves optind at the
- * first operand. Returns 0 to go on, or -ECANCELED when the verb is done: *status is then its exit
- * code (0 after --help, CLI_EXIT_USAGE after a usage error, said on stderr).
+ * Parses argv's options (argv[0] is the verb) against opts plus -h/--help and checks the number of
+ * operands; leaves optind at the first operand. Returns 0 to go on, or -ECANCELED when the verb is
+ * done: *status is then its exit code (0 after --help, CLI_EXIT_USAGE after a usage error, said on
+ * stderr).
  */
 int cli_parse_opts(const struct cli_verb *v, const struct cli_opt *opts, int argc, char **argv,
                    int *status);

@@ -29,10 +29,11 @@ static void usage(FILE *f)
             "       to the same doorbell write.\n");
 }
 
-static const struct cli_verb bench_verb = {.name = "bench", .usage = usage};
+static const struct cli_verb bench_verb = {.name = "bench", .usage = usage, .operands = 2};
 
 static const struct cli_verb api_verb = {
     .name = "bench api",
+    .operands = 1,
     .usage_text =
         "usage: sprout bench api SNAPSHOT_ID [--duration S] [-n N] [--request JSON] [--json]\n\n"
         "Through sproutd's socket: one-shot invocations per second with 1, 2 and 8 concurrent\n"
@@ -57,8 +58,6 @@ static int bench_api_cmd(int argc, char **argv)
         int status;
         if (cli_parse_opts(&api_verb, opts, argc, argv, &status) < 0)
                 return status;
-        if (optind != argc - 1)
-                return cli_usage_error(&api_verb, NULL);
         return bench_api(socket, argv[optind], seconds, n, req, json);
 }
 
@@ -81,8 +80,6 @@ int sprout_cmd_bench(int argc, char **argv)
         if (cli_parse_opts(&bench_verb, opts, argc, argv, &status) < 0)
                 return status;
         bool qemu = !no_qemu;
-        if (optind != argc - 2)
-                return cli_usage_error(&bench_verb, NULL);
         if (!strcmp(argv[optind], "clone"))
                 return bench_clone(argv[optind + 1], n < 0 ? 1000 : n, pool, req, qemu, json);
         if (!strcmp(argv[optind], "boot"))

@@ -45,7 +45,10 @@ static void boot_usage(FILE *f)
             DEFAULT_BOOT_TIMEOUT_S);
 }
 
-static const struct cli_verb boot_verb = {.name = "boot", .usage = boot_usage};
+static const struct cli_verb boot_verb = {.name = "boot",
+                                          .usage = boot_usage,
+                                          .operands = 1,
+                                          .operands_msg = "expected exactly one IMAGE"};
 
 /* Prints the failure with the console's last lines, which usually say what the guest was doing. */
 static void report_failure(struct sprout_vm *vm, const char *what)
@@ -75,8 +78,6 @@ int sprout_cmd_boot(int argc, char **argv)
         int status;
         if (cli_parse_opts(&boot_verb, opts, argc, argv, &status) < 0)
                 return status;
-        if (optind != argc - 1)
-                return cli_usage_error(&boot_verb, "expected exactly one IMAGE");
 
         struct sprout_err err = {0};
         struct sprout_manifest *m = NULL;

@@ -28,7 +28,11 @@ static void usage(FILE *f)
         fputs(text, f);
 }
 
-static const struct cli_verb build_verb = {.name = "build", .usage = usage, .own_errors = true};
+static const struct cli_verb build_verb = {.name = "build",
+                                           .usage = usage,
+                                           .own_errors = true,
+                                           .operands = 1,
+                                           .operands_msg = "expected exactly one SRC_DIR"};
 
 struct extra_files {
         struct sprout_build_file v[MAX_EXTRA_FILES];
@@ -67,8 +71,6 @@ int sprout_cmd_build(int argc, char **argv)
         if (cli_parse_opts(&build_verb, opts, argc, argv, &status) < 0)
                 return status;
         o.n_files = files.n;
-        if (optind != argc - 1)
-                return cli_usage_error(&build_verb, "expected exactly one SRC_DIR");
         if (!o.out_dir)
                 return cli_usage_error(&build_verb, "-o OUT_DIR is required");
         o.src_dir = argv[optind];

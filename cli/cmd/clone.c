@@ -35,7 +35,8 @@ static void direct_usage(FILE *f)
                "  -h, --help          show this help\n");
 }
 
-static const struct cli_verb direct_verb = {.name = "clone", .usage = direct_usage};
+static const struct cli_verb direct_verb = {
+    .name = "clone", .usage = direct_usage, .operands = 1, .operands_msg = "expected one SNAPSHOT"};
 
 static void print_summary(const char *what, struct latency_summary s, bool json)
 {
@@ -68,8 +69,6 @@ static int clone_direct(int argc, char **argv)
         int status;
         if (cli_parse_opts(&direct_verb, opts, argc, argv, &status) < 0)
                 return status;
-        if (optind != argc - 1)
-                return cli_usage_error(&direct_verb, "expected one SNAPSHOT");
 
         struct sprout_err err = {0};
         struct sprout_kvm *kvm = NULL;
@@ -216,7 +215,10 @@ static void daemon_usage(FILE *f)
             "Exit status: 0 ok, 1 refused or failed, 2 usage error, 3 sproutd unreachable.\n");
 }
 
-static const struct cli_verb daemon_verb = {.name = "clone", .usage = daemon_usage};
+static const struct cli_verb daemon_verb = {.name = "clone",
+                                            .usage = daemon_usage,
+                                            .operands = 1,
+                                            .operands_msg = "expected one SNAPSHOT_ID"};
 
 static int clone_daemon(int argc, char **argv)
 {
@@ -232,8 +234,6 @@ static int clone_daemon(int argc, char **argv)
         int status;
         if (cli_parse_opts(&daemon_verb, opts, argc, argv, &status) < 0)
                 return status;
-        if (optind != argc - 1)
-                return cli_usage_error(&daemon_verb, "expected one SNAPSHOT_ID");
         json_t *req = json_pack("{s:s, s:i}", "snapshot", argv[optind], "count", (int)n);
         struct client cl;
         struct client_resp r;

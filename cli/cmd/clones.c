@@ -27,8 +27,6 @@ int sprout_cmd_clones(int argc, char **argv)
         int rc;
         if (cli_parse_opts(&clones_verb, opts, argc, argv, &rc) < 0)
                 return rc;
-        if (optind != argc)
-                return cli_usage_error(&clones_verb, NULL);
         struct client cl;
         struct client_resp r;
         char path[256];

@@ -18,7 +18,7 @@ static void usage(FILE *f)
                    "Exit status 1 if the file is malformed or a checksum fails.\n");
 }
 
-static const struct cli_verb inspect_verb = {.name = "inspect", .usage = usage};
+static const struct cli_verb inspect_verb = {.name = "inspect", .usage = usage, .operands = 1};
 
 static const char *tag_name(uint32_t tag)
 {
@@ -47,8 +47,6 @@ int sprout_cmd_inspect(int argc, char **argv)
         int status;
         if (cli_parse_opts(&inspect_verb, opts, argc, argv, &status) < 0)
                 return status;
-        if (optind != argc - 1)
-                return cli_usage_error(&inspect_verb, NULL);
         bool verify = !no_verify;
         struct sprout_err err = {0};
         struct snap_file *f;

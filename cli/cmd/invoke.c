@@ -25,7 +25,8 @@ static void invoke_usage(FILE *f)
                "Exit status: 0 ok, 1 failed, 2 usage error, 3 sproutd unreachable.\n");
 }
 
-static const struct cli_verb invoke_verb = {.name = "invoke", .usage = invoke_usage};
+static const struct cli_verb invoke_verb = {
+    .name = "invoke", .usage = invoke_usage, .operands = CLI_OPERANDS_ANY};
 
 static char *read_stdin(size_t *len)
 {

@@ -35,7 +35,8 @@ static void direct_usage(FILE *f)
             DEFAULT_PREWARM_TIMEOUT_S);
 }
 
-static const struct cli_verb direct_verb = {.name = "prewarm", .usage = direct_usage};
+static const struct cli_verb direct_verb = {
+    .name = "prewarm", .usage = direct_usage, .operands = CLI_OPERANDS_ANY};
 
 static const char *phase_name[] = {"booting to READY", "capturing state", "writing snapshot"};
 
@@ -163,7 +164,8 @@ static bool wants_direct(int argc, char **argv)
         return false;
 }
 
-static const struct cli_verb daemon_verb = {.name = "prewarm", .usage = daemon_usage};
+static const struct cli_verb daemon_verb = {
+    .name = "prewarm", .usage = daemon_usage, .operands = 1, .operands_msg = "expected one IMAGE"};
 
 static int prewarm_daemon(int argc, char **argv)
 {
@@ -187,8 +189,6 @@ static int prewarm_daemon(int argc, char **argv)
         int status;
         if (cli_parse_opts(&daemon_verb, opts, argc, argv, &status) < 0)
                 return status;
-        if (optind != argc - 1)
-                return cli_usage_error(&daemon_verb, "expected one IMAGE");
         /* The daemon has its own working directory: send an absolute path. */
         char image[PATH_MAX];
         if (!realpath(argv[optind], image)) {

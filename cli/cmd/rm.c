@@ -9,6 +9,7 @@
 
 static const struct cli_verb rm_verb = {
     .name = "rm",
+    .operands = CLI_OPERANDS_ANY,
     .usage_text = "usage: sprout rm snapshot ID [--force] [--socket PATH]\n"
                   "       sprout rm clone ID... [--socket PATH]\n\n"
                   "Deletes a snapshot (with --force, its clones too) or destroys clones.\n",

@@ -23,8 +23,6 @@ int sprout_cmd_snapshots(int argc, char **argv)
         int rc;
         if (cli_parse_opts(&snapshots_verb, opts, argc, argv, &rc) < 0)
                 return rc;
-        if (optind != argc)
-                return cli_usage_error(&snapshots_verb, NULL);
         struct client cl;
         struct client_resp r;
         if ((rc = client_open(&cl, socket)))
