@@ -11,6 +11,7 @@
 #include "cli_opts.h"
 #include "commands.h"
 #include "sprout/clock.h"
+#include "sprout/clone.h"
 #include "sprout/image.h"
 #include "sprout/vmm.h"
 
@@ -60,19 +61,118 @@ static void report_failure(struct sprout_vm *vm, const char *what)
                         tail[strlen(tail) - 1] == '\n' ? "" : "\n");
 }
 
+struct boot_args {
+        bool console, stay, json;
+        long timeout_s, memory_mib;
+        const char *append, *kernel;
+};
+
+/* The image's VM with the command line's overrides; *cmdline owns an --append'ed command line. */
+static int boot_config(const struct sprout_manifest *m, const struct boot_args *a, char **cmdline,
+                       struct sprout_vm_config *cfg)
+{
+        *cfg = sprout_manifest_vm_config(m);
+        if (a->append) {
+                if (asprintf(cmdline, "%s %s", m->cmdline ? m->cmdline : "", a->append) < 0) {
+                        *cmdline = NULL;
+                        return -ENOMEM;
+                }
+                cfg->cmdline = *cmdline;
+        }
+        if (a->memory_mib)
+                cfg->mem_size = (uint64_t)a->memory_mib << 20;
+        if (a->kernel)
+                cfg->kernel_path = a->kernel;
+        if (a->console)
+                cfg->console_fd = STDOUT_FILENO;
+        return 0;
+}
+
+/* Runs the guest until READY; anything else is reported with the console's tail. */
+static int run_to_ready(struct sprout_vm *vm, long timeout_s, struct sprout_vm_event *ev)
+{
+        struct sprout_err err = {0};
+        char msg[1024];
+        if (sprout_vm_run(vm, timeout_s * 1000, ev, &err) < 0) {
+                report_failure(vm, err.msg);
+                return err.code ? err.code : -EIO;
+        }
+        switch (ev->kind) {
+        case SPROUT_EV_READY:
+                return 0;
+        case SPROUT_EV_TIMEOUT:
+                snprintf(msg, sizeof(msg), "the guest did not ring READY within %ld s", timeout_s);
+                break;
+        case SPROUT_EV_PANIC:
+                snprintf(msg, sizeof(msg), "the guest panicked before READY: %s", ev->detail);
+                break;
+        case SPROUT_EV_STOPPED:
+                snprintf(msg, sizeof(msg), "the guest stopped before READY: %s", ev->detail);
+                break;
+        default:
+                snprintf(msg, sizeof(msg), "the guest sent event %d before READY", ev->kind);
+                break;
+        }
+        report_failure(vm, msg);
+        return -EIO;
+}
+
+/* --stay: keeps the guest running until it stops, panics or we are interrupted. */
+static int stay_running(struct sprout_vm *vm)
+{
+        struct sprout_err err = {0};
+        struct sprout_vm_event ev;
+        char msg[1024];
+        struct sigaction sa = {.sa_handler = on_sigint};
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        while (!interrupted) {
+                /* Short slices so Ctrl-C is noticed promptly. */
+                if (sprout_vm_run(vm, 200, &ev, &err) < 0) {
+                        report_failure(vm, err.msg);
+                        return -EIO;
+                }
+                if (ev.kind == SPROUT_EV_STOPPED) {
+                        fprintf(stderr, "sprout: VM stopped: %s\n", ev.detail);
+                        return 0;
+                }
+                if (ev.kind == SPROUT_EV_PANIC) {
+                        snprintf(msg, sizeof(msg), "the guest panicked: %s", ev.detail);
+                        report_failure(vm, msg);
+                        return -EIO;
+                }
+        }
+        return 0;
+}
+
+static void print_ready(const struct sprout_manifest *m, int host_kind,
+                        const struct sprout_vm_event *ev, double create_ms, double ready_s,
+                        bool json)
+{
+        if (json)
+                printf(
+                    "{\"event\":\"ready\",\"image\":\"%s\",\"host_kind\":\"%s\",\"abi\":\"%u.%u\","
+                    "\"vm_create_ms\":%.3f,\"ready_s\":%.6f}\n",
+                    m->name, sprout_host_kind_name(host_kind), ev->abi_version >> 16,
+                    ev->abi_version & 0xffff, create_ms, ready_s);
+        else
+                printf("READY in %.3f s (image %s, host %s, guest ABI %u.%u)\n", ready_s, m->name,
+                       sprout_host_kind_name(host_kind), ev->abi_version >> 16,
+                       ev->abi_version & 0xffff);
+        fflush(stdout);
+}
+
 int sprout_cmd_boot(int argc, char **argv)
 {
-        bool console = false, stay = false, json = false;
-        long timeout_s = DEFAULT_BOOT_TIMEOUT_S, memory_mib = 0;
-        const char *append = NULL, *kernel = NULL;
+        struct boot_args a = {.timeout_s = DEFAULT_BOOT_TIMEOUT_S};
         const struct cli_opt opts[] = {
-            CLI_FLAG("console", 0, &console),
-            CLI_FLAG("stay", 0, &stay),
-            CLI_LONG_UNIT("timeout", 0, &timeout_s, 1, 86400, "seconds"),
-            CLI_STRING("append", 0, &append),
-            CLI_STRING("kernel", 0, &kernel),
-            CLI_LONG_UNIT("memory", 0, &memory_mib, 32, 3072, "MiB"),
-            CLI_JSON(&json),
+            CLI_FLAG("console", 0, &a.console),
+            CLI_FLAG("stay", 0, &a.stay),
+            CLI_LONG_UNIT("timeout", 0, &a.timeout_s, 1, 86400, "seconds"),
+            CLI_STRING("append", 0, &a.append),
+            CLI_STRING("kernel", 0, &a.kernel),
+            CLI_LONG_UNIT("memory", 0, &a.memory_mib, 32, 3072, "MiB"),
+            CLI_JSON(&a.json),
             CLI_END,
         };
         int status;
@@ -83,6 +183,8 @@ int sprout_cmd_boot(int argc, char **argv)
         struct sprout_manifest *m = NULL;
         struct sprout_kvm *kvm = NULL;
         struct sprout_vm *vm = NULL;
+        struct sprout_vm_config cfg;
+        struct sprout_vm_event ev;
         int rc = 1;
         char *cmdline = NULL;
 
@@ -91,21 +193,14 @@ int sprout_cmd_boot(int argc, char **argv)
                 fprintf(stderr, "sprout boot: %s\n", err.msg);
                 goto out;
         }
-        if (append && asprintf(&cmdline, "%s %s", m->cmdline ? m->cmdline : "", append) < 0) {
+        if (boot_config(m, &a, &cmdline, &cfg) < 0) {
                 fprintf(stderr, "sprout boot: out of memory\n");
                 goto out;
         }
-        struct sprout_vm_config cfg = {
-            .mem_size = memory_mib ? (uint64_t)memory_mib << 20 : m->mem_size,
-            .vcpus = m->vcpus,
-            .kernel_path = kernel ? kernel : m->kernel_path,
-            .initrd_path = m->initrd_path,
-            .cmdline = cmdline ? cmdline : m->cmdline,
-            .console_fd = console ? STDOUT_FILENO : -1,
-        };
-        if (!json)
+        int host_kind = sprout_kvm_host_kind(kvm);
+        if (!a.json)
                 fprintf(stderr, "sprout: host kind %s; booting %s (%llu MiB, %u vCPU)\n",
-                        sprout_host_kind_name(sprout_kvm_host_kind(kvm)), m->name,
+                        sprout_host_kind_name(host_kind), m->name,
                         (unsigned long long)(cfg.mem_size >> 20), cfg.vcpus);
 
         int64_t t0 = sprout_mono_ns();
@@ -114,71 +209,12 @@ int sprout_cmd_boot(int argc, char **argv)
                 goto out;
         }
         int64_t t_created = sprout_mono_ns();
-
-        struct sprout_vm_event ev;
-        if (sprout_vm_run(vm, timeout_s * 1000, &ev, &err) < 0) {
-                report_failure(vm, err.msg);
+        if (run_to_ready(vm, a.timeout_s, &ev) < 0)
                 goto out;
-        }
         int64_t t_ready = sprout_mono_ns();
-        char msg[1024];
-        switch (ev.kind) {
-        case SPROUT_EV_READY:
-                break;
-        case SPROUT_EV_TIMEOUT:
-                snprintf(msg, sizeof(msg), "the guest did not ring READY within %ld s", timeout_s);
-                report_failure(vm, msg);
-                goto out;
-        case SPROUT_EV_PANIC:
-                snprintf(msg, sizeof(msg), "the guest panicked before READY: %s", ev.detail);
-                report_failure(vm, msg);
-                goto out;
-        case SPROUT_EV_STOPPED:
-                snprintf(msg, sizeof(msg), "the guest stopped before READY: %s", ev.detail);
-                report_failure(vm, msg);
-                goto out;
-        default:
-                snprintf(msg, sizeof(msg), "the guest sent event %d before READY", ev.kind);
-                report_failure(vm, msg);
-                goto out;
-        }
-        double ready_s = (double)(t_ready - t0) / 1e9;
-        if (json)
-                printf(
-                    "{\"event\":\"ready\",\"image\":\"%s\",\"host_kind\":\"%s\",\"abi\":\"%u.%u\","
-                    "\"vm_create_ms\":%.3f,\"ready_s\":%.6f}\n",
-                    m->name, sprout_host_kind_name(sprout_kvm_host_kind(kvm)), ev.abi_version >> 16,
-                    ev.abi_version & 0xffff, (double)(t_created - t0) / 1e6, ready_s);
-        else
-                printf("READY in %.3f s (image %s, host %s, guest ABI %u.%u)\n", ready_s, m->name,
-                       sprout_host_kind_name(sprout_kvm_host_kind(kvm)), ev.abi_version >> 16,
-                       ev.abi_version & 0xffff);
-        fflush(stdout);
-        rc = 0;
-
-        if (stay) {
-                struct sigaction sa = {.sa_handler = on_sigint};
-                sigaction(SIGINT, &sa, NULL);
-                sigaction(SIGTERM, &sa, NULL);
-                while (!interrupted) {
-                        /* Short slices so Ctrl-C is noticed promptly. */
-                        if (sprout_vm_run(vm, 200, &ev, &err) < 0) {
-                                report_failure(vm, err.msg);
-                                rc = 1;
-                                break;
-                        }
-                        if (ev.kind == SPROUT_EV_STOPPED) {
-                                fprintf(stderr, "sprout: VM stopped: %s\n", ev.detail);
-                                break;
-                        }
-                        if (ev.kind == SPROUT_EV_PANIC) {
-                                snprintf(msg, sizeof(msg), "the guest panicked: %s", ev.detail);
-                                report_failure(vm, msg);
-                                rc = 1;
-                                break;
-                        }
-                }
-        }
+        print_ready(m, host_kind, &ev, (double)(t_created - t0) / 1e6, (double)(t_ready - t0) / 1e9,
+                    a.json);
+        rc = a.stay && stay_running(vm) < 0 ? 1 : 0;
 out:
         sprout_vm_destroy(vm);
         sprout_kvm_close(kvm);
