@@ -3,8 +3,10 @@
 #ifndef SPROUT_CLI_BENCH_H
 #define SPROUT_CLI_BENCH_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "sprout/stats.h"
 
@@ -30,6 +32,20 @@ static inline void bench_row(const char *what, struct latency_summary s, const c
         else
                 printf("  %-34s n=%-5zu p50 %9.3f  p90 %9.3f  p99 %9.3f  max %9.3f %s\n", what, s.n,
                        s.p50, s.p90, s.p99, s.max, unit);
+}
+
+/* A peer that could not be measured: a visible "PEER: FAILED: why" row, not a missing one. */
+static inline void bench_failed_row(const char *peer, const char *why, bool json)
+{
+        if (json) {
+                json_t *o = json_pack("{s:s, s:s}", "metric", peer, "failed", why);
+                char *s = json_dumps(o, JSON_COMPACT);
+                printf("%s\n", s);
+                free(s);
+                json_decref(o);
+        } else {
+                printf("  %s: FAILED: %s\n", peer, why);
+        }
 }
 
 #endif

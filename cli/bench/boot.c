@@ -13,7 +13,7 @@
 
 int bench_boot(const char *image, long n, bool qemu, bool json)
 {
-        struct sprout_err err = {0};
+        struct sprout_err err = {0}, qemu_err = {0};
         struct sprout_kvm *kvm = NULL;
         struct sprout_manifest *m = NULL;
         double *sp = calloc(n, sizeof(double)), *qm = calloc(n, sizeof(double));
@@ -29,12 +29,7 @@ int bench_boot(const char *image, long n, bool qemu, bool json)
         }
         /* Interleaved, so drift in the machine's load hits both sides alike. */
         for (long i = 0; i < n; i++) {
-                struct sprout_vm_config cfg = {.mem_size = m->mem_size,
-                                               .vcpus = m->vcpus,
-                                               .kernel_path = m->kernel_path,
-                                               .initrd_path = m->initrd_path,
-                                               .cmdline = m->cmdline,
-                                               .console_fd = -1};
+                struct sprout_vm_config cfg = sprout_manifest_vm_config(m);
                 struct sprout_vm *vm;
                 struct sprout_vm_event ev;
                 int64_t t0 = sprout_mono_ns();
@@ -54,14 +49,11 @@ int bench_boot(const char *image, long n, bool qemu, bool json)
                 sp[ns++] = s;
                 if (!json)
                         fprintf(stderr, "  sprout boot %ld: %.2f s\n", i + 1, s);
-                if (qemu) {
+                if (qemu && !qemu_err.code) {
                         double q;
-                        if (qemu_boot_to_doorbell(m, cmdline, sprout_kvm_host_kind(kvm), &q, &err) <
-                            0) {
-                                fprintf(stderr, "sprout bench: qemu: %s\n", err.msg);
-                                qemu = false;
+                        if (qemu_boot_to_doorbell(m, cmdline, sprout_kvm_host_kind(kvm), &q,
+                                                  &qemu_err) < 0)
                                 continue;
-                        }
                         qm[nq++] = q;
                         if (!json)
                                 fprintf(stderr, "  qemu boot %ld: %.2f s\n", i + 1, q);
@@ -81,6 +73,8 @@ int bench_boot(const char *image, long n, bool qemu, bool json)
                 else
                         printf("  qemu/sprout median ratio: %.2f\n", b.p50 / a.p50);
         }
+        if (qemu_err.code)
+                bench_failed_row("qemu", qemu_err.msg, json);
         rc = 0;
 out:
         sprout_manifest_free(m);

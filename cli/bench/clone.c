@@ -28,11 +28,10 @@ static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bo
         struct sprout_err err = {0};
 
         if (!kernel || !initrd || !cmdline || mib <= 0) {
-                fprintf(stderr,
-                        "sprout bench: the snapshot's manifest lacks kernel/initrd/cmdline: "
-                        "no QEMU comparison\n");
+                sprout_err_set(&err, -EINVAL,
+                               "the snapshot's manifest lacks kernel/initrd/cmdline");
         } else if (!mkdtemp(dir)) {
-                fprintf(stderr, "sprout bench: mkdtemp: %s\n", strerror(errno));
+                sprout_err_errno(&err, -errno, "mkdtemp %s", dir);
         } else {
                 struct sprout_manifest m = {.kernel_path = (char *)kernel,
                                             .initrd_path = (char *)initrd,
@@ -40,9 +39,7 @@ static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bo
                 if (!json)
                         fprintf(stderr, "  qemu: booting the same guest to save it (takes a while "
                                         "on PVM hosts)...\n");
-                if (qemu_restore_bench(&m, cmdline, host_kind, dir, RUNS, t, &err) < 0) {
-                        fprintf(stderr, "sprout bench: qemu: %s\n", err.msg);
-                } else {
+                if (qemu_restore_bench(&m, cmdline, host_kind, dir, RUNS, t, &err) == 0) {
                         for (int i = 0; i < RUNS; i++)
                                 t[i] *= 1e3;
                         bench_row("qemu: restore from file to running", summarize(t, RUNS), "ms",
@@ -50,6 +47,8 @@ static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bo
                 }
                 rmdir(dir);
         }
+        if (err.code)
+                bench_failed_row("qemu", err.msg, json);
         json_decref(j);
 }
 
