@@ -52,33 +52,300 @@ static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bo
         json_decref(j);
 }
 
+/* Everything one run measures; latencies in ms. */
+struct clone_run {
+        const char *path, *req;
+        long n, pool;
+        struct sprout_kvm *kvm;
+        struct sprout_base *base;
+        struct snap_info si;
+        double *floor_total, *floor_vm, *floor_slot, *floor_vcpu, *floor_run; /* FLOOR_RUNS */
+        double *cold;                                                         /* COLD_RUNS */
+        double *load_ms, *load_mbs;                                           /* LOADS */
+        double *priv;                                                         /* MEM_SAMPLES, KiB */
+        double *restore, *first, *second, *teardown; /* n: pooled restores and their invokes */
+        double *ready_first, *warm;                  /* n: ready clones */
+        size_t nf, nc, np;
+        long nr, nw;
+        bool warmup_ok; /* false: the guest predates warm-ups (ABI 1.3) */
+};
+
+enum { FLOOR_RUNS = 200, COLD_RUNS = 100, LOADS = 5, MEM_SAMPLES = 50 };
+
+static int run_alloc(struct clone_run *b)
+{
+        double **const fixed[] = {&b->floor_total, &b->floor_vm, &b->floor_slot, &b->floor_vcpu,
+                                  &b->floor_run};
+        double **const per_clone[] = {&b->restore,  &b->first,       &b->second,
+                                      &b->teardown, &b->ready_first, &b->warm};
+        int rc = 0;
+        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+                if (!(*fixed[i] = calloc(FLOOR_RUNS, sizeof(double))))
+                        rc = -ENOMEM;
+        for (size_t i = 0; i < sizeof(per_clone) / sizeof(per_clone[0]); i++)
+                if (!(*per_clone[i] = calloc(b->n, sizeof(double))))
+                        rc = -ENOMEM;
+        if (!(b->cold = calloc(COLD_RUNS, sizeof(double))) ||
+            !(b->load_ms = calloc(LOADS, sizeof(double))) ||
+            !(b->load_mbs = calloc(LOADS, sizeof(double))) ||
+            !(b->priv = calloc(MEM_SAMPLES, sizeof(double))))
+                rc = -ENOMEM;
+        return rc;
+}
+
+static void run_free(struct clone_run *b)
+{
+        double *const all[] = {b->floor_total, b->floor_vm,    b->floor_slot, b->floor_vcpu,
+                               b->floor_run,   b->restore,     b->first,      b->second,
+                               b->teardown,    b->cold,        b->load_ms,    b->load_mbs,
+                               b->priv,        b->ready_first, b->warm};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                free(all[i]);
+        sprout_base_free(b->base);
+        sprout_kvm_close(b->kvm);
+}
+
+/* Base loads: each decompresses the whole RAM into a fresh memfd; the last one stays loaded. */
+static int measure_loads(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        for (long i = 0; i < LOADS; i++) {
+                int r = sprout_base_load(b->kvm, b->path, 0, &b->base, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: %s\n", err.msg);
+                        return r;
+                }
+                b->load_ms[i] = sprout_base_info(b->base)->load.seconds * 1e3;
+                b->load_mbs[i] = sprout_base_info(b->base)->load.mb_per_s;
+                if (i + 1 < LOADS) {
+                        sprout_base_free(b->base);
+                        b->base = NULL;
+                }
+        }
+        return 0;
+}
+
+/* The cheapest VM KVM can create and run on this host. */
+static int measure_floor(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        for (long i = 0; i < FLOOR_RUNS; i++) {
+                struct sprout_floor fl;
+                int r = sprout_floor_measure(b->kvm, &fl, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: %s\n", err.msg);
+                        return r;
+                }
+                b->floor_total[b->nf] = fl.total_us / 1e3;
+                b->floor_vm[b->nf] = fl.create_vm_us / 1e3;
+                b->floor_slot[b->nf] = fl.memslot_us / 1e3;
+                b->floor_vcpu[b->nf] = fl.vcpu_us / 1e3;
+                b->floor_run[b->nf++] = fl.run_us / 1e3;
+        }
+        return 0;
+}
+
+/* Cold restores: no pool, so VM creation is on the clock. */
+static int measure_cold(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        for (long i = 0; i < COLD_RUNS; i++) {
+                struct sprout_clone *c;
+                struct sprout_clone_timing t;
+                int r = sprout_clone_create(b->base, -1, &c, &t, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: cold clone: %s\n", err.msg);
+                        return r;
+                }
+                b->cold[b->nc++] = t.restore_ms;
+                sprout_clone_destroy(c);
+        }
+        return 0;
+}
+
+/* Clone `done` of the pooled run: restore, two invokes, private memory, teardown. */
+static int pooled_one(struct clone_run *b, long done)
+{
+        struct sprout_err err = {0};
+        struct sprout_clone *c;
+        struct sprout_clone_timing t;
+        const void *resp;
+        size_t len;
+        const char *req = b->req;
+        int r = sprout_clone_create(b->base, -1, &c, &t, &err);
+        if (r < 0) {
+                fprintf(stderr, "sprout bench: clone %ld: %s\n", done, err.msg);
+                return r;
+        }
+        int64_t t0 = sprout_mono_ns();
+        r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+        int64_t t1 = sprout_mono_ns();
+        if (r == 0)
+                r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+        int64_t t2 = sprout_mono_ns();
+        if (r < 0) {
+                fprintf(stderr, "sprout bench: invoke on clone %ld: %s\n", done, err.msg);
+                sprout_clone_destroy(c);
+                return r;
+        }
+        b->restore[done] = t.restore_ms;
+        b->first[done] = t.restore_ms + (double)(t1 - t0) / 1e6;
+        b->second[done] = (double)(t2 - t1) / 1e6;
+        if (b->np < (size_t)MEM_SAMPLES && done % (b->n / MEM_SAMPLES + 1) == 0)
+                b->priv[b->np++] = (double)sprout_clone_private_bytes(c) / 1024.0;
+        int64_t t3 = sprout_mono_ns();
+        sprout_clone_destroy(c);
+        b->teardown[done] = (double)(sprout_mono_ns() - t3) / 1e6;
+        return 0;
+}
+
+/* Pooled restores, each followed by two invocations. */
+static int measure_pooled(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        long done = 0;
+        while (done < b->n) {
+                int r = b->pool ? sprout_base_prepare(b->base, (unsigned)b->pool, &err) : 0;
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: preparing shells: %s\n", err.msg);
+                        return r;
+                }
+                long batch = b->pool ? b->pool : 1;
+                for (long k = 0; k < batch && done < b->n; k++, done++)
+                        if ((r = pooled_one(b, done)) < 0)
+                                return r;
+        }
+        return 0;
+}
+
+/* Times the warm-up of `batch` fresh clones (create, then warm up: what prepare_ready does per
+ * clone). Clears warmup_ok when the guest has no warm-up. */
+static int time_warmups(struct clone_run *b, long batch)
+{
+        struct sprout_err err = {0};
+        for (long k = 0; k < batch; k++) {
+                struct sprout_clone *c;
+                int r = sprout_clone_create(b->base, -1, &c, NULL, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: clone: %s\n", err.msg);
+                        return r;
+                }
+                int64_t t0 = sprout_mono_ns();
+                r = sprout_clone_warmup(c, 10000, &err);
+                b->warm[b->nw] = (double)(sprout_mono_ns() - t0) / 1e6;
+                sprout_clone_destroy(c);
+                if (r == -ENOTSUP) {
+                        b->warmup_ok = false;
+                        return 0;
+                }
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: warm-up: %s\n", err.msg);
+                        return r;
+                }
+                b->nw++;
+        }
+        return 0;
+}
+
+/* Ready clones (ABI 1.3 guests): restored and warmed up off the request path, through the base's
+ * ready pool; only the first invoke is timed on the request path. */
+static int measure_ready(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        const char *req = b->req;
+        b->warmup_ok = true;
+        while (b->nr < b->n && b->warmup_ok) {
+                long batch = b->pool ? b->pool : 1;
+                if (batch > b->n - b->nr)
+                        batch = b->n - b->nr;
+                int r = time_warmups(b, batch);
+                if (r < 0)
+                        return r;
+                if (!b->warmup_ok)
+                        break;
+                if ((r = sprout_base_prepare_ready(b->base, (unsigned)batch, &err)) < 0) {
+                        fprintf(stderr, "sprout bench: preparing ready clones: %s\n", err.msg);
+                        return r;
+                }
+                struct sprout_clone *c;
+                while (b->nr < b->n && sprout_clone_take_ready(b->base, &c) == 0) {
+                        const void *resp;
+                        size_t len;
+                        int64_t t0 = sprout_mono_ns();
+                        r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+                        int64_t t1 = sprout_mono_ns();
+                        sprout_clone_destroy(c);
+                        if (r < 0) {
+                                fprintf(stderr, "sprout bench: invoke on ready clone %ld: %s\n",
+                                        b->nr, err.msg);
+                                return r;
+                        }
+                        b->ready_first[b->nr++] = (double)(t1 - t0) / 1e6;
+                }
+        }
+        return 0;
+}
+
+static void print_header(const struct clone_run *b, bool json)
+{
+        const struct snap_info *si = &b->si;
+        const char *host = sprout_host_kind_name(sprout_kvm_host_kind(b->kvm));
+        double ratio = si->file_size ? (double)si->ram_size / (double)si->file_size : 0;
+        if (json) {
+                printf("{\"host_kind\":\"%s\",\"snapshot_bytes\":%llu,\"ram_bytes\":%llu,"
+                       "\"nonzero_bytes\":%llu,\"ratio\":%.2f,\"clones\":%ld,\"pool\":%ld}\n",
+                       host, (unsigned long long)si->file_size, (unsigned long long)si->ram_size,
+                       (unsigned long long)si->nonzero_pages * 4096, ratio, b->n, b->pool);
+        } else {
+                printf("sprout bench clone: %s on a %s host\n", b->path, host);
+                printf("  snapshot: %.2f MiB file for %llu MiB RAM (%.1f MiB non-zero), %.1fx "
+                       "smaller\n",
+                       (double)si->file_size / 1048576.0, (unsigned long long)(si->ram_size >> 20),
+                       (double)si->nonzero_pages * 4096 / 1048576.0, ratio);
+                printf("  %ld clones, pooled shells in batches of %ld; times in ms\n", b->n,
+                       b->pool);
+        }
+}
+
+static void print_rows(struct clone_run *b, bool json)
+{
+        size_t n = (size_t)b->n;
+        struct latency_summary pm = summarize(b->priv, b->np);
+        bench_row("floor: KVM_CREATE_VM", summarize(b->floor_vm, b->nf), "ms", json);
+        bench_row("floor: memslot", summarize(b->floor_slot, b->nf), "ms", json);
+        bench_row("floor: vCPU create + regs", summarize(b->floor_vcpu, b->nf), "ms", json);
+        bench_row("floor: first KVM_RUN to HLT", summarize(b->floor_run, b->nf), "ms", json);
+        bench_row("floor: total", summarize(b->floor_total, b->nf), "ms", json);
+        bench_row("restore (pooled shell)", summarize(b->restore, n), "ms", json);
+        bench_row("restore (no pool, VM created)", summarize(b->cold, b->nc), "ms", json);
+        bench_row("restore + first invoke", summarize(b->first, n), "ms", json);
+        bench_row("second invoke (warm clone)", summarize(b->second, n), "ms", json);
+        if (b->warmup_ok) {
+                bench_row("ready clone: first invoke", summarize(b->ready_first, (size_t)b->nr),
+                          "ms", json);
+                bench_row("warm-up (off the request path)", summarize(b->warm, (size_t)b->nw), "ms",
+                          json);
+        } else if (!json) {
+                printf("  (no ready-clone rows: the snapshot's guest predates warm-ups, ABI "
+                       "1.3)\n");
+        }
+        bench_row("teardown", summarize(b->teardown, n), "ms", json);
+        bench_row("base load", summarize(b->load_ms, LOADS), "ms", json);
+        bench_row("base load throughput", summarize(b->load_mbs, LOADS), "MiB/s", json);
+        bench_row("private memory per idle clone", pm, "KiB", json);
+}
+
 int bench_clone(const char *path, long n, long pool, const char *req, bool qemu, bool json)
 {
         struct sprout_err err = {0};
-        struct sprout_kvm *kvm = NULL;
-        struct sprout_base *base = NULL;
-        const long floor_runs = 200, cold_runs = 100, loads = 5, mem_samples = 50;
-        double *floor_total = calloc(floor_runs, sizeof(double)),
-               *floor_vm = calloc(floor_runs, sizeof(double)),
-               *floor_slot = calloc(floor_runs, sizeof(double)),
-               *floor_vcpu = calloc(floor_runs, sizeof(double)),
-               *floor_run = calloc(floor_runs, sizeof(double));
-        double *restore = calloc(n, sizeof(double)), *first = calloc(n, sizeof(double)),
-               *second = calloc(n, sizeof(double)), *teardown = calloc(n, sizeof(double)),
-               *cold = calloc(cold_runs, sizeof(double)), *load_ms = calloc(loads, sizeof(double)),
-               *load_mbs = calloc(loads, sizeof(double)),
-               *priv = calloc(mem_samples, sizeof(double)),
-               *ready_first = calloc(n, sizeof(double)), *warm = calloc(n, sizeof(double));
+        struct clone_run b = {.path = path, .req = req, .n = n, .pool = pool};
         int rc = 1;
-        size_t nf = 0, nc = 0, np = 0;
 
-        if (!floor_total || !floor_vm || !floor_slot || !floor_vcpu || !floor_run || !restore ||
-            !first || !second || !teardown || !cold || !load_ms || !load_mbs || !priv ||
-            !ready_first || !warm) {
+        if (run_alloc(&b) < 0) {
                 fprintf(stderr, "sprout bench: out of memory\n");
                 goto out;
         }
-        if (sprout_kvm_open(&kvm, &err) < 0) {
+        if (sprout_kvm_open(&b.kvm, &err) < 0) {
                 fprintf(stderr, "sprout bench: %s\n", err.msg);
                 goto out;
         }
@@ -87,197 +354,17 @@ int bench_clone(const char *path, long n, long pool, const char *req, bool qemu,
                 fprintf(stderr, "sprout bench: %s\n", err.msg);
                 goto out;
         }
-        struct snap_info si = *snap_get_info(sf);
+        b.si = *snap_get_info(sf);
         snap_close(sf);
-
-        /* Base loads: each decompresses the whole RAM into a fresh memfd. */
-        for (long i = 0; i < loads; i++) {
-                if (sprout_base_load(kvm, path, 0, &base, &err) < 0) {
-                        fprintf(stderr, "sprout bench: %s\n", err.msg);
-                        goto out;
-                }
-                load_ms[i] = sprout_base_info(base)->load.seconds * 1e3;
-                load_mbs[i] = sprout_base_info(base)->load.mb_per_s;
-                if (i + 1 < loads) {
-                        sprout_base_free(base);
-                        base = NULL;
-                }
-        }
-        for (long i = 0; i < floor_runs; i++) {
-                struct sprout_floor fl;
-                if (sprout_floor_measure(kvm, &fl, &err) < 0) {
-                        fprintf(stderr, "sprout bench: %s\n", err.msg);
-                        goto out;
-                }
-                floor_total[nf] = fl.total_us / 1e3;
-                floor_vm[nf] = fl.create_vm_us / 1e3;
-                floor_slot[nf] = fl.memslot_us / 1e3;
-                floor_vcpu[nf] = fl.vcpu_us / 1e3;
-                floor_run[nf++] = fl.run_us / 1e3;
-        }
-        /* Cold restores: no pool, so VM creation is on the clock. */
-        for (long i = 0; i < cold_runs; i++) {
-                struct sprout_clone *c;
-                struct sprout_clone_timing t;
-                if (sprout_clone_create(base, -1, &c, &t, &err) < 0) {
-                        fprintf(stderr, "sprout bench: cold clone: %s\n", err.msg);
-                        goto out;
-                }
-                cold[nc++] = t.restore_ms;
-                sprout_clone_destroy(c);
-        }
-        /* Pooled restores, each followed by two invocations. */
-        long done = 0;
-        while (done < n) {
-                if (pool && sprout_base_prepare(base, (unsigned)pool, &err) < 0) {
-                        fprintf(stderr, "sprout bench: preparing shells: %s\n", err.msg);
-                        goto out;
-                }
-                long batch = pool ? pool : 1;
-                for (long k = 0; k < batch && done < n; k++, done++) {
-                        struct sprout_clone *c;
-                        struct sprout_clone_timing t;
-                        const void *resp;
-                        size_t len;
-                        if (sprout_clone_create(base, -1, &c, &t, &err) < 0) {
-                                fprintf(stderr, "sprout bench: clone %ld: %s\n", done, err.msg);
-                                goto out;
-                        }
-                        int64_t t0 = sprout_mono_ns();
-                        int r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-                        int64_t t1 = sprout_mono_ns();
-                        if (r == 0)
-                                r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len,
-                                                        &err);
-                        int64_t t2 = sprout_mono_ns();
-                        if (r < 0) {
-                                fprintf(stderr, "sprout bench: invoke on clone %ld: %s\n", done,
-                                        err.msg);
-                                sprout_clone_destroy(c);
-                                goto out;
-                        }
-                        restore[done] = t.restore_ms;
-                        first[done] = t.restore_ms + (double)(t1 - t0) / 1e6;
-                        second[done] = (double)(t2 - t1) / 1e6;
-                        if (np < (size_t)mem_samples && done % (n / mem_samples + 1) == 0)
-                                priv[np++] = (double)sprout_clone_private_bytes(c) / 1024.0;
-                        int64_t t3 = sprout_mono_ns();
-                        sprout_clone_destroy(c);
-                        teardown[done] = (double)(sprout_mono_ns() - t3) / 1e6;
-                }
-        }
-
-        /* Ready clones (ABI 1.3 guests): restored and warmed up off the request path, through the
-         * base's ready pool; only the first invoke is timed on the request path. The warm-up is
-         * timed on its own (create, then warm up: what prepare_ready does per clone). */
-        long nr = 0, nw = 0;
-        bool warmup_ok = true;
-        while (nr < n && warmup_ok) {
-                long batch = pool ? pool : 1;
-                if (batch > n - nr)
-                        batch = n - nr;
-                for (long k = 0; k < batch; k++) {
-                        struct sprout_clone *c;
-                        if (sprout_clone_create(base, -1, &c, NULL, &err) < 0) {
-                                fprintf(stderr, "sprout bench: clone: %s\n", err.msg);
-                                goto out;
-                        }
-                        int64_t t0 = sprout_mono_ns();
-                        int r = sprout_clone_warmup(c, 10000, &err);
-                        warm[nw] = (double)(sprout_mono_ns() - t0) / 1e6;
-                        sprout_clone_destroy(c);
-                        if (r == -ENOTSUP) {
-                                warmup_ok = false;
-                                break;
-                        }
-                        if (r < 0) {
-                                fprintf(stderr, "sprout bench: warm-up: %s\n", err.msg);
-                                goto out;
-                        }
-                        nw++;
-                }
-                if (!warmup_ok)
-                        break;
-                if (sprout_base_prepare_ready(base, (unsigned)batch, &err) < 0) {
-                        fprintf(stderr, "sprout bench: preparing ready clones: %s\n", err.msg);
-                        goto out;
-                }
-                struct sprout_clone *c;
-                while (nr < n && sprout_clone_take_ready(base, &c) == 0) {
-                        const void *resp;
-                        size_t len;
-                        int64_t t0 = sprout_mono_ns();
-                        int r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-                        int64_t t1 = sprout_mono_ns();
-                        sprout_clone_destroy(c);
-                        if (r < 0) {
-                                fprintf(stderr, "sprout bench: invoke on ready clone %ld: %s\n", nr,
-                                        err.msg);
-                                goto out;
-                        }
-                        ready_first[nr++] = (double)(t1 - t0) / 1e6;
-                }
-        }
-
-        struct latency_summary pm = summarize(priv, np);
-        double ratio = si.file_size ? (double)si.ram_size / (double)si.file_size : 0;
-        if (json) {
-                printf("{\"host_kind\":\"%s\",\"snapshot_bytes\":%llu,\"ram_bytes\":%llu,"
-                       "\"nonzero_bytes\":%llu,\"ratio\":%.2f,\"clones\":%ld,\"pool\":%ld}\n",
-                       sprout_host_kind_name(sprout_kvm_host_kind(kvm)),
-                       (unsigned long long)si.file_size, (unsigned long long)si.ram_size,
-                       (unsigned long long)si.nonzero_pages * 4096, ratio, n, pool);
-        } else {
-                printf("sprout bench clone: %s on a %s host\n", path,
-                       sprout_host_kind_name(sprout_kvm_host_kind(kvm)));
-                printf("  snapshot: %.2f MiB file for %llu MiB RAM (%.1f MiB non-zero), %.1fx "
-                       "smaller\n",
-                       (double)si.file_size / 1048576.0, (unsigned long long)(si.ram_size >> 20),
-                       (double)si.nonzero_pages * 4096 / 1048576.0, ratio);
-                printf("  %ld clones, pooled shells in batches of %ld; times in ms\n", n, pool);
-        }
-        bench_row("floor: KVM_CREATE_VM", summarize(floor_vm, nf), "ms", json);
-        bench_row("floor: memslot", summarize(floor_slot, nf), "ms", json);
-        bench_row("floor: vCPU create + regs", summarize(floor_vcpu, nf), "ms", json);
-        bench_row("floor: first KVM_RUN to HLT", summarize(floor_run, nf), "ms", json);
-        bench_row("floor: total", summarize(floor_total, nf), "ms", json);
-        bench_row("restore (pooled shell)", summarize(restore, (size_t)n), "ms", json);
-        bench_row("restore (no pool, VM created)", summarize(cold, nc), "ms", json);
-        bench_row("restore + first invoke", summarize(first, (size_t)n), "ms", json);
-        bench_row("second invoke (warm clone)", summarize(second, (size_t)n), "ms", json);
-        if (warmup_ok) {
-                bench_row("ready clone: first invoke", summarize(ready_first, (size_t)nr), "ms",
-                          json);
-                bench_row("warm-up (off the request path)", summarize(warm, (size_t)nw), "ms",
-                          json);
-        } else if (!json) {
-                printf("  (no ready-clone rows: the snapshot's guest predates warm-ups, ABI "
-                       "1.3)\n");
-        }
-        bench_row("teardown", summarize(teardown, (size_t)n), "ms", json);
-        bench_row("base load", summarize(load_ms, (size_t)loads), "ms", json);
-        bench_row("base load throughput", summarize(load_mbs, (size_t)loads), "MiB/s", json);
-        bench_row("private memory per idle clone", pm, "KiB", json);
+        if (measure_loads(&b) < 0 || measure_floor(&b) < 0 || measure_cold(&b) < 0 ||
+            measure_pooled(&b) < 0 || measure_ready(&b) < 0)
+                goto out;
+        print_header(&b, json);
+        print_rows(&b, json);
         if (qemu)
-                bench_qemu_restore(base, sprout_kvm_host_kind(kvm), json);
+                bench_qemu_restore(b.base, sprout_kvm_host_kind(b.kvm), json);
         rc = 0;
 out:
-        sprout_base_free(base);
-        sprout_kvm_close(kvm);
-        free(floor_total);
-        free(floor_vm);
-        free(floor_slot);
-        free(floor_vcpu);
-        free(floor_run);
-        free(restore);
-        free(first);
-        free(second);
-        free(teardown);
-        free(cold);
-        free(load_ms);
-        free(load_mbs);
-        free(priv);
-        free(ready_first);
-        free(warm);
+        run_free(&b);
         return rc;
 }
