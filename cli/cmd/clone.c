@@ -49,21 +49,127 @@ static void print_summary(const char *what, struct latency_summary s, bool json)
                        what, s.n, s.p50, s.p90, s.p99, s.max);
 }
 
+struct direct_args {
+        const char *req;
+        long count, requests, pool, timeout_ms;
+        bool console, quiet, json, ready;
+};
+
+/* Latencies in ms: restore per clone (0 where it failed), the others per clone that answered. */
+struct direct_stats {
+        double *restore, *first, *later, *warm, *invoke1;
+        size_t nlater, nok;
+};
+
+/* One line (or JSON object) per clone: its first answer and what it cost. */
+static void print_clone(const struct direct_args *a, struct sprout_clone *cl,
+                        const struct sprout_clone_timing *t, double warm_ms, double ms,
+                        const void *resp, size_t len)
+{
+        unsigned long long priv_kib = sprout_clone_private_bytes(cl) >> 10;
+        const char *id = sprout_clone_id(cl), *pooled = t->pooled ? " (pooled)" : "";
+        if (a->json && a->ready)
+                printf("{\"clone\":\"%s\",\"restore_ms\":%.4f,\"warmup_ms\":%.4f,"
+                       "\"invoke_ms\":%.4f,\"private_kib\":%llu,\"response\":%.*s}\n",
+                       id, t->restore_ms, warm_ms, ms, priv_kib, (int)len, (const char *)resp);
+        else if (a->json)
+                printf("{\"clone\":\"%s\",\"restore_ms\":%.4f,\"invoke_ms\":%.4f,"
+                       "\"private_kib\":%llu,\"response\":%.*s}\n",
+                       id, t->restore_ms, ms, priv_kib, (int)len, (const char *)resp);
+        else if (a->ready)
+                printf("%s restore %.3f ms%s, warm-up %.3f ms, ready first invoke %.3f ms, "
+                       "private %llu KiB: %.*s\n",
+                       id, t->restore_ms, pooled, warm_ms, ms, priv_kib, (int)len,
+                       (const char *)resp);
+        else
+                printf("%s restore %.3f ms%s, invoke %.3f ms, private %llu KiB: %.*s\n", id,
+                       t->restore_ms, pooled, ms, priv_kib, (int)len, (const char *)resp);
+}
+
+/* Sends the clone its requests in sequence: the first is reported, the later ones only timed. */
+static int serve(const struct direct_args *a, struct sprout_clone *cl,
+                 const struct sprout_clone_timing *t, double warm_ms, struct direct_stats *st)
+{
+        for (long k = 0; k < a->requests; k++) {
+                struct sprout_err err = {0};
+                const void *resp;
+                size_t len;
+                int64_t t0 = sprout_mono_ns();
+                int r = sprout_clone_invoke(cl, a->req, strlen(a->req), a->timeout_ms, &resp, &len,
+                                            &err);
+                double ms = (double)(sprout_mono_ns() - t0) / 1e6;
+                if (r < 0) {
+                        fprintf(stderr, "sprout clone: %s\n", err.msg);
+                        return r;
+                }
+                if (k > 0) {
+                        st->later[st->nlater++] = ms;
+                        continue;
+                }
+                st->warm[st->nok] = warm_ms;
+                st->invoke1[st->nok] = ms;
+                st->first[st->nok++] = t->restore_ms + ms;
+                if (!a->quiet)
+                        print_clone(a, cl, t, warm_ms, ms, resp, len);
+        }
+        return 0;
+}
+
+/* Clone i: restore it, warm it up if asked, serve it, destroy it. */
+static int one_clone(const struct direct_args *a, struct sprout_base *base, long i,
+                     struct direct_stats *st)
+{
+        struct sprout_err err = {0};
+        struct sprout_clone *cl;
+        struct sprout_clone_timing t;
+        int r = sprout_clone_create(base, a->console ? STDERR_FILENO : -1, &cl, &t, &err);
+        if (r < 0) {
+                fprintf(stderr, "sprout clone: clone %ld: %s\n", i, err.msg);
+                return r;
+        }
+        st->restore[i] = t.restore_ms;
+        double warm_ms = 0;
+        if (a->ready) {
+                int64_t t0 = sprout_mono_ns();
+                r = sprout_clone_warmup(cl, a->timeout_ms, &err);
+                warm_ms = (double)(sprout_mono_ns() - t0) / 1e6;
+                if (r < 0) {
+                        fprintf(stderr, "sprout clone: warm-up of %s: %s\n", sprout_clone_id(cl),
+                                err.msg);
+                        sprout_clone_destroy(cl);
+                        return r;
+                }
+        }
+        r = serve(a, cl, &t, warm_ms, st);
+        sprout_clone_destroy(cl);
+        return r;
+}
+
+static void print_summaries(const struct direct_args *a, struct direct_stats *st)
+{
+        print_summary("restore", summarize(st->restore, (size_t)a->count), a->json);
+        print_summary("restore+first-invoke", summarize(st->first, st->nok), a->json);
+        if (a->ready) {
+                print_summary("warm-up", summarize(st->warm, st->nok), a->json);
+                print_summary("ready first invoke", summarize(st->invoke1, st->nok), a->json);
+        }
+        if (st->nlater)
+                print_summary("warm invoke", summarize(st->later, st->nlater), a->json);
+}
+
 static int clone_direct(int argc, char **argv)
 {
-        const char *req = "{}";
-        long count = 1, requests = 1, pool = 0, timeout_ms = 10000;
-        bool console = false, quiet = false, json = false, ready = false;
+        struct direct_args a = {.req = "{}", .count = 1, .requests = 1, .timeout_ms = 10000};
         const struct cli_opt opts[] = {
-            CLI_STRING("invoke", 0, &req),
-            CLI_LONG("count", 'n', &count, 1, 100000),
-            CLI_LONG("requests", 0, &requests, 1, 1000000),
-            CLI_LONG("pool", 0, &pool, 0, 64),
-            CLI_FLAG("ready", 0, &ready),
-            CLI_LONG("timeout-ms", 0, &timeout_ms, 1, 3600000),
-            CLI_FLAG("console", 0, &console),
-            CLI_FLAG("quiet", 0, &quiet),
-            CLI_JSON(&json),
+            CLI_STRING("invoke", 0, &a.req),
+            CLI_LONG("count", 'n', &a.count, 1, 100000),
+            CLI_LONG("requests", 0, &a.requests, 1, 1000000),
+            CLI_LONG("pool", 0, &a.pool, 0, 64),
+            CLI_FLAG("ready", 0, &a.ready),
+            CLI_LONG("timeout-ms", 0, &a.timeout_ms, 1, 3600000),
+            CLI_FLAG("console", 0, &a.console),
+            CLI_FLAG("quiet", 0, &a.quiet),
+            CLI_JSON(&a.json),
             CLI_END,
         };
         int status;
@@ -73,15 +179,17 @@ static int clone_direct(int argc, char **argv)
         struct sprout_err err = {0};
         struct sprout_kvm *kvm = NULL;
         struct sprout_base *base = NULL;
-        double *restore = calloc((size_t)count, sizeof(double));
-        double *first = calloc((size_t)count, sizeof(double));
-        double *later = calloc((size_t)(count * (requests - 1) + 1), sizeof(double));
-        double *warm = calloc((size_t)count, sizeof(double));
-        double *invoke1 = calloc((size_t)count, sizeof(double));
-        size_t nlater = 0, nok = 0;
+        size_t n = (size_t)a.count;
+        struct direct_stats st = {
+            .restore = calloc(n, sizeof(double)),
+            .first = calloc(n, sizeof(double)),
+            .later = calloc((size_t)(a.count * (a.requests - 1) + 1), sizeof(double)),
+            .warm = calloc(n, sizeof(double)),
+            .invoke1 = calloc(n, sizeof(double)),
+        };
         int rc = 1;
 
-        if (!restore || !first || !later || !warm || !invoke1) {
+        if (!st.restore || !st.first || !st.later || !st.warm || !st.invoke1) {
                 fprintf(stderr, "sprout clone: out of memory\n");
                 goto out;
         }
@@ -91,115 +199,30 @@ static int clone_direct(int argc, char **argv)
                 goto out;
         }
         const struct sprout_base_info *bi = sprout_base_info(base);
-        if (!quiet && !json)
+        if (!a.quiet && !a.json)
                 printf("base loaded: %llu MiB RAM in %.1f ms (%.0f MiB/s, %u threads)\n",
                        (unsigned long long)(bi->ram_size >> 20), bi->load.seconds * 1e3,
                        bi->load.mb_per_s, bi->load.threads);
         rc = 0;
-        for (long i = 0; i < count; i++) {
-                if (pool && sprout_base_prepare(base, (unsigned)pool, &err) < 0) {
+        for (long i = 0; i < a.count; i++) {
+                if (a.pool && sprout_base_prepare(base, (unsigned)a.pool, &err) < 0) {
                         fprintf(stderr, "sprout clone: preparing the pool: %s\n", err.msg);
                         rc = 1;
                         break;
                 }
-                struct sprout_clone *cl;
-                struct sprout_clone_timing t;
-                if (sprout_clone_create(base, console ? STDERR_FILENO : -1, &cl, &t, &err) < 0) {
-                        fprintf(stderr, "sprout clone: clone %ld: %s\n", i, err.msg);
+                if (one_clone(&a, base, i, &st) < 0)
                         rc = 1;
-                        sprout_err_clear(&err);
-                        continue;
-                }
-                restore[i] = t.restore_ms;
-                double warm_ms = 0;
-                if (ready) {
-                        int64_t t0 = sprout_mono_ns();
-                        int r = sprout_clone_warmup(cl, timeout_ms, &err);
-                        warm_ms = (double)(sprout_mono_ns() - t0) / 1e6;
-                        if (r < 0) {
-                                fprintf(stderr, "sprout clone: warm-up of %s: %s\n",
-                                        sprout_clone_id(cl), err.msg);
-                                sprout_err_clear(&err);
-                                sprout_clone_destroy(cl);
-                                rc = 1;
-                                continue;
-                        }
-                }
-                for (long k = 0; k < requests; k++) {
-                        const void *resp;
-                        size_t len;
-                        int64_t t0 = sprout_mono_ns();
-                        int r = sprout_clone_invoke(cl, req, strlen(req), timeout_ms, &resp, &len,
-                                                    &err);
-                        double ms = (double)(sprout_mono_ns() - t0) / 1e6;
-                        if (r < 0) {
-                                fprintf(stderr, "sprout clone: %s\n", err.msg);
-                                sprout_err_clear(&err);
-                                rc = 1;
-                                break;
-                        }
-                        if (k == 0) {
-                                warm[nok] = warm_ms;
-                                invoke1[nok] = ms;
-                                first[nok++] = t.restore_ms + ms;
-                                if (!quiet) {
-                                        uint64_t priv = sprout_clone_private_bytes(cl);
-                                        if (json && ready)
-                                                printf("{\"clone\":\"%s\",\"restore_ms\":%.4f,"
-                                                       "\"warmup_ms\":%.4f,"
-                                                       "\"invoke_ms\":%.4f,\"private_kib\":%llu,"
-                                                       "\"response\":%.*s}\n",
-                                                       sprout_clone_id(cl), t.restore_ms, warm_ms,
-                                                       ms, (unsigned long long)(priv >> 10),
-                                                       (int)len, (const char *)resp);
-                                        else if (json)
-                                                printf("{\"clone\":\"%s\",\"restore_ms\":%.4f,"
-                                                       "\"invoke_ms\":%.4f,\"private_kib\":%llu,"
-                                                       "\"response\":%.*s}\n",
-                                                       sprout_clone_id(cl), t.restore_ms, ms,
-                                                       (unsigned long long)(priv >> 10), (int)len,
-                                                       (const char *)resp);
-                                        else if (ready)
-                                                printf("%s restore %.3f ms%s, warm-up %.3f ms, "
-                                                       "ready first invoke %.3f ms, private "
-                                                       "%llu KiB: %.*s\n",
-                                                       sprout_clone_id(cl), t.restore_ms,
-                                                       t.pooled ? " (pooled)" : "", warm_ms, ms,
-                                                       (unsigned long long)(priv >> 10), (int)len,
-                                                       (const char *)resp);
-                                        else
-                                                printf(
-                                                    "%s restore %.3f ms%s, invoke %.3f ms, private "
-                                                    "%llu KiB: %.*s\n",
-                                                    sprout_clone_id(cl), t.restore_ms,
-                                                    t.pooled ? " (pooled)" : "", ms,
-                                                    (unsigned long long)(priv >> 10), (int)len,
-                                                    (const char *)resp);
-                                }
-                        } else {
-                                later[nlater++] = ms;
-                        }
-                }
-                sprout_clone_destroy(cl);
         }
-        if (nok > 1 || quiet || json) {
-                print_summary("restore", summarize(restore, (size_t)count), json);
-                print_summary("restore+first-invoke", summarize(first, nok), json);
-                if (ready) {
-                        print_summary("warm-up", summarize(warm, nok), json);
-                        print_summary("ready first invoke", summarize(invoke1, nok), json);
-                }
-                if (nlater)
-                        print_summary("warm invoke", summarize(later, nlater), json);
-        }
+        if (st.nok > 1 || a.quiet || a.json)
+                print_summaries(&a, &st);
 out:
         sprout_base_free(base);
         sprout_kvm_close(kvm);
-        free(restore);
-        free(first);
-        free(later);
-        free(warm);
-        free(invoke1);
+        free(st.restore);
+        free(st.first);
+        free(st.later);
+        free(st.warm);
+        free(st.invoke1);
         return rc;
 }
 
