@@ -167,6 +167,83 @@ static bool wants_direct(int argc, char **argv)
 static const struct cli_verb daemon_verb = {
     .name = "prewarm", .usage = daemon_usage, .operands = 1, .operands_msg = "expected one IMAGE"};
 
+/* The job for sproutd; only what the command line set, the daemon has its own defaults. */
+static json_t *job_body(const char *image, long timeout_s, bool has_level, long level,
+                        const char *append)
+{
+        json_t *req = json_pack("{s:s}", "image", image);
+        if (timeout_s)
+                json_object_set_new(req, "timeout_s", json_integer(timeout_s));
+        if (has_level)
+                json_object_set_new(req, "zstd_level", json_integer(level));
+        if (append)
+                json_object_set_new(req, "cmdline", json_string(append));
+        return req;
+}
+
+/* Polls the snapshot until it is ready or failed, showing its progress on stderr. Returns 0, or
+ * the exit code of a failed poll. */
+static int wait_job(struct client *cl, const char *id, bool json, double t0, struct client_resp *r)
+{
+        char path[128], last[32] = "";
+        bool tty = isatty(STDERR_FILENO) && !json;
+        snprintf(path, sizeof(path), "/v1/snapshots/%s", id);
+        for (;;) {
+                const char *st = snapshot_status(r->json);
+                if (!strcmp(st, "ready") || !strcmp(st, "failed"))
+                        break;
+                double pr = json_real_value(json_object_get(r->json, "progress"));
+                if (tty && pr > 0)
+                        fprintf(stderr, "\r\033[Kprewarm %s: %s %.0f s (%d%%)", id, st,
+                                sprout_mono_s() - t0, (int)(pr * 100));
+                else if (tty)
+                        fprintf(stderr, "\r\033[Kprewarm %s: %s %.0f s", id, st,
+                                sprout_mono_s() - t0);
+                else if (!json && strcmp(st, last))
+                        fprintf(stderr, "prewarm %s: %s\n", id, st);
+                snprintf(last, sizeof(last), "%s", st);
+                struct timespec ts = {0, 250000000};
+                nanosleep(&ts, NULL);
+                client_resp_free(r);
+                int rc = client_get_json(cl, "prewarm", path, r);
+                if (rc) {
+                        if (tty)
+                                fprintf(stderr, "\n");
+                        return rc;
+                }
+        }
+        if (tty)
+                fprintf(stderr, "\r\033[K");
+        return 0;
+}
+
+/* Says how the job ended; returns the exit code. */
+static int report_job(const char *id, json_t *snap, bool json, bool nowait, double t0)
+{
+        int rc = 0;
+        if (!strcmp(snapshot_status(snap), "failed")) {
+                const char *why = json_string_value(json_object_get(snap, "error"));
+                const char *tail = json_string_value(json_object_get(snap, "console_tail"));
+                fprintf(stderr, "sprout prewarm: %s: %s\n", id, why ? why : "failed");
+                if (tail && *tail)
+                        fprintf(stderr, "last console lines:\n%s\n", tail);
+                rc = CLI_EXIT_FAIL;
+        }
+        if (json) {
+                print_json(snap, JSON_INDENT(2));
+        } else if (!rc) {
+                if (!nowait)
+                        fprintf(
+                            stderr,
+                            "prewarm %s: ready in %.1f s (boot %.1f s, %.1fx smaller than RAM)\n",
+                            id, sprout_mono_s() - t0,
+                            json_real_value(json_object_get(snap, "boot_s")),
+                            json_real_value(json_object_get(snap, "ratio")));
+                printf("%s\n", id);
+        }
+        return rc;
+}
+
 static int prewarm_daemon(int argc, char **argv)
 {
         const char *socket = NULL, *append = NULL;
@@ -195,13 +272,7 @@ static int prewarm_daemon(int argc, char **argv)
                 fprintf(stderr, "sprout prewarm: %s: %m\n", argv[optind]);
                 return CLI_EXIT_FAIL;
         }
-        json_t *req = json_pack("{s:s}", "image", image);
-        if (timeout_s)
-                json_object_set_new(req, "timeout_s", json_integer(timeout_s));
-        if (has_level)
-                json_object_set_new(req, "zstd_level", json_integer(level));
-        if (append)
-                json_object_set_new(req, "cmdline", json_string(append));
+        json_t *req = job_body(image, timeout_s, has_level, level, append);
         struct client cl;
         int rc = client_open(&cl, socket);
         if (rc) {
@@ -218,58 +289,12 @@ static int prewarm_daemon(int argc, char **argv)
                                         "file directly: sprout prewarm IMAGE -o FILE)\n");
                 goto out;
         }
-        char id[64], path[128];
+        char id[64];
         snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.json, "id")));
-        snprintf(path, sizeof(path), "/v1/snapshots/%s", id);
-        bool tty = isatty(STDERR_FILENO) && !json;
-        char last[32] = "";
         double t0 = sprout_mono_s();
-        while (!nowait) {
-                const char *st = snapshot_status(r.json);
-                if (!strcmp(st, "ready") || !strcmp(st, "failed"))
-                        break;
-                double pr = json_real_value(json_object_get(r.json, "progress"));
-                if (tty && pr > 0)
-                        fprintf(stderr, "\r\033[Kprewarm %s: %s %.0f s (%d%%)", id, st,
-                                sprout_mono_s() - t0, (int)(pr * 100));
-                else if (tty)
-                        fprintf(stderr, "\r\033[Kprewarm %s: %s %.0f s", id, st,
-                                sprout_mono_s() - t0);
-                else if (!json && strcmp(st, last))
-                        fprintf(stderr, "prewarm %s: %s\n", id, st);
-                snprintf(last, sizeof(last), "%s", st);
-                struct timespec ts = {0, 250000000};
-                nanosleep(&ts, NULL);
-                client_resp_free(&r);
-                if ((rc = client_get_json(&cl, "prewarm", path, &r)))
-                        goto out_tty;
-        }
-        if (tty)
-                fprintf(stderr, "\r\033[K");
-        if (!strcmp(snapshot_status(r.json), "failed")) {
-                const char *why = json_string_value(json_object_get(r.json, "error"));
-                const char *tail = json_string_value(json_object_get(r.json, "console_tail"));
-                fprintf(stderr, "sprout prewarm: %s: %s\n", id, why ? why : "failed");
-                if (tail && *tail)
-                        fprintf(stderr, "last console lines:\n%s\n", tail);
-                rc = CLI_EXIT_FAIL;
-        }
-        if (json) {
-                print_json(r.json, JSON_INDENT(2));
-        } else if (!rc) {
-                if (!nowait)
-                        fprintf(
-                            stderr,
-                            "prewarm %s: ready in %.1f s (boot %.1f s, %.1fx smaller than RAM)\n",
-                            id, sprout_mono_s() - t0,
-                            json_real_value(json_object_get(r.json, "boot_s")),
-                            json_real_value(json_object_get(r.json, "ratio")));
-                printf("%s\n", id);
-        }
-        goto out;
-out_tty:
-        if (tty)
-                fprintf(stderr, "\n");
+        if (!nowait && (rc = wait_job(&cl, id, json, t0, &r)))
+                goto out;
+        rc = report_job(id, r.json, json, nowait, t0);
 out:
         client_resp_free(&r);
         client_close(&cl);
