@@ -184,6 +184,89 @@ static int api_sequential(struct client *cl, const char *path, const char *req, 
         return 0;
 }
 
+/* The sequential figures in ms: warm invocations through the API (as the client sees them and
+ * inside sproutd) and in-process, and fresh clones both ways (n / 4 of those). */
+struct seq_lat {
+        double *api, *inside, *direct, *dfresh, *afresh;
+};
+
+/* Warm invocations of one clone made for this, through the API: the same guest work as direct. */
+static int api_warm_invokes(struct client *cl, const char *id, const char *req, size_t n,
+                            struct seq_lat *l)
+{
+        char body[128], clone[64], path[256];
+        struct client_resp r;
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+        int e = client_call(cl, "POST", "/v1/clones", body, strlen(body), 60000, &r);
+        if (e < 0 || r.status != 201) {
+                int rc = client_fail("bench api", cl, e, &r);
+                client_resp_free(&r);
+                return rc;
+        }
+        snprintf(clone, sizeof(clone), "%s",
+                 json_string_value(
+                     json_object_get(json_array_get(json_object_get(r.json, "clones"), 0), "id")));
+        client_resp_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", clone);
+        double warmup;
+        int rc = api_sequential(cl, path, req, 1, &warmup, NULL);
+        if (!rc)
+                rc = api_sequential(cl, path, req, n, l->api, l->inside);
+        snprintf(path, sizeof(path), "/v1/clones/%s", clone);
+        if (client_call(cl, "DELETE", path, NULL, 0, 60000, &r) == 0)
+                client_resp_free(&r);
+        return rc;
+}
+
+static void print_sequential(struct seq_lat *l, size_t n, bool json)
+{
+        struct latency_summary sa = summarize(l->api, n), sd = summarize(l->direct, n);
+        report("warm invoke, direct (in-process)", l->direct, n, json);
+        report("warm invoke, inside sproutd", l->inside, n, json);
+        report("warm invoke, through the API", l->api, n, json);
+        report("fresh clone + invoke, direct", l->dfresh, n / 4, json);
+        report("one-shot fresh, through the API", l->afresh, n / 4, json);
+        if (json)
+                printf("{\"bench\":\"api\",\"metric\":\"http_added\",\"p50_ms\":%.4f,\"p99_ms\":%."
+                       "4f}\n",
+                       sa.p50 - sd.p50, sa.p99 - sd.p99);
+        else
+                printf("HTTP layer adds (warm invoke)      p50 %8.4f ms  p99 %8.4f ms\n",
+                       sa.p50 - sd.p50, sa.p99 - sd.p99);
+}
+
+/* n sequential invocations through the API and in this process: what the HTTP layer adds. */
+static int sequential(struct client *cl, const char *id, const char *snap_path, const char *req,
+                      size_t n, bool json)
+{
+        struct seq_lat l = {
+            .api = calloc(n, sizeof(double)),
+            .inside = calloc(n, sizeof(double)),
+            .direct = calloc(n, sizeof(double)),
+            .dfresh = calloc(n, sizeof(double)),
+            .afresh = calloc(n, sizeof(double)),
+        };
+        char path[256];
+        int rc = CLI_EXIT_FAIL;
+        if (!l.api || !l.inside || !l.direct || !l.dfresh || !l.afresh)
+                goto out;
+        rc = api_warm_invokes(cl, id, req, n, &l);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        if (!rc)
+                rc = api_sequential(cl, path, req, n / 4, l.afresh, NULL);
+        if (!rc && direct_invokes(snap_path, req, n, l.direct, l.dfresh) < 0)
+                rc = CLI_EXIT_FAIL;
+        if (!rc)
+                print_sequential(&l, n, json);
+out:
+        free(l.api);
+        free(l.inside);
+        free(l.direct);
+        free(l.dfresh);
+        free(l.afresh);
+        return rc;
+}
+
 int bench_api(const char *socket, const char *id, long seconds, long n, const char *req, bool json)
 {
         struct client cl;
@@ -206,66 +289,7 @@ int bench_api(const char *socket, const char *id, long seconds, long n, const ch
         snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
         for (size_t i = 0; i < 3; i++)
                 run_load(cl.socket, path, req, levels[i], (double)seconds, "fresh", json);
-
-        /* Warm invocations of one clone: the same guest work either way. */
-        double *api = calloc((size_t)n, sizeof(double)),
-               *inside = calloc((size_t)n, sizeof(double));
-        double *direct = calloc((size_t)n, sizeof(double)),
-               *dfresh = calloc((size_t)n, sizeof(double));
-        double *afresh = calloc((size_t)n, sizeof(double));
-        if (!api || !inside || !direct || !dfresh || !afresh) {
-                rc = CLI_EXIT_FAIL;
-                goto out_free;
-        }
-        char body[128];
-        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
-        int e = client_call(&cl, "POST", "/v1/clones", body, strlen(body), 60000, &r);
-        if (e < 0 || r.status != 201) {
-                rc = client_fail("bench api", &cl, e, &r);
-                client_resp_free(&r);
-                goto out_free;
-        }
-        char clone[64];
-        snprintf(clone, sizeof(clone), "%s",
-                 json_string_value(
-                     json_object_get(json_array_get(json_object_get(r.json, "clones"), 0), "id")));
-        client_resp_free(&r);
-        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", clone);
-        double warmup;
-        rc = api_sequential(&cl, path, req, 1, &warmup, NULL);
-        if (!rc)
-                rc = api_sequential(&cl, path, req, (size_t)n, api, inside);
-        snprintf(path, sizeof(path), "/v1/clones/%s", clone);
-        if (client_call(&cl, "DELETE", path, NULL, 0, 60000, &r) == 0)
-                client_resp_free(&r);
-        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
-        if (!rc)
-                rc = api_sequential(&cl, path, req, (size_t)n / 4, afresh, NULL);
-        if (rc)
-                goto out_free;
-        if (direct_invokes(snap_path, req, (size_t)n, direct, dfresh) < 0) {
-                rc = CLI_EXIT_FAIL;
-                goto out_free;
-        }
-        struct latency_summary sa = summarize(api, (size_t)n), sd = summarize(direct, (size_t)n);
-        report("warm invoke, direct (in-process)", direct, (size_t)n, json);
-        report("warm invoke, inside sproutd", inside, (size_t)n, json);
-        report("warm invoke, through the API", api, (size_t)n, json);
-        report("fresh clone + invoke, direct", dfresh, (size_t)n / 4, json);
-        report("one-shot fresh, through the API", afresh, (size_t)n / 4, json);
-        if (json)
-                printf("{\"bench\":\"api\",\"metric\":\"http_added\",\"p50_ms\":%.4f,\"p99_ms\":%."
-                       "4f}\n",
-                       sa.p50 - sd.p50, sa.p99 - sd.p99);
-        else
-                printf("HTTP layer adds (warm invoke)      p50 %8.4f ms  p99 %8.4f ms\n",
-                       sa.p50 - sd.p50, sa.p99 - sd.p99);
-out_free:
-        free(api);
-        free(inside);
-        free(direct);
-        free(dfresh);
-        free(afresh);
+        rc = sequential(&cl, id, snap_path, req, (size_t)n, json);
 out:
         client_close(&cl);
         return rc;
