@@ -1,4 +1,4 @@
-/* Small helpers shared by the CLI's subcommands: strict number parsing. */
+/* What every verb shares: its exit codes and strict number parsing. */
 #ifndef SPROUT_CLI_UTIL_H
 #define SPROUT_CLI_UTIL_H
 

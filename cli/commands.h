@@ -1,6 +1,5 @@
-/* The `sprout` verbs, one file each under cmd/: each takes its own argv (argv[0] is the verb's
- * name) and returns the process exit code (CLI_EXIT_*: 0 ok, 1 failure, 2 usage error, 3 sproutd
- * unreachable). */
+/* The `sprout` verbs, one file each in cmd/: each takes its own argv (argv[0] is the verb) and
+ * returns the process exit code (CLI_EXIT_* in cli_util.h). */
 #ifndef SPROUT_CLI_COMMANDS_H
 #define SPROUT_CLI_COMMANDS_H
 

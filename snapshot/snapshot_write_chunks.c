@@ -1,6 +1,5 @@
-/* The writer's chunk pipeline: worker threads compress chunks into a small ring of slots while the
- * calling thread writes finished frames through io_uring strictly in RAM order, so the index comes
- * out sorted and the frames contiguous whatever order the workers finish in. */
+/* The writer's chunk pipeline: workers compress chunks into a ring of slots while the caller writes
+ * the frames through io_uring strictly in RAM order: a sorted index, contiguous frames. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>

@@ -1,6 +1,5 @@
-/* sprout bench api SNAPSHOT_ID: what the HTTP API costs. Sustained one-shot invocations per second
- * through the socket with 1, 2 and 8 concurrent clients, and the latency the HTTP layer adds over
- * direct mode (the same invocation in-process), p50 and p99. Prints numbers; it is not a test. */
+/* sprout bench api SNAPSHOT_ID: what the HTTP API costs: one-shot invocations per second at 1, 2
+ * and 8 clients, and the latency HTTP adds over the same invocation in-process (p50, p99). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

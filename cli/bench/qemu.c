@@ -1,4 +1,4 @@
-/* Runs QEMU on a sprout image for the boot benchmark; see bench_qemu.h. */
+/* Runs QEMU on a sprout image for the boot and restore benchmarks; see bench_qemu.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>

@@ -1,6 +1,5 @@
-/* A minimal QMP client (QEMU's JSON monitor protocol over a Unix socket) for the QEMU peer
- * benchmarks: connect, negotiate, run a command and wait for its answer, skipping asynchronous
- * events. */
+/* A minimal QMP client (QEMU's JSON monitor over a Unix socket) for the QEMU peer benchmarks:
+ * connect, negotiate, run a command and wait for its answer, skipping asynchronous events. */
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
