@@ -1,11 +1,14 @@
-/* Small helpers shared by the CLI's subcommands: strict number parsing and a monotonic clock. */
+/* What every verb shares: its exit codes and strict number parsing. */
 #ifndef SPROUT_CLI_UTIL_H
 #define SPROUT_CLI_UTIL_H
 
 #include <errno.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
+
+/* The exit codes of every verb (see main.c's usage). */
+#define CLI_EXIT_FAIL        1 /* the operation failed, or the daemon refused it */
+#define CLI_EXIT_USAGE       2
+#define CLI_EXIT_UNREACHABLE 3 /* no daemon answered on the socket */
 
 /* Parses a whole decimal string within [min, max]; -EINVAL otherwise. */
 static inline int cli_parse_long(const char *s, long min, long max, long *out)
@@ -17,13 +20,6 @@ static inline int cli_parse_long(const char *s, long min, long max, long *out)
                 return -EINVAL;
         *out = v;
         return 0;
-}
-
-static inline int64_t cli_now_ns(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 #endif

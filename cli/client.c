@@ -165,6 +165,32 @@ int client_get_json(struct client *c, const char *cmd, const char *path, struct 
         return 0;
 }
 
+int client_post_json(struct client *c, const char *path, json_t *body, long timeout_ms,
+                     struct client_resp *r)
+{
+        char *text = json_dumps(body, JSON_COMPACT);
+        if (!text) {
+                memset(r, 0, sizeof(*r));
+                return -ENOMEM;
+        }
+        int e = client_call(c, "POST", path, text, strlen(text), timeout_ms, r);
+        free(text);
+        return e;
+}
+
+const char *snapshot_status(json_t *snap)
+{
+        const char *s = json_string_value(json_object_get(snap, "status"));
+        return s ? s : "?";
+}
+
+void print_json(json_t *j, size_t flags)
+{
+        char *s = json_dumps(j, flags);
+        printf("%s\n", s);
+        free(s);
+}
+
 void fmt_bytes(char *buf, size_t len, double b)
 {
         static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

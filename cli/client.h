@@ -1,5 +1,5 @@
 /* The CLI's client of sproutd: HTTP over the daemon's Unix socket with libcurl, JSON bodies, and
- * the exit codes every daemon-mode command shares. */
+ * one way of reporting a failed call for every daemon-mode command. */
 #ifndef SPROUT_CLI_CLIENT_H
 #define SPROUT_CLI_CLIENT_H
 
@@ -9,9 +9,7 @@
 #include <stddef.h>
 #include <sys/un.h>
 
-#define CLI_EXIT_FAIL        1 /* the daemon refused or the operation failed */
-#define CLI_EXIT_USAGE       2
-#define CLI_EXIT_UNREACHABLE 3 /* no daemon answered on the socket */
+#include "cli_util.h"
 
 struct client {
         CURL *h;
@@ -46,6 +44,16 @@ int client_fail(const char *cmd, const struct client *c, int r, const struct cli
 
 /* GET path and insist on 200 with a JSON body; on failure reports and returns the exit code. */
 int client_get_json(struct client *c, const char *cmd, const char *path, struct client_resp *r);
+
+/* POSTs body as compact JSON text; returns as client_call does, or -ENOMEM. */
+int client_post_json(struct client *c, const char *path, json_t *body, long timeout_ms,
+                     struct client_resp *r);
+
+/* A snapshot object's "status", or "?" if it has none. */
+const char *snapshot_status(json_t *snap);
+
+/* Prints j as JSON text (json_dumps flags) and a newline on stdout. */
+void print_json(json_t *j, size_t flags);
 
 /* Human formats for tables. */
 void fmt_bytes(char *buf, size_t len, double bytes);

@@ -1,4 +1,4 @@
-/* sprout: the command-line front end. Each subcommand lives in its own cmd_*.c file. */
+/* sprout: the command-line front end. main() dispatches to the verbs, one file each in cmd/. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +13,16 @@ static const struct {
 } commands[] = {
     {"build", sprout_cmd_build, "turn a directory with an image.json into a bootable image"},
     {"boot", sprout_cmd_boot, "boot an image to READY (cold start), optionally keep it running"},
-    {"prewarm", sprout_cmd_prewarm_any,
+    {"prewarm", sprout_cmd_prewarm,
      "snapshot an image through sproutd (-o FILE: directly, no daemon)"},
     {"inspect", sprout_cmd_inspect, "show and verify what a snapshot file holds"},
     {"snapshots", sprout_cmd_snapshots, "list sproutd's snapshots"},
-    {"clone", sprout_cmd_clone_any, "create clones through sproutd (--direct: in this process)"},
+    {"clone", sprout_cmd_clone, "create clones through sproutd (--direct: in this process)"},
     {"clones", sprout_cmd_clones, "list sproutd's clones"},
     {"invoke", sprout_cmd_invoke, "invoke a clone, or a snapshot one-shot"},
     {"rm", sprout_cmd_rm, "delete a snapshot or destroy clones"},
     {"daemon", sprout_cmd_daemon, "run sproutd in the foreground"},
-    {"bench", sprout_cmd_bench_any, "benchmarks: clone latency and memory, cold boot vs QEMU, API"},
+    {"bench", sprout_cmd_bench, "benchmarks: clone latency and memory, cold boot vs QEMU, API"},
 };
 
 static void usage(FILE *f)

@@ -1,6 +1,5 @@
-/* A minimal QMP client (QEMU's JSON monitor protocol over a Unix socket) for the QEMU peer
- * benchmarks: connect, negotiate, run a command and wait for its answer, skipping asynchronous
- * events. */
+/* A minimal QMP client (QEMU's JSON monitor over a Unix socket) for the QEMU peer benchmarks:
+ * connect, negotiate, run a command and wait for its answer, skipping asynchronous events. */
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
@@ -10,8 +9,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "bench_qemu.h"
-#include "cli_util.h"
+#include "bench/bench_qemu.h"
+#include "sprout/clock.h"
 
 /* Reads one CRLF-terminated JSON message into a new json_t, waiting at most deadline_ns. */
 static json_t *qmp_read(struct qmp *q, int64_t deadline_ns)
@@ -29,7 +28,7 @@ static json_t *qmp_read(struct qmp *q, int64_t deadline_ns)
                 }
                 if (q->len == sizeof(q->buf))
                         return NULL; /* a message larger than we ever expect */
-                int64_t left = deadline_ns - cli_now_ns();
+                int64_t left = deadline_ns - sprout_mono_ns();
                 if (left <= 0)
                         return NULL;
                 struct pollfd p = {.fd = q->fd, .events = POLLIN};
@@ -47,7 +46,7 @@ json_t *qmp_command(struct qmp *q, const char *json_cmd, int64_t timeout_ms)
         size_t n = strlen(json_cmd);
         if (write(q->fd, json_cmd, n) != (ssize_t)n)
                 return NULL;
-        int64_t deadline = cli_now_ns() + timeout_ms * 1000000;
+        int64_t deadline = sprout_mono_ns() + timeout_ms * 1000000;
         for (;;) {
                 json_t *j = qmp_read(q, deadline);
                 if (!j)
@@ -61,7 +60,7 @@ json_t *qmp_command(struct qmp *q, const char *json_cmd, int64_t timeout_ms)
 int qmp_connect(struct qmp *q, const char *path, int64_t timeout_ms)
 {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int64_t deadline = cli_now_ns() + timeout_ms * 1000000;
+        int64_t deadline = sprout_mono_ns() + timeout_ms * 1000000;
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
         q->len = 0;
         /* QEMU creates the socket shortly after it starts: retry until it is there. */
@@ -73,7 +72,7 @@ int qmp_connect(struct qmp *q, const char *path, int64_t timeout_ms)
                         break;
                 close(q->fd);
                 q->fd = -1;
-                if (cli_now_ns() > deadline)
+                if (sprout_mono_ns() > deadline)
                         return -ETIMEDOUT;
                 usleep(200);
         }

@@ -1,15 +1,13 @@
-/* sprout bench api SNAPSHOT_ID: what the HTTP API costs. Sustained one-shot invocations per second
- * through the socket with 1, 2 and 8 concurrent clients, and the latency the HTTP layer adds over
- * direct mode (the same invocation in-process), p50 and p99. Prints numbers; it is not a test. */
-#include <getopt.h>
+/* sprout bench api SNAPSHOT_ID: what the HTTP API costs: one-shot invocations per second at 1, 2
+ * and 8 clients, and the latency HTTP adds over the same invocation in-process (p50, p99). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
+#include "bench/bench.h"
 #include "client.h"
-#include "commands.h"
+#include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/stats.h"
 
@@ -30,11 +28,11 @@ static void *load_main(void *arg)
         struct client cl;
         if (client_open(&cl, lt->socket))
                 return NULL;
-        while (cli_now_ns() < lt->until_ns) {
+        while (sprout_mono_ns() < lt->until_ns) {
                 struct client_resp r;
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 int e = client_call(&cl, "POST", lt->path, lt->req, strlen(lt->req), 60000, &r);
-                double ms = (double)(cli_now_ns() - t0) / 1e6;
+                double ms = (double)(sprout_mono_ns() - t0) / 1e6;
                 if (e < 0 || r.status != 200) {
                         if (!lt->errors++) {
                                 lt->first_status = e < 0 ? e : r.status;
@@ -67,7 +65,7 @@ static void run_load(const char *socket, const char *path, const char *req, int 
         struct load_thread *lt = calloc((size_t)clients, sizeof(*lt));
         if (!lt)
                 return;
-        int64_t t0 = cli_now_ns();
+        int64_t t0 = sprout_mono_ns();
         for (int i = 0; i < clients; i++) {
                 lt[i] = (struct load_thread){.socket = socket,
                                              .path = path,
@@ -81,7 +79,7 @@ static void run_load(const char *socket, const char *path, const char *req, int 
                 total += lt[i].n;
                 errors += lt[i].errors;
         }
-        double elapsed = (double)(cli_now_ns() - t0) / 1e9;
+        double elapsed = (double)(sprout_mono_ns() - t0) / 1e9;
         double *all = malloc((total ? total : 1) * sizeof(double));
         size_t k = 0;
         for (int i = 0; i < clients && all; i++) {
@@ -138,21 +136,21 @@ static int direct_invokes(const char *snap_path, const char *req, size_t n, doub
         if (r == 0)
                 r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
         for (size_t i = 0; r == 0 && i < n; i++) {
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-                warm[i] = (double)(cli_now_ns() - t0) / 1e6;
+                warm[i] = (double)(sprout_mono_ns() - t0) / 1e6;
         }
         sprout_clone_destroy(c);
         /* Fresh: restore from a pooled shell, then the first invocation (teardown not timed, as
          * the daemon does it off the request path). */
         for (size_t i = 0; r == 0 && i < n / 4; i++) {
                 r = sprout_base_prepare(b, 1, &err);
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 if (r == 0)
                         r = sprout_clone_create(b, -1, &c, NULL, &err);
                 if (r == 0)
                         r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
-                fresh[i] = (double)(cli_now_ns() - t0) / 1e6;
+                fresh[i] = (double)(sprout_mono_ns() - t0) / 1e6;
                 if (c)
                         sprout_clone_destroy(c);
                 c = NULL;
@@ -170,9 +168,9 @@ static int api_sequential(struct client *cl, const char *path, const char *req, 
 {
         for (size_t i = 0; i < n; i++) {
                 struct client_resp r;
-                int64_t t0 = cli_now_ns();
+                int64_t t0 = sprout_mono_ns();
                 int e = client_call(cl, "POST", path, req, strlen(req), 60000, &r);
-                out[i] = (double)(cli_now_ns() - t0) / 1e6;
+                out[i] = (double)(sprout_mono_ns() - t0) / 1e6;
                 if (inside)
                         inside[i] = r.invoke_ms;
                 if (e < 0 || r.status != 200) {
@@ -185,53 +183,91 @@ static int api_sequential(struct client *cl, const char *path, const char *req, 
         return 0;
 }
 
-static int bench_api(int argc, char **argv)
+/* The sequential figures in ms: warm invocations through the API (as the client sees them and
+ * inside sproutd) and in-process, and fresh clones both ways (n / 4 of those). */
+struct seq_lat {
+        double *api, *inside, *direct, *dfresh, *afresh;
+};
+
+/* Warm invocations of one clone made for this, through the API: the same guest work as direct. */
+static int api_warm_invokes(struct client *cl, const char *id, const char *req, size_t n,
+                            struct seq_lat *l)
 {
-        static const struct option opts[] = {
-            {"duration", required_argument, NULL, 'd'},
-            {"requests", required_argument, NULL, 'n'},
-            {"request", required_argument, NULL, 'r'},
-            {"socket", required_argument, NULL, 's'},
-            {"json", no_argument, NULL, 'j'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
+        char body[128], clone[64], path[256];
+        struct client_resp r;
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+        int e = client_call(cl, "POST", "/v1/clones", body, strlen(body), 60000, &r);
+        if (e < 0 || r.status != 201) {
+                int rc = client_fail("bench api", cl, e, &r);
+                client_resp_free(&r);
+                return rc;
+        }
+        snprintf(clone, sizeof(clone), "%s",
+                 json_string_value(
+                     json_object_get(json_array_get(json_object_get(r.json, "clones"), 0), "id")));
+        client_resp_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", clone);
+        double warmup;
+        int rc = api_sequential(cl, path, req, 1, &warmup, NULL);
+        if (!rc)
+                rc = api_sequential(cl, path, req, n, l->api, l->inside);
+        snprintf(path, sizeof(path), "/v1/clones/%s", clone);
+        if (client_call(cl, "DELETE", path, NULL, 0, 60000, &r) == 0)
+                client_resp_free(&r);
+        return rc;
+}
+
+static void print_sequential(struct seq_lat *l, size_t n, bool json)
+{
+        struct latency_summary sa = summarize(l->api, n), sd = summarize(l->direct, n);
+        report("warm invoke, direct (in-process)", l->direct, n, json);
+        report("warm invoke, inside sproutd", l->inside, n, json);
+        report("warm invoke, through the API", l->api, n, json);
+        report("fresh clone + invoke, direct", l->dfresh, n / 4, json);
+        report("one-shot fresh, through the API", l->afresh, n / 4, json);
+        if (json)
+                printf("{\"bench\":\"api\",\"metric\":\"http_added\",\"p50_ms\":%.4f,\"p99_ms\":%."
+                       "4f}\n",
+                       sa.p50 - sd.p50, sa.p99 - sd.p99);
+        else
+                printf("HTTP layer adds (warm invoke)      p50 %8.4f ms  p99 %8.4f ms\n",
+                       sa.p50 - sd.p50, sa.p99 - sd.p99);
+}
+
+/* n sequential invocations through the API and in this process: what the HTTP layer adds. */
+static int sequential(struct client *cl, const char *id, const char *snap_path, const char *req,
+                      size_t n, bool json)
+{
+        struct seq_lat l = {
+            .api = calloc(n, sizeof(double)),
+            .inside = calloc(n, sizeof(double)),
+            .direct = calloc(n, sizeof(double)),
+            .dfresh = calloc(n, sizeof(double)),
+            .afresh = calloc(n, sizeof(double)),
         };
-        static const char usage[] =
-            "usage: sprout bench api SNAPSHOT_ID [--duration S] [-n N] [--request JSON] "
-            "[--json]\n\n"
-            "Through sproutd's socket: one-shot invocations per second with 1, 2 and 8 concurrent\n"
-            "clients (S seconds each, default 5), reusing pooled clones and with a fresh clone\n"
-            "per call; then N sequential warm invocations (default 1000) through the API and in\n"
-            "this process (direct mode) to show the latency the HTTP layer adds.\n";
-        const char *socket = NULL, *req = "{}";
-        long seconds = 5, n = 1000;
-        bool json = false;
-        int c;
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
-                if (c == 'd' && cli_parse_long(optarg, 1, 3600, &seconds) == 0)
-                        continue;
-                if (c == 'n' && cli_parse_long(optarg, 4, 1000000, &n) == 0)
-                        continue;
-                if (c == 'r')
-                        req = optarg;
-                else if (c == 's')
-                        socket = optarg;
-                else if (c == 'j')
-                        json = true;
-                else if (c == 'h') {
-                        fputs(usage, stdout);
-                        return 0;
-                } else {
-                        fputs(usage, stderr);
-                        return CLI_EXIT_USAGE;
-                }
-        }
-        if (optind != argc - 1) {
-                fputs(usage, stderr);
-                return CLI_EXIT_USAGE;
-        }
-        const char *id = argv[optind];
+        char path[256];
+        int rc = CLI_EXIT_FAIL;
+        if (!l.api || !l.inside || !l.direct || !l.dfresh || !l.afresh)
+                goto out;
+        rc = api_warm_invokes(cl, id, req, n, &l);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        if (!rc)
+                rc = api_sequential(cl, path, req, n / 4, l.afresh, NULL);
+        if (!rc && direct_invokes(snap_path, req, n, l.direct, l.dfresh) < 0)
+                rc = CLI_EXIT_FAIL;
+        if (!rc)
+                print_sequential(&l, n, json);
+out:
+        free(l.api);
+        free(l.inside);
+        free(l.direct);
+        free(l.dfresh);
+        free(l.afresh);
+        return rc;
+}
+
+int bench_api(const char *socket, const char *id, long seconds, long n, const char *req, bool json)
+{
         struct client cl;
         struct client_resp r;
         char path[256], snap_path[4096];
@@ -252,74 +288,8 @@ static int bench_api(int argc, char **argv)
         snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
         for (size_t i = 0; i < 3; i++)
                 run_load(cl.socket, path, req, levels[i], (double)seconds, "fresh", json);
-
-        /* Warm invocations of one clone: the same guest work either way. */
-        double *api = calloc((size_t)n, sizeof(double)),
-               *inside = calloc((size_t)n, sizeof(double));
-        double *direct = calloc((size_t)n, sizeof(double)),
-               *dfresh = calloc((size_t)n, sizeof(double));
-        double *afresh = calloc((size_t)n, sizeof(double));
-        if (!api || !inside || !direct || !dfresh || !afresh) {
-                rc = CLI_EXIT_FAIL;
-                goto out_free;
-        }
-        char body[128];
-        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
-        int e = client_call(&cl, "POST", "/v1/clones", body, strlen(body), 60000, &r);
-        if (e < 0 || r.status != 201) {
-                rc = client_fail("bench api", &cl, e, &r);
-                client_resp_free(&r);
-                goto out_free;
-        }
-        char clone[64];
-        snprintf(clone, sizeof(clone), "%s",
-                 json_string_value(
-                     json_object_get(json_array_get(json_object_get(r.json, "clones"), 0), "id")));
-        client_resp_free(&r);
-        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", clone);
-        double warmup;
-        rc = api_sequential(&cl, path, req, 1, &warmup, NULL);
-        if (!rc)
-                rc = api_sequential(&cl, path, req, (size_t)n, api, inside);
-        snprintf(path, sizeof(path), "/v1/clones/%s", clone);
-        if (client_call(&cl, "DELETE", path, NULL, 0, 60000, &r) == 0)
-                client_resp_free(&r);
-        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
-        if (!rc)
-                rc = api_sequential(&cl, path, req, (size_t)n / 4, afresh, NULL);
-        if (rc)
-                goto out_free;
-        if (direct_invokes(snap_path, req, (size_t)n, direct, dfresh) < 0) {
-                rc = CLI_EXIT_FAIL;
-                goto out_free;
-        }
-        struct latency_summary sa = summarize(api, (size_t)n), sd = summarize(direct, (size_t)n);
-        report("warm invoke, direct (in-process)", direct, (size_t)n, json);
-        report("warm invoke, inside sproutd", inside, (size_t)n, json);
-        report("warm invoke, through the API", api, (size_t)n, json);
-        report("fresh clone + invoke, direct", dfresh, (size_t)n / 4, json);
-        report("one-shot fresh, through the API", afresh, (size_t)n / 4, json);
-        if (json)
-                printf("{\"bench\":\"api\",\"metric\":\"http_added\",\"p50_ms\":%.4f,\"p99_ms\":%."
-                       "4f}\n",
-                       sa.p50 - sd.p50, sa.p99 - sd.p99);
-        else
-                printf("HTTP layer adds (warm invoke)      p50 %8.4f ms  p99 %8.4f ms\n",
-                       sa.p50 - sd.p50, sa.p99 - sd.p99);
-out_free:
-        free(api);
-        free(inside);
-        free(direct);
-        free(dfresh);
-        free(afresh);
+        rc = sequential(&cl, id, snap_path, req, (size_t)n, json);
 out:
         client_close(&cl);
         return rc;
-}
-
-int sprout_cmd_bench_any(int argc, char **argv)
-{
-        if (argc > 1 && !strcmp(argv[1], "api"))
-                return bench_api(argc - 1, argv + 1);
-        return sprout_cmd_bench(argc, argv);
 }

@@ -1,4 +1,4 @@
-/* Runs QEMU on a sprout image for the boot benchmark; see bench_qemu.h. */
+/* Runs QEMU on a sprout image for the boot and restore benchmarks; see bench_qemu.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -10,9 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "bench_qemu.h"
-#include "cli_util.h"
+#include "bench/bench_qemu.h"
 #include "sprout/abi.h"
+#include "sprout/clock.h"
 #include "sprout/vmm.h"
 
 extern char **environ;
@@ -29,7 +29,9 @@ static void qemu_base(struct qemu_cmd *c, const struct sprout_manifest *m, const
 {
         snprintf(c->mem, sizeof(c->mem), "%llu", (unsigned long long)(m->mem_size >> 20));
         /* The CPUID side of sprout's PVM profile; the rest of it is on the command line. */
-        const char *cpu = host_kind == SPROUT_HOST_PVM ? "host,-cx16" : "host";
+        /* Without arch-capabilities: QEMU 7.2 aborts setting MSR 0x10a, which PVM does not offer.
+         */
+        const char *cpu = host_kind == SPROUT_HOST_PVM ? "host,-cx16,-arch-capabilities" : "host";
         char *base[] = {
             "qemu-system-x86_64",
             "-M",
@@ -100,12 +102,12 @@ int qemu_boot_to_doorbell(const struct sprout_manifest *m, const char *cmdline, 
         qemu_base(&c, m, cmdline, host_kind);
         snprintf(dev, sizeof(dev), "isa-debug-exit,iobase=0x%x,iosize=4", SPROUT_DOORBELL_PORT);
         qemu_add(&c, "-device", dev);
-        int64_t t0 = cli_now_ns();
+        int64_t t0 = sprout_mono_ns();
         if ((r = qemu_spawn(&c, &pid, err)) < 0)
                 return r;
         if ((r = qemu_wait(pid, &status)) < 0)
                 return sprout_err_errno(err, r, "waiting for qemu");
-        *seconds = (double)(cli_now_ns() - t0) / 1e9;
+        *seconds = (double)(sprout_mono_ns() - t0) / 1e9;
         /* isa-debug-exit exits with (value << 1) | 1: odd and at least 3 means the doorbell rang.
          */
         if (!WIFEXITED(status) || WEXITSTATUS(status) < 3 || !(WEXITSTATUS(status) & 1))
@@ -125,8 +127,8 @@ static bool qmp_ok(json_t *j)
 static int qmp_wait_for(struct qmp *q, const char *cmd, const char *field, const char *want_str,
                         int want_bool, int64_t timeout_ms)
 {
-        int64_t deadline = cli_now_ns() + timeout_ms * 1000000;
-        while (cli_now_ns() < deadline) {
+        int64_t deadline = sprout_mono_ns() + timeout_ms * 1000000;
+        while (sprout_mono_ns() < deadline) {
                 json_t *j = qmp_command(q, cmd, 5000);
                 json_t *v = j ? json_object_get(json_object_get(j, "return"), field) : NULL;
                 int done = 0;
@@ -147,49 +149,63 @@ static int qmp_wait_for(struct qmp *q, const char *cmd, const char *field, const
         return -ETIMEDOUT;
 }
 
-int qemu_restore_bench(const struct sprout_manifest *m, const char *cmdline, int host_kind,
-                       const char *workdir, size_t n, double *out, struct sprout_err *err)
+/* The files of a restore benchmark, and the QEMU options that name them. */
+struct restore_files {
+        char qmp[4200], doorbell[4200], state[4200];
+        char chardev[4300], debugcon[96], qmp_opt[4300];
+};
+
+static void restore_files(struct restore_files *f, const char *workdir)
 {
-        char qmp_path[4200], dbg_path[4200], state_path[4200], chardev[4300], dbgdev[96],
-            qmpopt[4300], migrate[4400], incoming[4300];
+        snprintf(f->qmp, sizeof(f->qmp), "%s/qmp.sock", workdir);
+        snprintf(f->doorbell, sizeof(f->doorbell), "%s/doorbell.out", workdir);
+        snprintf(f->state, sizeof(f->state), "%s/vm.state", workdir);
+        snprintf(f->chardev, sizeof(f->chardev), "file,id=db,path=%s", f->doorbell);
+        snprintf(f->debugcon, sizeof(f->debugcon), "isa-debugcon,iobase=0x%x,chardev=db",
+                 SPROUT_DOORBELL_PORT);
+        snprintf(f->qmp_opt, sizeof(f->qmp_opt), "unix:%s,server=on,wait=off", f->qmp);
+}
+
+/* The guest under QEMU with its doorbell writes recorded in a file and a QMP socket. */
+static void qemu_recorded(struct qemu_cmd *c, const struct sprout_manifest *m, const char *cmdline,
+                          int host_kind, struct restore_files *f)
+{
+        qemu_base(c, m, cmdline, host_kind);
+        qemu_add(c, "-chardev", f->chardev);
+        qemu_add(c, "-device", f->debugcon);
+        qemu_add(c, "-qmp", f->qmp_opt);
+}
+
+/* Boots under QEMU until the guest writes the doorbell port (the READY point), then saves the VM
+ * with a migration to a file, as QEMU users snapshot a running guest. */
+static int boot_and_save(const struct sprout_manifest *m, const char *cmdline, int host_kind,
+                         struct restore_files *f, struct sprout_err *err)
+{
+        char migrate[4400];
         struct qemu_cmd c;
         struct qmp q = {.fd = -1};
         pid_t pid;
         int status, r;
 
-        snprintf(qmp_path, sizeof(qmp_path), "%s/qmp.sock", workdir);
-        snprintf(dbg_path, sizeof(dbg_path), "%s/doorbell.out", workdir);
-        snprintf(state_path, sizeof(state_path), "%s/vm.state", workdir);
-        snprintf(chardev, sizeof(chardev), "file,id=db,path=%s", dbg_path);
-        snprintf(dbgdev, sizeof(dbgdev), "isa-debugcon,iobase=0x%x,chardev=db",
-                 SPROUT_DOORBELL_PORT);
-        snprintf(qmpopt, sizeof(qmpopt), "unix:%s,server=on,wait=off", qmp_path);
-
-        /* 1. Boot under QEMU until the guest writes the doorbell port (the READY point). */
-        qemu_base(&c, m, cmdline, host_kind);
-        qemu_add(&c, "-chardev", chardev);
-        qemu_add(&c, "-device", dbgdev);
-        qemu_add(&c, "-qmp", qmpopt);
-        unlink(qmp_path);
-        unlink(dbg_path);
+        qemu_recorded(&c, m, cmdline, host_kind, f);
+        unlink(f->qmp);
+        unlink(f->doorbell);
         if ((r = qemu_spawn(&c, &pid, err)) < 0)
                 return r;
-        int64_t deadline = cli_now_ns() + 600LL * 1000000000;
+        int64_t deadline = sprout_mono_ns() + 600LL * 1000000000;
         struct stat st;
-        while (!(stat(dbg_path, &st) == 0 && st.st_size > 0)) {
-                if (cli_now_ns() > deadline || waitpid(pid, &status, WNOHANG) == pid) {
+        while (!(stat(f->doorbell, &st) == 0 && st.st_size > 0)) {
+                if (sprout_mono_ns() > deadline || waitpid(pid, &status, WNOHANG) == pid) {
                         kill(pid, SIGKILL);
                         qemu_wait(pid, &status);
-                        return sprout_err_set(err, -EIO,
-                                              "qemu: the guest never wrote the doorbell");
+                        return sprout_err_set(err, -EIO, "the guest never wrote the doorbell");
                 }
                 usleep(50000);
         }
-        /* 2. Save it: a migration to a file, as QEMU users snapshot a running guest. */
         snprintf(migrate, sizeof(migrate),
                  "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"exec:cat > %s\"}}\r\n",
-                 state_path);
-        r = qmp_connect(&q, qmp_path, 10000);
+                 f->state);
+        r = qmp_connect(&q, f->qmp, 10000);
         if (r == 0 && !qmp_ok(qmp_command(&q, migrate, 10000)))
                 r = -EPROTO;
         if (r == 0)
@@ -200,36 +216,58 @@ int qemu_restore_bench(const struct sprout_manifest *m, const char *cmdline, int
         qmp_close(&q);
         qemu_wait(pid, &status);
         if (r < 0)
-                return sprout_err_errno(err, r, "qemu: saving the VM to a migration file");
+                return sprout_err_errno(err, r, "saving the VM to a migration file");
+        return 0;
+}
 
-        /* 3. Restore it n times: spawn to running, as a QEMU-based clone would. */
-        snprintf(incoming, sizeof(incoming), "exec:cat %s", state_path);
-        for (size_t i = 0; i < n; i++) {
-                qemu_base(&c, m, cmdline, host_kind);
-                qemu_add(&c, "-chardev", chardev);
-                qemu_add(&c, "-device", dbgdev);
-                qemu_add(&c, "-qmp", qmpopt);
-                qemu_add(&c, "-incoming", incoming);
-                unlink(qmp_path);
-                int64_t t0 = cli_now_ns();
-                if ((r = qemu_spawn(&c, &pid, err)) < 0)
+/* One restore from the migration file: spawn to running, as a QEMU-based clone would. */
+static int restore_once(const struct sprout_manifest *m, const char *cmdline, int host_kind,
+                        struct restore_files *f, const char *incoming, double *seconds,
+                        struct sprout_err *err)
+{
+        struct qemu_cmd c;
+        struct qmp q = {.fd = -1};
+        pid_t pid;
+        int status, r;
+
+        qemu_recorded(&c, m, cmdline, host_kind, f);
+        qemu_add(&c, "-incoming", (char *)incoming);
+        unlink(f->qmp);
+        int64_t t0 = sprout_mono_ns();
+        if ((r = qemu_spawn(&c, &pid, err)) < 0)
+                return r;
+        r = qmp_connect(&q, f->qmp, 20000);
+        if (r == 0)
+                r = qmp_wait_for(&q, "{\"execute\":\"query-status\"}\r\n", "running", NULL, 1,
+                                 20000);
+        *seconds = (double)(sprout_mono_ns() - t0) / 1e9;
+        if (q.fd >= 0)
+                qmp_ok(qmp_command(&q, "{\"execute\":\"quit\"}\r\n", 5000));
+        qmp_close(&q);
+        if (r < 0)
+                kill(pid, SIGKILL);
+        qemu_wait(pid, &status);
+        if (r < 0)
+                return sprout_err_errno(err, r, "restoring from the migration file");
+        return 0;
+}
+
+int qemu_restore_bench(const struct sprout_manifest *m, const char *cmdline, int host_kind,
+                       const char *workdir, size_t n, double *out, struct sprout_err *err)
+{
+        struct restore_files f;
+        char incoming[4300];
+        int r;
+
+        restore_files(&f, workdir);
+        if ((r = boot_and_save(m, cmdline, host_kind, &f, err)) < 0)
+                return r;
+        snprintf(incoming, sizeof(incoming), "exec:cat %s", f.state);
+        for (size_t i = 0; i < n; i++)
+                if ((r = restore_once(m, cmdline, host_kind, &f, incoming, &out[i], err)) < 0)
                         return r;
-                r = qmp_connect(&q, qmp_path, 20000);
-                if (r == 0)
-                        r = qmp_wait_for(&q, "{\"execute\":\"query-status\"}\r\n", "running", NULL,
-                                         1, 20000);
-                out[i] = (double)(cli_now_ns() - t0) / 1e9;
-                if (q.fd >= 0)
-                        qmp_ok(qmp_command(&q, "{\"execute\":\"quit\"}\r\n", 5000));
-                qmp_close(&q);
-                if (r < 0)
-                        kill(pid, SIGKILL);
-                qemu_wait(pid, &status);
-                if (r < 0)
-                        return sprout_err_errno(err, r, "qemu: restoring from the migration file");
-        }
-        unlink(state_path);
-        unlink(dbg_path);
-        unlink(qmp_path);
+        unlink(f.state);
+        unlink(f.doorbell);
+        unlink(f.qmp);
         return 0;
 }

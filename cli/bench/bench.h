@@ -1,0 +1,51 @@
+/* The benchmarks behind `sprout bench`: each prints numbers (medians and tails over many runs),
+ * never pass/fail, and returns the process exit code. */
+#ifndef SPROUT_CLI_BENCH_H
+#define SPROUT_CLI_BENCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sprout/stats.h"
+
+/* Restore, invoke, memory and base-load figures of n clones of the snapshot file, beside the KVM
+ * floor and (qemu) QEMU restoring the same guest. */
+int bench_clone(const char *path, long n, long pool, const char *req, bool qemu, bool json);
+
+/* n cold boots of the image to READY, interleaved with QEMU booting the same kernel + initrd. */
+int bench_boot(const char *image, long n, bool qemu, bool json);
+
+/* sproutd's API: one-shot throughput for `seconds` at 1, 2 and 8 clients, and n sequential warm
+ * invocations through the socket and in-process. */
+int bench_api(const char *socket, const char *id, long seconds, long n, const char *req, bool json);
+
+/* One result row: a human line, or with json one JSON object. */
+static inline void bench_row(const char *what, struct latency_summary s, const char *unit,
+                             bool json)
+{
+        if (json)
+                printf("{\"metric\":\"%s\",\"unit\":\"%s\",\"n\":%zu,\"min\":%.4f,\"p50\":%.4f,"
+                       "\"p90\":%.4f,\"p99\":%.4f,\"max\":%.4f}\n",
+                       what, unit, s.n, s.min, s.p50, s.p90, s.p99, s.max);
+        else
+                printf("  %-34s n=%-5zu p50 %9.3f  p90 %9.3f  p99 %9.3f  max %9.3f %s\n", what, s.n,
+                       s.p50, s.p90, s.p99, s.max, unit);
+}
+
+/* A peer that could not be measured: a visible "PEER: FAILED: why" row, not a missing one. */
+static inline void bench_failed_row(const char *peer, const char *why, bool json)
+{
+        if (json) {
+                json_t *o = json_pack("{s:s, s:s}", "metric", peer, "failed", why);
+                char *s = json_dumps(o, JSON_COMPACT);
+                printf("%s\n", s);
+                free(s);
+                json_decref(o);
+        } else {
+                printf("  %s: FAILED: %s\n", peer, why);
+        }
+}
+
+#endif

@@ -1,0 +1,371 @@
+/* sprout bench clone SNAPSHOT: restore, invoke, memory and base-load figures, beside the KVM floor
+ * of this host and QEMU restoring the same guest from a migration file. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+#include "bench/bench_qemu.h"
+#include "sprout/clock.h"
+#include "sprout/clone.h"
+#include "sprout/floor.h"
+
+/* QEMU restoring the snapshot's guest from a migration file, for comparison in the same run. */
+static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bool json)
+{
+        enum { RUNS = 20 };
+        const char *mj = sprout_base_info(base)->manifest_json;
+        json_t *j = mj ? json_loads(mj, 0, NULL) : NULL;
+        const char *kernel = json_string_value(json_object_get(j, "kernel"));
+        const char *initrd = json_string_value(json_object_get(j, "initrd"));
+        const char *cmdline = json_string_value(json_object_get(j, "cmdline"));
+        json_int_t mib = json_integer_value(json_object_get(j, "memory_mib"));
+        char dir[] = "/tmp/sprout-qemu-XXXXXX";
+        double t[RUNS];
+        struct sprout_err err = {0};
+
+        if (!kernel || !initrd || !cmdline || mib <= 0) {
+                sprout_err_set(&err, -EINVAL,
+                               "the snapshot's manifest lacks kernel/initrd/cmdline");
+        } else if (!mkdtemp(dir)) {
+                sprout_err_errno(&err, -errno, "mkdtemp %s", dir);
+        } else {
+                struct sprout_manifest m = {.kernel_path = (char *)kernel,
+                                            .initrd_path = (char *)initrd,
+                                            .mem_size = (uint64_t)mib << 20};
+                if (!json)
+                        fprintf(stderr, "  qemu: booting the same guest to save it (takes a while "
+                                        "on PVM hosts)...\n");
+                if (qemu_restore_bench(&m, cmdline, host_kind, dir, RUNS, t, &err) == 0) {
+                        for (int i = 0; i < RUNS; i++)
+                                t[i] *= 1e3;
+                        bench_row("qemu: restore from file to running", summarize(t, RUNS), "ms",
+                                  json);
+                }
+                rmdir(dir);
+        }
+        if (err.code)
+                bench_failed_row("qemu", err.msg, json);
+        json_decref(j);
+}
+
+/* Everything one run measures; latencies in ms. */
+struct clone_run {
+        const char *path, *req;
+        long n, pool;
+        struct sprout_kvm *kvm;
+        struct sprout_base *base;
+        struct snap_info si;
+        double *floor_total, *floor_vm, *floor_slot, *floor_vcpu, *floor_run; /* FLOOR_RUNS */
+        double *cold;                                                         /* COLD_RUNS */
+        double *load_ms, *load_mbs;                                           /* LOADS */
+        double *priv;                                                         /* MEM_SAMPLES, KiB */
+        double *restore, *first, *second, *teardown; /* n: pooled restores and their invokes */
+        double *ready_first, *warm;                  /* n: ready clones */
+        size_t nf, nc, np;
+        long nr, nw;
+        bool warmup_ok; /* false: the guest predates warm-ups (ABI 1.3) */
+};
+
+enum { FLOOR_RUNS = 200, COLD_RUNS = 100, LOADS = 5, MEM_SAMPLES = 50 };
+
+static int run_alloc(struct clone_run *b)
+{
+        double **const fixed[] = {&b->floor_total, &b->floor_vm, &b->floor_slot, &b->floor_vcpu,
+                                  &b->floor_run};
+        double **const per_clone[] = {&b->restore,  &b->first,       &b->second,
+                                      &b->teardown, &b->ready_first, &b->warm};
+        int rc = 0;
+        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+                if (!(*fixed[i] = calloc(FLOOR_RUNS, sizeof(double))))
+                        rc = -ENOMEM;
+        for (size_t i = 0; i < sizeof(per_clone) / sizeof(per_clone[0]); i++)
+                if (!(*per_clone[i] = calloc(b->n, sizeof(double))))
+                        rc = -ENOMEM;
+        if (!(b->cold = calloc(COLD_RUNS, sizeof(double))) ||
+            !(b->load_ms = calloc(LOADS, sizeof(double))) ||
+            !(b->load_mbs = calloc(LOADS, sizeof(double))) ||
+            !(b->priv = calloc(MEM_SAMPLES, sizeof(double))))
+                rc = -ENOMEM;
+        return rc;
+}
+
+static void run_free(struct clone_run *b)
+{
+        double *const all[] = {b->floor_total, b->floor_vm,    b->floor_slot, b->floor_vcpu,
+                               b->floor_run,   b->restore,     b->first,      b->second,
+                               b->teardown,    b->cold,        b->load_ms,    b->load_mbs,
+                               b->priv,        b->ready_first, b->warm};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                free(all[i]);
+        sprout_base_free(b->base);
+        sprout_kvm_close(b->kvm);
+}
+
+/* Base loads: each decompresses the whole RAM into a fresh memfd; the last one stays loaded. */
+static int measure_loads(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        for (long i = 0; i < LOADS; i++) {
+                int r = sprout_base_load(b->kvm, b->path, 0, &b->base, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: %s\n", err.msg);
+                        return r;
+                }
+                b->load_ms[i] = sprout_base_info(b->base)->load.seconds * 1e3;
+                b->load_mbs[i] = sprout_base_info(b->base)->load.mb_per_s;
+                if (i + 1 < LOADS) {
+                        sprout_base_free(b->base);
+                        b->base = NULL;
+                }
+        }
+        return 0;
+}
+
+/* The cheapest VM KVM can create and run on this host. */
+static int measure_floor(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        for (long i = 0; i < FLOOR_RUNS; i++) {
+                struct sprout_floor fl;
+                int r = sprout_floor_measure(b->kvm, &fl, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: %s\n", err.msg);
+                        return r;
+                }
+                b->floor_total[b->nf] = fl.total_us / 1e3;
+                b->floor_vm[b->nf] = fl.create_vm_us / 1e3;
+                b->floor_slot[b->nf] = fl.memslot_us / 1e3;
+                b->floor_vcpu[b->nf] = fl.vcpu_us / 1e3;
+                b->floor_run[b->nf++] = fl.run_us / 1e3;
+        }
+        return 0;
+}
+
+/* Cold restores: no pool, so VM creation is on the clock. */
+static int measure_cold(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        for (long i = 0; i < COLD_RUNS; i++) {
+                struct sprout_clone *c;
+                struct sprout_clone_timing t;
+                int r = sprout_clone_create(b->base, -1, &c, &t, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: cold clone: %s\n", err.msg);
+                        return r;
+                }
+                b->cold[b->nc++] = t.restore_ms;
+                sprout_clone_destroy(c);
+        }
+        return 0;
+}
+
+/* Clone `done` of the pooled run: restore, two invokes, private memory, teardown. */
+static int pooled_one(struct clone_run *b, long done)
+{
+        struct sprout_err err = {0};
+        struct sprout_clone *c;
+        struct sprout_clone_timing t;
+        const void *resp;
+        size_t len;
+        const char *req = b->req;
+        int r = sprout_clone_create(b->base, -1, &c, &t, &err);
+        if (r < 0) {
+                fprintf(stderr, "sprout bench: clone %ld: %s\n", done, err.msg);
+                return r;
+        }
+        int64_t t0 = sprout_mono_ns();
+        r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+        int64_t t1 = sprout_mono_ns();
+        if (r == 0)
+                r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+        int64_t t2 = sprout_mono_ns();
+        if (r < 0) {
+                fprintf(stderr, "sprout bench: invoke on clone %ld: %s\n", done, err.msg);
+                sprout_clone_destroy(c);
+                return r;
+        }
+        b->restore[done] = t.restore_ms;
+        b->first[done] = t.restore_ms + (double)(t1 - t0) / 1e6;
+        b->second[done] = (double)(t2 - t1) / 1e6;
+        if (b->np < (size_t)MEM_SAMPLES && done % (b->n / MEM_SAMPLES + 1) == 0)
+                b->priv[b->np++] = (double)sprout_clone_private_bytes(c) / 1024.0;
+        int64_t t3 = sprout_mono_ns();
+        sprout_clone_destroy(c);
+        b->teardown[done] = (double)(sprout_mono_ns() - t3) / 1e6;
+        return 0;
+}
+
+/* Pooled restores, each followed by two invocations. */
+static int measure_pooled(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        long done = 0;
+        while (done < b->n) {
+                int r = b->pool ? sprout_base_prepare(b->base, (unsigned)b->pool, &err) : 0;
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: preparing shells: %s\n", err.msg);
+                        return r;
+                }
+                long batch = b->pool ? b->pool : 1;
+                for (long k = 0; k < batch && done < b->n; k++, done++)
+                        if ((r = pooled_one(b, done)) < 0)
+                                return r;
+        }
+        return 0;
+}
+
+/* Times the warm-up of `batch` fresh clones (create, then warm up: what prepare_ready does per
+ * clone). Clears warmup_ok when the guest has no warm-up. */
+static int time_warmups(struct clone_run *b, long batch)
+{
+        struct sprout_err err = {0};
+        for (long k = 0; k < batch; k++) {
+                struct sprout_clone *c;
+                int r = sprout_clone_create(b->base, -1, &c, NULL, &err);
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: clone: %s\n", err.msg);
+                        return r;
+                }
+                int64_t t0 = sprout_mono_ns();
+                r = sprout_clone_warmup(c, 10000, &err);
+                b->warm[b->nw] = (double)(sprout_mono_ns() - t0) / 1e6;
+                sprout_clone_destroy(c);
+                if (r == -ENOTSUP) {
+                        b->warmup_ok = false;
+                        return 0;
+                }
+                if (r < 0) {
+                        fprintf(stderr, "sprout bench: warm-up: %s\n", err.msg);
+                        return r;
+                }
+                b->nw++;
+        }
+        return 0;
+}
+
+/* Ready clones (ABI 1.3 guests): restored and warmed up off the request path, through the base's
+ * ready pool; only the first invoke is timed on the request path. */
+static int measure_ready(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        const char *req = b->req;
+        b->warmup_ok = true;
+        while (b->nr < b->n && b->warmup_ok) {
+                long batch = b->pool ? b->pool : 1;
+                if (batch > b->n - b->nr)
+                        batch = b->n - b->nr;
+                int r = time_warmups(b, batch);
+                if (r < 0)
+                        return r;
+                if (!b->warmup_ok)
+                        break;
+                if ((r = sprout_base_prepare_ready(b->base, (unsigned)batch, &err)) < 0) {
+                        fprintf(stderr, "sprout bench: preparing ready clones: %s\n", err.msg);
+                        return r;
+                }
+                struct sprout_clone *c;
+                while (b->nr < b->n && sprout_clone_take_ready(b->base, &c) == 0) {
+                        const void *resp;
+                        size_t len;
+                        int64_t t0 = sprout_mono_ns();
+                        r = sprout_clone_invoke(c, req, strlen(req), 10000, &resp, &len, &err);
+                        int64_t t1 = sprout_mono_ns();
+                        sprout_clone_destroy(c);
+                        if (r < 0) {
+                                fprintf(stderr, "sprout bench: invoke on ready clone %ld: %s\n",
+                                        b->nr, err.msg);
+                                return r;
+                        }
+                        b->ready_first[b->nr++] = (double)(t1 - t0) / 1e6;
+                }
+        }
+        return 0;
+}
+
+static void print_header(const struct clone_run *b, bool json)
+{
+        const struct snap_info *si = &b->si;
+        const char *host = sprout_host_kind_name(sprout_kvm_host_kind(b->kvm));
+        double ratio = si->file_size ? (double)si->ram_size / (double)si->file_size : 0;
+        if (json) {
+                printf("{\"host_kind\":\"%s\",\"snapshot_bytes\":%llu,\"ram_bytes\":%llu,"
+                       "\"nonzero_bytes\":%llu,\"ratio\":%.2f,\"clones\":%ld,\"pool\":%ld}\n",
+                       host, (unsigned long long)si->file_size, (unsigned long long)si->ram_size,
+                       (unsigned long long)si->nonzero_pages * 4096, ratio, b->n, b->pool);
+        } else {
+                printf("sprout bench clone: %s on a %s host\n", b->path, host);
+                printf("  snapshot: %.2f MiB file for %llu MiB RAM (%.1f MiB non-zero), %.1fx "
+                       "smaller\n",
+                       (double)si->file_size / 1048576.0, (unsigned long long)(si->ram_size >> 20),
+                       (double)si->nonzero_pages * 4096 / 1048576.0, ratio);
+                printf("  %ld clones, pooled shells in batches of %ld; times in ms\n", b->n,
+                       b->pool);
+        }
+}
+
+static void print_rows(struct clone_run *b, bool json)
+{
+        size_t n = (size_t)b->n;
+        struct latency_summary pm = summarize(b->priv, b->np);
+        bench_row("floor: KVM_CREATE_VM", summarize(b->floor_vm, b->nf), "ms", json);
+        bench_row("floor: memslot", summarize(b->floor_slot, b->nf), "ms", json);
+        bench_row("floor: vCPU create + regs", summarize(b->floor_vcpu, b->nf), "ms", json);
+        bench_row("floor: first KVM_RUN to HLT", summarize(b->floor_run, b->nf), "ms", json);
+        bench_row("floor: total", summarize(b->floor_total, b->nf), "ms", json);
+        bench_row("restore (pooled shell)", summarize(b->restore, n), "ms", json);
+        bench_row("restore (no pool, VM created)", summarize(b->cold, b->nc), "ms", json);
+        bench_row("restore + first invoke", summarize(b->first, n), "ms", json);
+        bench_row("second invoke (warm clone)", summarize(b->second, n), "ms", json);
+        if (b->warmup_ok) {
+                bench_row("ready clone: first invoke", summarize(b->ready_first, (size_t)b->nr),
+                          "ms", json);
+                bench_row("warm-up (off the request path)", summarize(b->warm, (size_t)b->nw), "ms",
+                          json);
+        } else if (!json) {
+                printf("  (no ready-clone rows: the snapshot's guest predates warm-ups, ABI "
+                       "1.3)\n");
+        }
+        bench_row("teardown", summarize(b->teardown, n), "ms", json);
+        bench_row("base load", summarize(b->load_ms, LOADS), "ms", json);
+        bench_row("base load throughput", summarize(b->load_mbs, LOADS), "MiB/s", json);
+        bench_row("private memory per idle clone", pm, "KiB", json);
+}
+
+int bench_clone(const char *path, long n, long pool, const char *req, bool qemu, bool json)
+{
+        struct sprout_err err = {0};
+        struct clone_run b = {.path = path, .req = req, .n = n, .pool = pool};
+        int rc = 1;
+
+        if (run_alloc(&b) < 0) {
+                fprintf(stderr, "sprout bench: out of memory\n");
+                goto out;
+        }
+        if (sprout_kvm_open(&b.kvm, &err) < 0) {
+                fprintf(stderr, "sprout bench: %s\n", err.msg);
+                goto out;
+        }
+        struct snap_file *sf;
+        if (snap_open(path, &sf, &err) < 0) {
+                fprintf(stderr, "sprout bench: %s\n", err.msg);
+                goto out;
+        }
+        b.si = *snap_get_info(sf);
+        snap_close(sf);
+        if (measure_loads(&b) < 0 || measure_floor(&b) < 0 || measure_cold(&b) < 0 ||
+            measure_pooled(&b) < 0 || measure_ready(&b) < 0)
+                goto out;
+        print_header(&b, json);
+        print_rows(&b, json);
+        if (qemu)
+                bench_qemu_restore(b.base, sprout_kvm_host_kind(b.kvm), json);
+        rc = 0;
+out:
+        run_free(&b);
+        return rc;
+}
