@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "sprout/log.h"
+#include "sprout/version.h"
 
 static const struct {
         const char *name;
@@ -28,7 +29,7 @@ static const struct {
 static void usage(FILE *f)
 {
         fprintf(f,
-                "usage: sprout [--verbose] COMMAND [ARGS...]\n\n"
+                "usage: sprout [--verbose] COMMAND [ARGS...]\n       sprout --version\n\n"
                 "sprout builds microVM images, boots them to a ready runtime, and clones them.\n\n"
                 "commands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
@@ -47,6 +48,10 @@ int main(int argc, char **argv)
         for (; i < argc && argv[i][0] == '-'; i++) {
                 if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
                         usage(stdout);
+                        return 0;
+                }
+                if (!strcmp(argv[i], "--version")) {
+                        printf("sprout %s\n", SPROUT_VERSION);
                         return 0;
                 }
                 if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {

@@ -92,29 +92,13 @@ static int boot_config(const struct sprout_manifest *m, const struct boot_args *
 static int run_to_ready(struct sprout_vm *vm, long timeout_s, struct sprout_vm_event *ev)
 {
         struct sprout_err err = {0};
-        char msg[1024];
-        if (sprout_vm_run(vm, timeout_s * 1000, ev, &err) < 0) {
-                report_failure(vm, err.msg);
-                return err.code ? err.code : -EIO;
-        }
-        switch (ev->kind) {
-        case SPROUT_EV_READY:
+        int r = sprout_vm_run(vm, timeout_s * 1000, ev, &err);
+        if (r == 0 && ev->kind == SPROUT_EV_READY)
                 return 0;
-        case SPROUT_EV_TIMEOUT:
-                snprintf(msg, sizeof(msg), "the guest did not ring READY within %ld s", timeout_s);
-                break;
-        case SPROUT_EV_PANIC:
-                snprintf(msg, sizeof(msg), "the guest panicked before READY: %s", ev->detail);
-                break;
-        case SPROUT_EV_STOPPED:
-                snprintf(msg, sizeof(msg), "the guest stopped before READY: %s", ev->detail);
-                break;
-        default:
-                snprintf(msg, sizeof(msg), "the guest sent event %d before READY", ev->kind);
-                break;
-        }
-        report_failure(vm, msg);
-        return -EIO;
+        if (r == 0)
+                r = sprout_vm_event_error(ev, "the guest", "ring READY", timeout_s * 1000, &err);
+        report_failure(vm, err.msg);
+        return r ? r : -EIO;
 }
 
 /* --stay: keeps the guest running until it stops, panics or we are interrupted. */

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "sprout/clock.h"
 #include "sprout/clone.h"
+#include "sprout/snapshot.h"
 #include "sprout/stats.h"
 
 static void direct_usage(FILE *f)
@@ -193,6 +194,14 @@ static int clone_direct(int argc, char **argv)
                 fprintf(stderr, "sprout clone: out of memory\n");
                 goto out;
         }
+        /* The file is checked before KVM is needed (headers and index only: cheap), so a bad file
+         * is named as the problem even on a host without KVM. */
+        struct snap_file *check = NULL;
+        if (snap_open(argv[optind], &check, &err) < 0) {
+                fprintf(stderr, "sprout clone: %s\n", err.msg);
+                goto out;
+        }
+        snap_close(check);
         if (sprout_kvm_open(&kvm, &err) < 0 ||
             sprout_base_load(kvm, argv[optind], 0, &base, &err) < 0) {
                 fprintf(stderr, "sprout clone: %s\n", err.msg);

@@ -26,6 +26,7 @@ expect() {
 }
 
 expect 0 "usage: sprout" -- "$sprout" --help
+expect 0 "^sprout [0-9]+\.[0-9]+\.[0-9]+$" -- "$sprout" --version
 expect 2 "unknown command" -- "$sprout" frobnicate
 expect 2 "usage: sprout" -- "$sprout"
 for cmd in build boot prewarm inspect clone bench; do
