@@ -172,8 +172,9 @@ int sprout_cmd_boot(int argc, char **argv)
         int rc = 1;
         char *cmdline = NULL;
 
-        /* KVM first: without it nothing else matters, and the message says what to fix. */
-        if (sprout_kvm_open(&kvm, &err) < 0 || sprout_manifest_load(argv[optind], &m, &err) < 0) {
+        /* The image first (cheap, and the user's input), then KVM, so each message names its own
+         * fault. */
+        if (sprout_manifest_load(argv[optind], &m, &err) < 0 || sprout_kvm_open(&kvm, &err) < 0) {
                 fprintf(stderr, "sprout boot: %s\n", err.msg);
                 goto out;
         }

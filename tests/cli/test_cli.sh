@@ -35,7 +35,7 @@ for cmd in build boot prewarm inspect clone bench; do
 done
 expect 2 "timeout" -- "$sprout" boot "$images/hello" --timeout 0
 expect 2 "memory" -- "$sprout" boot "$images/hello" --memory 1
-expect 1 "No such file|not found|does not exist" -- "$sprout" boot "$tmp/missing-image"
+expect 1 "missing-image: No such file" -- "$sprout" boot "$tmp/missing-image"
 expect 3 "-o FILE" -- "$sprout" prewarm "$images/hello" --socket "$tmp/no-daemon.sock"
 
 # Hostile snapshot files: each refused with a reason, exit 1.
