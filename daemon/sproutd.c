@@ -53,8 +53,20 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
         struct sprout_err err = {0};
         int lfd = -1, r;
 
-        if ((r = state_dir_open(d, &err)) < 0 || (r = sprout_kvm_open(&d->kvm, &err)) < 0 ||
-            (r = registry_scan(d, &err)) < 0 ||
+        if ((r = state_dir_open(d, &err)) < 0) {
+                sp_err("%s", err.msg);
+                goto out;
+        }
+        /* Without KVM the daemon still serves: it lists snapshots, checks requests and says why
+         * it cannot run VMs (503 kvm_unavailable), which is what an operator needs to see. */
+        if (sprout_kvm_open(&d->kvm, &err) < 0) {
+                snprintf(d->kvm_error, sizeof(d->kvm_error), "%s", err.msg);
+                sp_warn("%s: prewarms and clones will fail until sproutd is restarted with KVM",
+                        err.msg);
+                d->kvm = NULL;
+                sprout_err_clear(&err);
+        }
+        if ((r = registry_scan(d, &err)) < 0 ||
             (r = reaper_start(d, (unsigned)d->cfg.reapers, &err)) < 0) {
                 sp_err("%s", err.msg);
                 goto out;
@@ -76,7 +88,8 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
         pthread_mutex_unlock(&d->lock);
         sp_info("sproutd %s serving on %s (state %s, %s host, %u snapshots, %lld workers)",
                 SPROUT_VERSION, d->cfg.socket_path, d->cfg.state_dir,
-                sprout_host_kind_name(sprout_kvm_host_kind(d->kvm)), nsnaps,
+                d->kvm ? sprout_host_kind_name(sprout_kvm_host_kind(d->kvm)) : "none (no KVM)",
+                nsnaps,
                 (long long)d->cfg.workers);
 
         int sig;
@@ -101,7 +114,8 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
         sp_info("stopped");
         r = 0;
 out:
-        sprout_kvm_close(d->kvm);
+        if (d->kvm)
+                sprout_kvm_close(d->kvm);
         state_dir_close(d);
         return r;
 }

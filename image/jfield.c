@@ -2,69 +2,78 @@
  * unknown keys, out-of-range numbers and embedded NULs are refused with the field named. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sprout/fileio.h"
 #include "sprout/image.h"
 #include "sprout/initramfs.h"
 #include "jfield.h"
 
-static int read_all(const char *path, size_t cap, char **out, size_t *len, struct sprout_err *err)
+/* jansson's message ends in "near '<token>'": the token is the file's own text, which a message
+ * must never carry (the file may be one the reader could not otherwise see), so it is cut. */
+static void json_reason(const json_error_t *je, char *out, size_t len)
 {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return sprout_err_errno(err, -errno, "%s: open", path);
-        char *buf = malloc(cap + 1);
-        size_t n = 0;
-        int rc = buf ? 0 : sprout_err_set(err, -ENOMEM, "%s: out of memory", path);
-        /* One byte past the cap, so an oversized file is refused rather than cut. */
-        while (rc == 0 && n <= cap) {
-                ssize_t r = read(fd, buf + n, cap + 1 - n);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        rc = sprout_err_errno(err, -errno, "%s: read", path);
-                else if (r == 0)
-                        break;
-                else
-                        n += (size_t)r;
+        snprintf(out, len, "%s", je->text);
+        char *near = strstr(out, " near ");
+        if (near)
+                *near = '\0';
+}
+
+int jf_parse_object(const char *name, const char *buf, size_t len, json_t **out,
+                    struct sprout_err *err)
+{
+        json_error_t je;
+        char why[JSON_ERROR_TEXT_LENGTH];
+
+        *out = NULL;
+        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+        if (!root) {
+                json_reason(&je, why, sizeof(why));
+                return sprout_err_set(err, -EINVAL, "%s: invalid JSON at line %d, column %d: %s",
+                                      name, je.line, je.column, why);
         }
-        close(fd);
-        if (rc == 0 && n > cap)
-                rc = sprout_err_set(err, -EFBIG, "%s: larger than %zu bytes", path, cap);
-        if (rc < 0) {
-                free(buf);
-                return rc;
+        if (!json_is_object(root)) {
+                json_decref(root);
+                return sprout_err_set(err, -EINVAL, "%s: the top level must be a JSON object",
+                                      name);
         }
-        *out = buf;
-        *len = n;
+        *out = root;
         return 0;
+}
+
+int jf_read_object(int fd, const char *name, size_t cap, json_t **out, struct sprout_err *err)
+{
+        char *buf = NULL;
+        size_t len = 0;
+        *out = NULL;
+        int rc = sprout_read_capped(fd, cap, &buf, &len);
+        if (rc == -EFBIG)
+                return sprout_err_set(err, rc, "%s: larger than %zu bytes", name, cap);
+        if (rc < 0)
+                return sprout_err_errno(err, rc, "%s: read", name);
+        rc = jf_parse_object(name, buf, len, out, err);
+        free(buf);
+        return rc;
 }
 
 int jf_load_object(const char *path, size_t cap, json_t **out, struct sprout_err *err)
 {
-        char *buf = NULL;
-        size_t len = 0;
-        json_error_t je;
-
         *out = NULL;
-        int rc = read_all(path, cap, &buf, &len, err);
-        if (rc < 0)
-                return rc;
-        json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-        free(buf);
-        if (!root)
-                return sprout_err_set(err, -EINVAL, "%s: invalid JSON at line %d, column %d: %s",
-                                      path, je.line, je.column, je.text);
-        if (!json_is_object(root)) {
-                json_decref(root);
-                return sprout_err_set(err, -EINVAL, "%s: the top level must be a JSON object",
-                                      path);
-        }
-        *out = root;
-        return 0;
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+                return sprout_err_errno(err, -errno, "%s: open", path);
+        struct stat st;
+        int rc = fstat(fd, &st) < 0 ? sprout_err_errno(err, -errno, "%s: stat", path) : 0;
+        if (rc == 0 && !S_ISREG(st.st_mode))
+                rc = sprout_err_set(err, -EINVAL, "%s: not a regular file", path);
+        if (rc == 0)
+                rc = jf_read_object(fd, path, cap, out, err);
+        close(fd);
+        return rc;
 }
 
 int jf_only_keys(const struct jctx *c, json_t *obj, const char *prefix, const char *const *keys)

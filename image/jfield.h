@@ -14,8 +14,14 @@ struct jctx {
         struct sprout_err *err;
 };
 
-/* Read a file of at most cap bytes and parse it as a JSON object (duplicate keys rejected). */
+/* Read a regular file of at most cap bytes and parse it as a JSON object (duplicate keys
+ * rejected). Messages name the file and the line and column at fault, never its content. */
 int jf_load_object(const char *path, size_t cap, json_t **out, struct sprout_err *err);
+/* The same from an open fd; name is for messages. */
+int jf_read_object(int fd, const char *name, size_t cap, json_t **out, struct sprout_err *err);
+/* The same from a buffer. */
+int jf_parse_object(const char *name, const char *buf, size_t len, json_t **out,
+                    struct sprout_err *err);
 
 /* Reject any key of obj not in keys (NULL-terminated); prefix ("handler.") is for messages. */
 int jf_only_keys(const struct jctx *c, json_t *obj, const char *prefix, const char *const *keys);

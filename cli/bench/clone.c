@@ -34,7 +34,9 @@ static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bo
         } else if (!mkdtemp(dir)) {
                 sprout_err_errno(&err, -errno, "mkdtemp %s", dir);
         } else {
-                struct sprout_manifest m = {.kernel_path = (char *)kernel,
+                struct sprout_manifest m = {.kernel_fd = -1,
+                                            .initrd_fd = -1,
+                                            .kernel_path = (char *)kernel,
                                             .initrd_path = (char *)initrd,
                                             .mem_size = (uint64_t)mib << 20};
                 if (!json)

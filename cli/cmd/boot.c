@@ -81,8 +81,10 @@ static int boot_config(const struct sprout_manifest *m, const struct boot_args *
         }
         if (a->memory_mib)
                 cfg->mem_size = (uint64_t)a->memory_mib << 20;
-        if (a->kernel)
+        if (a->kernel) {
                 cfg->kernel_path = a->kernel;
+                cfg->kernel_fd = -1; /* --kernel wins over the image's: open it by path */
+        }
         if (a->console)
                 cfg->console_fd = STDOUT_FILENO;
         return 0;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sprout/run_as.h"
 #include "errors.h"
 #include "service.h"
 
@@ -51,6 +52,7 @@ struct api_cmd {
         int64_t timeout_ms;
         const char *body; /* an invocation's request, validated JSON */
         size_t body_len;
+        struct sprout_creds caller; /* the client: its socket peer's uid, gid and groups */
 };
 
 struct api_req;
@@ -90,6 +92,10 @@ int api_http_start(struct sproutd *d, int listen_fd, struct sprout_err *err);
 /* Stops accepting, refuses new requests with 503, waits up to deadline for in-flight ones, then
  * stops the server. */
 void api_http_drain(struct sproutd *d, int64_t deadline_ns);
+
+/* The credentials of the client at the other end of an accepted socket (SO_PEERCRED, and
+ * SO_PEERGROUPS for its groups where the kernel has it). */
+int api_peer_creds(int fd, struct sprout_creds *out);
 
 /* The whole /metrics exposition, malloc'd; NULL when out of memory (api_metrics.c). */
 char *api_metrics_render(struct sproutd *d, size_t *len);

@@ -18,10 +18,14 @@ void api_exec_health(struct sproutd *d, const struct api_cmd *cmd, struct api_re
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:s, s:f, s:i, s:{s:i, s:i, s:i, s:I}, s:i, s:{s:I, s:i, s:i}, "
             "s:{s:i, s:i}}",
-            "status", atomic_load(&d->draining) ? "draining" : "ok", "version", SPROUT_VERSION,
-            "api", "v1", "host_kind", sprout_host_kind_name(sprout_kvm_host_kind(d->kvm)),
-            "uptime_s", (double)(sprout_mono_ns() - d->started_ns) / 1e9, "snapshots", (int)nsnaps,
-            "clones", "live", (int)d->nclones_table, "total", (int)d->clones_total, "dying",
+            "status",
+            atomic_load(&d->draining) ? "draining"
+            : d->kvm                  ? "ok"
+                                      : "no_kvm",
+            "version", SPROUT_VERSION, "api", "v1", "host_kind",
+            d->kvm ? sprout_host_kind_name(sprout_kvm_host_kind(d->kvm)) : "none", "uptime_s",
+            (double)(sprout_mono_ns() - d->started_ns) / 1e9, "snapshots", (int)nsnaps, "clones",
+            "live", (int)d->nclones_table, "total", (int)d->clones_total, "dying",
             (int)d->clones_dying, "limit", (json_int_t)d->cfg.max_clones, "bases_loaded",
             (int)d->bases_loaded, "workers", "threads", (json_int_t)d->cfg.workers, "busy",
             (int)busy, "queued", (int)queued, "prewarms", "running", (int)d->jobs_running,

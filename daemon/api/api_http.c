@@ -274,6 +274,13 @@ static enum MHD_Result dispatch(struct api_req *rq)
         }
         rq->cmd.op = rq->route->op;
         memcpy(rq->cmd.id, rq->id, sizeof(rq->id));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || api_peer_creds(ci->connect_fd, &rq->cmd.caller) < 0) {
+                json_decref(body);
+                api_error(d, &rq->resp, API_E_INTERNAL, "cannot tell who the client is");
+                return send_resp(rq);
+        }
         int r = rq->route->parse(rq, body, &rq->cmd, &rq->resp);
         json_decref(body);
         if (r < 0)

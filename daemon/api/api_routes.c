@@ -14,7 +14,7 @@ const struct api_route api_routes[] = {
      "Prometheus metrics"},
     {"GET", "/v1/snapshots", "", OP_SNAP_LIST, 0, false, api_parse_none, api_exec_snap_list,
      "list snapshots"},
-    {"POST", "/v1/snapshots", "", OP_SNAP_CREATE, API_BODY_MAX, false, api_parse_snap_create,
+    {"POST", "/v1/snapshots", "", OP_SNAP_CREATE, API_BODY_MAX, true, api_parse_snap_create,
      api_exec_snap_create, "prewarm an image into a new snapshot (asynchronous)"},
     {"GET", "/v1/snapshots/{id}", "", OP_SNAP_SHOW, 0, false, api_parse_none, api_exec_snap_show,
      "show a snapshot"},

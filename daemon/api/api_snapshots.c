@@ -34,7 +34,7 @@ int api_parse_snap_create(struct api_req *rq, json_t *body, struct api_cmd *cmd,
             strlen(image) != json_string_length(json_object_get(body, "image"))) {
                 api_error(d, resp, API_E_INVALID_FIELD,
                           "field 'image' must be an absolute path (the daemon has its own "
-                          "working directory)");
+                          "working directory) beneath one of its image roots");
                 return -EINVAL;
         }
         struct prewarm_params *p = &cmd->prewarm;
@@ -48,18 +48,70 @@ int api_parse_snap_create(struct api_req *rq, json_t *body, struct api_cmd *cmd,
         return 0;
 }
 
+/* How long opening a client's image may take (a hung file system must not hold a worker). */
+#define IMAGE_OPEN_TIMEOUT_MS 10000
+
+/* A confined load on a thread with the client's credentials; after a timeout the thread owns it.
+ */
+struct image_open {
+        const struct sprout_image_roots *roots;
+        char image[4096];
+        struct sprout_manifest *m;
+        struct sprout_err err;
+};
+
+static int image_open_as_client(void *arg)
+{
+        struct image_open *io = arg;
+        return sprout_manifest_load_confined(io->roots, io->image, &io->m, &io->err);
+}
+
+static void image_open_abandoned(void *arg, int result)
+{
+        struct image_open *io = arg;
+        (void)result;
+        sprout_manifest_free(io->m);
+        free(io);
+}
+
 void api_exec_snap_create(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
         struct sprout_err err = {0};
-        struct sprout_manifest *m = NULL;
-        /* Check the image now, so a typo is a 400 rather than a job that fails later. */
-        if (sprout_manifest_load(cmd->prewarm.image, &m, &err) < 0) {
-                api_error(d, resp, API_E_INVALID_FIELD, "field 'image': %s", err.msg);
+        struct image_open *io = calloc(1, sizeof(*io));
+        if (!io) {
+                api_error(d, resp, API_E_INTERNAL, "out of memory");
                 return;
         }
-        sprout_manifest_free(m);
+        io->roots = &d->image_roots;
+        snprintf(io->image, sizeof(io->image), "%s", cmd->prewarm.image);
+        /* The image is opened now, with the client's rights and beneath the image roots, so a typo
+         * is a 400 rather than a job that fails later, and the job reads these descriptors only. */
+        int r = sprout_run_as(&cmd->caller, IMAGE_OPEN_TIMEOUT_MS, image_open_as_client,
+                              image_open_abandoned, io);
+        if (r == -ETIMEDOUT) {
+                api_error(d, resp, API_E_INVALID_FIELD,
+                          "field 'image': opening it took longer than %d ms",
+                          IMAGE_OPEN_TIMEOUT_MS);
+                return; /* io is the thread's now */
+        }
+        struct sprout_manifest *m = io->m;
+        if (r == 0 && !d->kvm) {
+                /* The image was fine; the host is not: nothing could boot it. */
+                api_error(d, resp, API_E_KVM_UNAVAILABLE, "%s", d->kvm_error);
+                sprout_manifest_free(m);
+                free(io);
+                return;
+        }
+        if (r < 0) {
+                api_error(d, resp, API_E_INVALID_FIELD, "field 'image': %s",
+                          io->err.msg[0] ? io->err.msg : strerror(-r));
+                sprout_manifest_free(m);
+                free(io);
+                return;
+        }
+        free(io);
         struct dsnap *e;
-        int r = jobs_start_prewarm(d, &cmd->prewarm, &e, &err);
+        r = jobs_start_prewarm(d, &cmd->prewarm, m, &e, &err);
         if (r < 0) {
                 api_error(d, resp,
                           r == -EAGAIN      ? API_E_TOO_MANY_PREWARMS

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "sprout/log.h"
-#include "service.h"
+#include "api.h"
 
 static int group_id(const char *name, gid_t *gid, struct sprout_err *err)
 {
@@ -101,4 +101,21 @@ int api_socket_listen(const char *path, const char *group, int *fd, struct sprou
 fail:
         close(s);
         return r;
+}
+
+int api_peer_creds(int fd, struct sprout_creds *out)
+{
+        struct ucred uc;
+        socklen_t len = sizeof(uc);
+        memset(out, 0, sizeof(*out));
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+                return -errno;
+        out->uid = uc.uid;
+        out->gid = uc.gid;
+        len = sizeof(out->groups);
+        /* Without the groups (an old kernel, or too many) the client keeps only its primary group:
+         * it may read less than it could, never more. */
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, out->groups, &len) == 0)
+                out->ngroups = len / sizeof(gid_t);
+        return 0;
 }

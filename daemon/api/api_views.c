@@ -101,6 +101,9 @@ void api_clone_error(struct sproutd *d, struct api_resp *resp, int r, const stru
         case -EUCLEAN:
                 code = API_E_SNAPSHOT_LOAD_FAILED;
                 break;
+        case -ENODEV:
+                code = API_E_KVM_UNAVAILABLE;
+                break;
         default:
                 code = API_E_CLONE_FAILED;
         }

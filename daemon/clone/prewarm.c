@@ -20,6 +20,9 @@ struct sprout_vm_config sprout_manifest_vm_config(const struct sprout_manifest *
             .vcpus = m->vcpus,
             .kernel_path = m->kernel_path,
             .initrd_path = m->initrd_path,
+            .have_fds = true,
+            .kernel_fd = m->kernel_fd,
+            .initrd_fd = m->initrd_fd,
             .cmdline = m->cmdline,
             .console_fd = -1,
         };
@@ -66,16 +69,20 @@ static int on_write(void *ctx, uint64_t done, uint64_t total)
 int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
                    struct sprout_prewarm_stats *st, struct sprout_err *err)
 {
-        struct sprout_manifest *m = NULL;
+        struct sprout_manifest *loaded = NULL;
+        const struct sprout_manifest *m = o->manifest;
         struct sprout_vm *vm = NULL;
         struct sprout_vm_capture cap = {0};
         char *cmdline = NULL, *mjson = NULL;
         int r;
 
         memset(st, 0, sizeof(*st));
-        r = sprout_manifest_load(o->image, &m, err);
-        if (r < 0)
-                return r;
+        if (!m) {
+                r = sprout_manifest_load(o->image, &loaded, err);
+                if (r < 0)
+                        return r;
+                m = loaded;
+        }
         if (o->cmdline && asprintf(&cmdline, "%s %s", m->cmdline, o->cmdline) < 0) {
                 cmdline = NULL;
                 r = sprout_err_set(err, -ENOMEM, "out of memory");
@@ -143,7 +150,7 @@ int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
 out:
         sprout_vm_capture_free(&cap);
         sprout_vm_destroy(vm);
-        sprout_manifest_free(m);
+        sprout_manifest_free(loaded);
         free(cmdline);
         free(mjson);
         return r;

@@ -108,7 +108,8 @@ int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sp
         pthread_condattr_destroy(&ca);
 
         int64_t t0 = sprout_mono_ns();
-        int r = sprout_base_load(d->kvm, e->path, 0, &db->b, err);
+        int r = d->kvm ? sprout_base_load(d->kvm, e->path, 0, &db->b, err)
+                       : sprout_err_set(err, -ENODEV, "%s", d->kvm_error);
         if (r < 0)
                 goto fail;
         const struct sprout_base_info *bi = sprout_base_info(db->b);

@@ -250,7 +250,7 @@ int clones_create(struct sproutd *d, struct dsnap *e, unsigned n, enum dclone_or
         int64_t t0 = sprout_mono_ns();
         if (!db && (r = ensure_base(d, e, &db, err)) < 0) {
                 /* A file that will not load, as opposed to one this host cannot run. */
-                if (r != -ENOTSUP && r != -ENOMEM)
+                if (r != -ENOTSUP && r != -ENOMEM && r != -ENODEV)
                         r = -EUCLEAN;
                 pthread_mutex_lock(&d->lock);
                 unreserve_locked(d, e, n);

@@ -14,6 +14,7 @@ struct job {
         struct sproutd *d;
         struct dsnap *e; /* the job's reference */
         struct prewarm_params p;
+        struct sprout_manifest *m; /* the image, opened by the API with the client's rights */
         pthread_t thread;
         atomic_bool finished;
 };
@@ -45,6 +46,7 @@ static void run_prewarm(struct job *j)
         if (r == 0) {
                 struct sprout_prewarm_opts o = {
                     .image = j->p.image,
+                    .manifest = j->m,
                     .out_path = e->path,
                     .cmdline = j->p.cmdline[0] ? j->p.cmdline : NULL,
                     .console_fd = -1,
@@ -54,7 +56,8 @@ static void run_prewarm(struct job *j)
                     .progress = on_progress,
                     .progress_ctx = j,
                 };
-                r = sprout_prewarm(d->kvm, &o, st, &err);
+                r = d->kvm ? sprout_prewarm(d->kvm, &o, st, &err)
+                           : sprout_err_set(&err, -ENODEV, "%s", d->kvm_error);
         }
         if (r == 0) {
                 /* Read back what is on disk: the listing shows the file, not our intentions. */
@@ -111,6 +114,8 @@ static void *job_main(void *arg)
 
         if (run)
                 run_prewarm(j);
+        sprout_manifest_free(j->m); /* its files are read: close them now, not at the join */
+        j->m = NULL;
 
         pthread_mutex_lock(&d->lock);
         if (run)
@@ -123,22 +128,27 @@ static void *job_main(void *arg)
         return NULL;
 }
 
-int jobs_start_prewarm(struct sproutd *d, const struct prewarm_params *p, struct dsnap **out,
-                       struct sprout_err *err)
+int jobs_start_prewarm(struct sproutd *d, const struct prewarm_params *p, struct sprout_manifest *m,
+                       struct dsnap **out, struct sprout_err *err)
 {
         uint8_t uuid[16];
         struct job *j = calloc(1, sizeof(*j));
-        if (!j)
+        if (!j) {
+                sprout_manifest_free(m);
                 return sprout_err_set(err, -ENOMEM, "out of memory");
+        }
+        j->m = m;
         uuid_generate_random(uuid);
         struct dsnap *e = registry_new(uuid);
         if (!e) {
+                sprout_manifest_free(m);
                 free(j);
                 return sprout_err_set(err, -ENOMEM, "out of memory");
         }
         if (snprintf(e->path, sizeof(e->path), "%s/%s.snap", d->snap_dir, e->id) >=
             (int)sizeof(e->path)) {
                 registry_free_entry(d, e);
+                sprout_manifest_free(m);
                 free(j);
                 return sprout_err_set(err, -ENAMETOOLONG, "the state directory path is too long");
         }
@@ -177,6 +187,7 @@ int jobs_start_prewarm(struct sproutd *d, const struct prewarm_params *p, struct
         if (r < 0) {
                 if (!e->reaping)
                         registry_free_entry(d, e);
+                sprout_manifest_free(m);
                 free(j);
                 return r;
         }

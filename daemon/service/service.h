@@ -17,6 +17,7 @@
 
 #include "sprout/clock.h"
 #include "sprout/clone.h"
+#include "sprout/image.h"
 #include "metrics.h"
 #include "config.h"
 
@@ -111,7 +112,8 @@ struct reaper {
 
 struct sproutd {
         struct sproutd_config cfg;
-        struct sprout_kvm *kvm;
+        struct sprout_kvm *kvm; /* NULL when the host has no usable KVM: kvm_error says why */
+        char kvm_error[sizeof(((struct sprout_err *)0)->msg)];
         char snap_dir[4096];
         int lock_fd;
         int64_t started_ns;
@@ -128,6 +130,7 @@ struct sproutd {
         struct job *jobs;
         atomic_bool draining; /* SIGTERM came: new requests get 503 */
 
+        struct sprout_image_roots image_roots; /* where clients' images may be (config) */
         struct workers workers;
         struct reaper reaper;
         struct metrics metrics;
@@ -210,10 +213,11 @@ struct prewarm_params {
         int zstd_level;
 };
 
-/* Lists a new entry (status queued) and starts its prewarm thread; *out carries a reference.
- * -EAGAIN over max_prewarm_jobs. */
-int jobs_start_prewarm(struct sproutd *d, const struct prewarm_params *p, struct dsnap **out,
-                       struct sprout_err *err);
+/* Lists a new entry (status queued) and starts its prewarm thread, which boots the image m (opened
+ * already, with the client's rights: nothing is reopened by path); *out carries a reference. m is
+ * consumed whatever the outcome. -EAGAIN over max_prewarm_jobs. */
+int jobs_start_prewarm(struct sproutd *d, const struct prewarm_params *p, struct sprout_manifest *m,
+                       struct dsnap **out, struct sprout_err *err);
 /* Joins finished prewarm threads; with wait, waits until deadline (monotonic ns) for running ones.
  * Returns how many are still running. */
 unsigned jobs_join(struct sproutd *d, bool wait, int64_t deadline_ns);

@@ -42,6 +42,20 @@ int state_dir_open(struct sproutd *d, struct sprout_err *err)
         /* Snapshots hold guest memory: only the daemon's user reads them. */
         if ((r = make_dirs(d->snap_dir, 0700, err)) < 0)
                 return r;
+        /* Where clients' images may be: by default a directory of the state directory's that the
+         * daemon makes (docs/api.md, "Files a request names"). */
+        char roots[sizeof(d->cfg.image_roots)];
+        if (d->cfg.image_roots[0]) {
+                snprintf(roots, sizeof(roots), "%s", d->cfg.image_roots);
+        } else {
+                if (snprintf(roots, sizeof(roots), "%s/images", d->cfg.state_dir) >=
+                    (int)sizeof(roots))
+                        return sprout_err_set(err, -ENAMETOOLONG, "state directory path too long");
+                if ((r = make_dirs(roots, 0755, err)) < 0)
+                        return r;
+        }
+        if ((r = sprout_image_roots_open(&d->image_roots, roots, err)) < 0)
+                return r;
         snprintf(lock, sizeof(lock), "%s/sproutd.lock", d->cfg.state_dir);
         d->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (d->lock_fd < 0)
@@ -61,6 +75,7 @@ int state_dir_open(struct sproutd *d, struct sprout_err *err)
 
 void state_dir_close(struct sproutd *d)
 {
+        sprout_image_roots_close(&d->image_roots);
         if (d->lock_fd >= 0)
                 close(d->lock_fd);
         d->lock_fd = -1;

@@ -257,7 +257,7 @@ int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
         if (cfg->vcpus != 1)
                 return sprout_err_set(err, -EINVAL, "only 1 vCPU is supported (asked for %u)",
                                       cfg->vcpus);
-        if (!cfg->kernel_path)
+        if (!cfg->kernel_path && !(cfg->have_fds && cfg->kernel_fd >= 0))
                 return sprout_err_set(err, -EINVAL, "no kernel given");
         r = vm_new(kvm, cfg->mem_size, -1, cfg->console_fd, cfg->console_log_size, &vm, err);
         if (r < 0)
@@ -273,12 +273,13 @@ int sprout_vm_create(struct sprout_kvm *kvm, const struct sprout_vm_config *cfg,
         r = sprout_dev_write_identity(&vm->sdev, no_uuid, err);
         if (r < 0)
                 goto fail;
-        r = boot_load_elf(vm, cfg->kernel_path, &entry, &kernel_end, err);
+        r = boot_load_elf(vm, cfg->kernel_path, cfg->have_fds ? cfg->kernel_fd : -1, &entry,
+                          &kernel_end, err);
         if (r < 0)
                 goto fail;
         if (cfg->initrd_path) {
-                r = boot_load_initrd(vm, cfg->initrd_path, kernel_end, &initrd_addr, &initrd_size,
-                                     err);
+                r = boot_load_initrd(vm, cfg->initrd_path, cfg->have_fds ? cfg->initrd_fd : -1,
+                                     kernel_end, &initrd_addr, &initrd_size, err);
                 if (r < 0)
                         goto fail;
         }

@@ -180,14 +180,15 @@ const struct sprout_vm_section *vm_find_section(const struct sprout_vm_section *
 
 /* ---- x86 boot: kernel load, boot params, tables, first vCPU state ---- */
 
-/* Loads the PT_LOAD segments of an x86-64 vmlinux into RAM; *entry is the physical entry point. */
-int boot_load_elf(struct sprout_vm *vm, const char *path, uint64_t *entry, uint64_t *kernel_end,
-                  struct sprout_err *err);
+/* Loads the PT_LOAD segments of an x86-64 vmlinux into RAM; *entry is the physical entry point.
+ * given_fd >= 0: read that open file (path only names it in messages). */
+int boot_load_elf(struct sprout_vm *vm, const char *path, int given_fd, uint64_t *entry,
+                  uint64_t *kernel_end, struct sprout_err *err);
 
 /* Loads the initrd at the top of RAM (page aligned, above kernel_end); gives its address and size.
  */
-int boot_load_initrd(struct sprout_vm *vm, const char *path, uint64_t kernel_end, uint64_t *addr,
-                     uint64_t *size, struct sprout_err *err);
+int boot_load_initrd(struct sprout_vm *vm, const char *path, int given_fd, uint64_t kernel_end,
+                     uint64_t *addr, uint64_t *size, struct sprout_err *err);
 
 /* Writes the zero page (boot_params, e820, cmdline) and returns its guest-physical address. */
 int boot_write_params(struct sprout_vm *vm, uint64_t initrd_addr, uint64_t initrd_size,

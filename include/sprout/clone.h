@@ -25,7 +25,10 @@ struct sprout_vm_config sprout_manifest_vm_config(const struct sprout_manifest *
 enum sprout_prewarm_phase { SPROUT_PW_BOOTING, SPROUT_PW_SNAPSHOTTING, SPROUT_PW_WRITING };
 
 struct sprout_prewarm_opts {
-        const char *image;    /* image directory or its manifest.json */
+        const char *image;    /* image directory or its manifest.json (for messages, with manifest) */
+        /* The image, loaded already (its files open): used instead of loading image. May be NULL.
+         */
+        const struct sprout_manifest *manifest;
         const char *out_path; /* the snapshot file; replaced atomically */
         const char *cmdline;  /* appended to the image's command line; may be NULL */
         int console_fd;       /* guest console echoed here; -1 for none */

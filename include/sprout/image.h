@@ -66,6 +66,10 @@ struct sprout_manifest {
         char **argv;          /* the handler's argv: argc strings, then NULL */
         char *created;        /* build time, RFC 3339 UTC */
         char *sprout_version; /* version of the sprout that built it */
+        /* The kernel and the initrd, opened (read-only) when the manifest was loaded: the VMM
+         * reads these and never reopens the paths. -1 when not opened (a confined load's
+         * "default" kernel, which is the host's own). Closed by sprout_manifest_free. */
+        int kernel_fd, initrd_fd;
 };
 
 /*
@@ -75,6 +79,32 @@ struct sprout_manifest {
  */
 int sprout_manifest_load(const char *path, struct sprout_manifest **out, struct sprout_err *err);
 void sprout_manifest_free(struct sprout_manifest *m);
+
+/* Where a daemon may open files its clients name: directories, each opened once (O_PATH) with
+ * its canonical path. */
+#define SPROUT_IMAGE_ROOTS_MAX 8
+struct sprout_image_roots {
+        size_t n;
+        int fds[SPROUT_IMAGE_ROOTS_MAX];
+        char paths[SPROUT_IMAGE_ROOTS_MAX][4096];
+};
+
+/* Opens the roots of a colon-separated list of absolute directory paths. */
+int sprout_image_roots_open(struct sprout_image_roots *r, const char *list,
+                            struct sprout_err *err);
+void sprout_image_roots_close(struct sprout_image_roots *r);
+
+/*
+ * sprout_manifest_load for an image a client named (docs/api.md, "Files a request names"): image is
+ * the absolute path of an image directory beneath one of roots, and every file (the directory, its
+ * manifest.json, the initrd, a kernel given by path) is opened beneath a root with openat2
+ * (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), O_NONBLOCK, and must be a
+ * regular file. A file that cannot be used gets the same message whatever the reason (absent,
+ * unreadable, a symlink, a FIFO, outside the roots), and no message quotes a file's content. Run it
+ * with the client's credentials (sprout_run_as), so the client's rights decide what it can read.
+ */
+int sprout_manifest_load_confined(const struct sprout_image_roots *roots, const char *image,
+                                  struct sprout_manifest **out, struct sprout_err *err);
 
 /* sprout's cache directory: $SPROUT_CACHE_DIR, else $XDG_CACHE_HOME/sprout, else
  * $HOME/.cache/sprout. */

@@ -41,6 +41,11 @@ struct sprout_vm_config {
         unsigned vcpus;          /* only 1 for now */
         const char *kernel_path; /* uncompressed x86-64 vmlinux ELF */
         const char *initrd_path; /* may be NULL */
+        /* Files already open (sprout_manifest_load opens them; a daemon opens a client's with the
+         * client's rights): with have_fds, each fd >= 0 is read instead of opening its path, which
+         * then only names it in messages. A zeroed config opens the paths. */
+        bool have_fds;
+        int kernel_fd, initrd_fd;
         const char *cmdline;     /* appended to sprout's defaults; may be NULL */
         int console_fd;          /* guest serial output is echoed here too; -1 for none */
         size_t console_log_size; /* bytes of serial output kept per VM; 0 for the default */

@@ -99,6 +99,9 @@ static pid_t spawn(struct daemon *d, const char *const *flags)
         argv[n++] = d->state;
         argv[n++] = "--socket";
         argv[n++] = d->sock;
+        /* The test images are the clients' images here; a case may name other roots after. */
+        argv[n++] = "--image-roots";
+        argv[n++] = t_images;
         for (int i = 0; flags && flags[i] && n < 62; i++)
                 argv[n++] = flags[i];
         argv[n] = NULL;

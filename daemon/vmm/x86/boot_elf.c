@@ -8,30 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sprout/fileio.h"
 #include "boot_layout.h"
 #include "vmm_internal.h"
 
 #define ELF_MAX_PHDRS 64
 
-static int read_exact(int fd, void *buf, size_t len, off_t off)
-{
-        size_t done = 0;
-        while (done < len) {
-                ssize_t r = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r == 0)
-                        return -EIO; /* shorter than the headers said: truncated */
-                done += (size_t)r;
-        }
-        return 0;
-}
 
-int boot_load_elf(struct sprout_vm *vm, const char *path, uint64_t *entry, uint64_t *kernel_end,
-                  struct sprout_err *err)
+int boot_load_elf(struct sprout_vm *vm, const char *path, int given_fd, uint64_t *entry,
+                  uint64_t *kernel_end, struct sprout_err *err)
 {
         Elf64_Ehdr eh;
         Elf64_Phdr ph[ELF_MAX_PHDRS];
@@ -40,7 +25,9 @@ int boot_load_elf(struct sprout_vm *vm, const char *path, uint64_t *entry, uint6
         bool entry_found = false;
         int r;
 
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* An fd the caller opened (with a client's rights) is read as it is, never reopened. */
+        int fd = given_fd >= 0 ? fcntl(given_fd, F_DUPFD_CLOEXEC, 0)
+                               : open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (fd < 0)
                 return sprout_err_errno(err, -errno, "kernel %s", path);
         if (fstat(fd, &st) < 0) {
@@ -51,7 +38,7 @@ int boot_load_elf(struct sprout_vm *vm, const char *path, uint64_t *entry, uint6
                 r = sprout_err_set(err, -EINVAL, "kernel %s is not a regular file", path);
                 goto out;
         }
-        r = read_exact(fd, &eh, sizeof(eh), 0);
+        r = sprout_pread_exact(fd, &eh, sizeof(eh), 0);
         if (r < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
                 r = sprout_err_set(
                     err, -ENOEXEC,
@@ -73,7 +60,7 @@ int boot_load_elf(struct sprout_vm *vm, const char *path, uint64_t *entry, uint6
                                    path);
                 goto out;
         }
-        r = read_exact(fd, ph, eh.e_phnum * sizeof(Elf64_Phdr), (off_t)eh.e_phoff);
+        r = sprout_pread_exact(fd, ph, eh.e_phnum * sizeof(Elf64_Phdr), (off_t)eh.e_phoff);
         if (r < 0) {
                 sprout_err_errno(err, r, "kernel %s: reading program headers", path);
                 goto out;
@@ -106,7 +93,7 @@ int boot_load_elf(struct sprout_vm *vm, const char *path, uint64_t *entry, uint6
                                            i);
                         goto out;
                 }
-                r = read_exact(fd, dst, p->p_filesz, (off_t)p->p_offset);
+                r = sprout_pread_exact(fd, dst, p->p_filesz, (off_t)p->p_offset);
                 if (r < 0) {
                         sprout_err_errno(err, r, "kernel %s: reading segment %u", path, i);
                         goto out;

@@ -7,35 +7,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sprout/fileio.h"
 #include "boot_layout.h"
 #include "vmm_internal.h"
 
 #define E820_RAM      1
 #define E820_RESERVED 2
 
-static int read_whole(int fd, void *dst, uint64_t len)
-{
-        uint64_t done = 0;
-        while (done < len) {
-                ssize_t r = pread(fd, (char *)dst + done, len - done, (off_t)done);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r == 0)
-                        return -EIO;
-                done += (uint64_t)r;
-        }
-        return 0;
-}
-
-int boot_load_initrd(struct sprout_vm *vm, const char *path, uint64_t kernel_end, uint64_t *addr,
-                     uint64_t *size, struct sprout_err *err)
+int boot_load_initrd(struct sprout_vm *vm, const char *path, int given_fd, uint64_t kernel_end,
+                     uint64_t *addr, uint64_t *size, struct sprout_err *err)
 {
         struct stat st;
         int r;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* An fd the caller opened (with a client's rights) is read as it is, never reopened. */
+        int fd = given_fd >= 0 ? fcntl(given_fd, F_DUPFD_CLOEXEC, 0)
+                               : open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
         if (fd < 0)
                 return sprout_err_errno(err, -errno, "initrd %s", path);
@@ -60,7 +46,7 @@ int boot_load_initrd(struct sprout_vm *vm, const char *path, uint64_t kernel_end
                 r = sprout_err_set(err, -EFAULT, "initrd placement outside RAM");
                 goto out;
         }
-        r = read_whole(fd, dst, len);
+        r = sprout_pread_exact(fd, dst, len, 0);
         if (r < 0) {
                 sprout_err_errno(err, r, "reading initrd %s", path);
                 goto out;
