@@ -23,7 +23,7 @@ const struct api_route api_routes[] = {
     {"POST", "/v1/snapshots/{id}/invoke", "reuse timeout_ms", OP_SNAP_INVOKE, SPROUT_MB_REQ_SIZE,
      true, api_parse_invoke, api_exec_snap_invoke,
      "one-shot: take a clone of the snapshot, invoke it, return the response"},
-    {"GET", "/v1/clones", "snapshot", OP_CLONE_LIST, 0, false, api_parse_clone_list,
+    {"GET", "/v1/clones", "snapshot", OP_CLONE_LIST, 0, true, api_parse_clone_list,
      api_exec_clone_list, "list clones"},
     {"POST", "/v1/clones", "", OP_CLONE_CREATE, API_BODY_MAX, true, api_parse_clone_create,
      api_exec_clone_create, "create clones of a snapshot"},

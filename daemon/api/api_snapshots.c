@@ -41,10 +41,23 @@ int api_parse_snap_create(struct api_req *rq, json_t *body, struct api_cmd *cmd,
         snprintf(p->image, sizeof(p->image), "%s", image);
         json_t *v = json_object_get(body, "cmdline");
         snprintf(p->cmdline, sizeof(p->cmdline), "%s", v ? json_string_value(v) : "");
+        /* A request may lower the daemon's limits, never raise them. */
         v = json_object_get(body, "timeout_s");
         p->timeout_s = v ? json_integer_value(v) : d->cfg.prewarm_timeout_s;
+        if (p->timeout_s > d->cfg.prewarm_timeout_s) {
+                api_error(d, resp, API_E_INVALID_FIELD,
+                          "field 'timeout_s' may be at most %lld (--prewarm-timeout-s)",
+                          (long long)d->cfg.prewarm_timeout_s);
+                return -EINVAL;
+        }
         v = json_object_get(body, "zstd_level");
         p->zstd_level = v ? (int)json_integer_value(v) : 0;
+        if (p->zstd_level > d->cfg.max_zstd_level) {
+                api_error(d, resp, API_E_INVALID_FIELD,
+                          "field 'zstd_level' may be at most %lld (--max-zstd-level)",
+                          (long long)d->cfg.max_zstd_level);
+                return -EINVAL;
+        }
         return 0;
 }
 

@@ -35,6 +35,31 @@ static int probe(const struct sockaddr_un *addr)
         return r;
 }
 
+/* Whoever may write the socket's directory may replace the socket with one of their own: refuse a
+ * directory others can write to, unless it is sticky (/tmp), where they cannot remove ours. */
+static int socket_dir_safe(const char *path, struct sprout_err *err)
+{
+        char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        snprintf(dir, sizeof(dir), "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+                snprintf(dir, sizeof(dir), ".");
+        else if (slash == dir)
+                dir[1] = '\0';
+        else
+                *slash = '\0';
+        struct stat st;
+        if (stat(dir, &st) < 0)
+                return sprout_err_errno(err, -errno, "the socket's directory %s", dir);
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
+                return sprout_err_set(
+                    err, -EPERM,
+                    "the socket's directory %s is writable by others (mode %04o): "
+                    "anyone there could replace the socket; use chmod go-w",
+                    dir, (unsigned)(st.st_mode & 07777));
+        return 0;
+}
+
 static int bind_socket(int s, const struct sockaddr_un *addr)
 {
         /* The umask makes bind create the file 0660 at once: no window with a wider mode. */
@@ -53,6 +78,8 @@ int api_socket_listen(const char *path, const char *group, int *fd, struct sprou
         if (strlen(path) >= sizeof(addr.sun_path))
                 return sprout_err_set(err, -ENAMETOOLONG, "socket path %s is too long", path);
         if (group[0] && (r = group_id(group, &gid, err)) < 0)
+                return r;
+        if ((r = socket_dir_safe(path, err)) < 0)
                 return r;
         memcpy(addr.sun_path, path, strlen(path) + 1);
         int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -86,7 +113,8 @@ int api_socket_listen(const char *path, const char *group, int *fd, struct sprou
                 sprout_err_errno(err, r, "binding %s", path);
                 goto fail;
         }
-        if (chmod(path, 0660) < 0 || (group[0] && chown(path, (uid_t)-1, gid) < 0)) {
+        /* bind made it 0660 (the umask above); lchown never follows a symlink that replaced it. */
+        if (group[0] && lchown(path, (uid_t)-1, gid) < 0) {
                 r = sprout_err_errno(err, -errno, "setting the owner and mode of %s", path);
                 unlink(path);
                 goto fail;

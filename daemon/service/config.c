@@ -51,7 +51,10 @@ static const struct opt opts[] = {
     {"idle-timeout-s", INT(idle_timeout_s), 1, 86400 * 365, "S: destroy clones idle this long"},
     {"base-keep-s", INT(base_keep_s), 0, 86400 * 365,
      "S: keep a snapshot loaded this long after its last clone"},
-    {"prewarm-timeout-s", INT(prewarm_timeout_s), 1, 86400, "S: a prewarm boot may take this long"},
+    {"prewarm-timeout-s", INT(prewarm_timeout_s), 1, 86400,
+     "S: a prewarm boot may take this long (and a request may ask for no more)"},
+    {"max-zstd-level", INT(max_zstd_level), 1, 19,
+     "N: the highest zstd level a prewarm request may ask for"},
     {"drain-timeout-s", INT(drain_timeout_s), 0, 3600,
      "S: on SIGTERM, wait this long for in-flight work"},
     {"log-level", O_LEVEL, offsetof(struct sproutd_config, log_level), sizeof(int64_t), 0, 3,
@@ -100,6 +103,8 @@ static void set_defaults(struct sproutd_config *c)
         c->idle_timeout_s = 300;
         c->base_keep_s = 600;
         c->prewarm_timeout_s = 300;
+        /* Level 19 takes minutes of every core for a large guest: a DoS, not a setting. */
+        c->max_zstd_level = 9;
         c->drain_timeout_s = 30;
         c->log_level = SPROUT_LOG_INFO;
         const char *env = getenv("SPROUT_LOG");

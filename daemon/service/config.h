@@ -29,7 +29,8 @@ struct sproutd_config {
         int64_t max_invoke_timeout_ms;
         int64_t idle_timeout_s;    /* an idle clone is destroyed after this long */
         int64_t base_keep_s;       /* a base with no clones is unloaded after this long */
-        int64_t prewarm_timeout_s; /* boot to READY */
+        int64_t prewarm_timeout_s; /* boot to READY; the most a request may ask for */
+        int64_t max_zstd_level;    /* the most a prewarm request may ask for */
         int64_t drain_timeout_s;   /* how long SIGTERM waits for in-flight work */
         int64_t log_level;         /* SPROUT_LOG_* */
         bool list_routes;          /* print the route table and exit */

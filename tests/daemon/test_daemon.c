@@ -1364,6 +1364,16 @@ static void case_files(void)
               r.body ? r.body : "");
         reply_free(&r);
 
+        /* A request may lower the daemon's limits, never raise them. */
+        snprintf(img, sizeof(img), "{\"image\":\"%s/good\",\"timeout_s\":86400}", root);
+        http_json(&d, "POST", "/v1/snapshots", img, &r);
+        CHECK_ERR(r, 400, "invalid_field", "'timeout_s' may be at most 300");
+        reply_free(&r);
+        snprintf(img, sizeof(img), "{\"image\":\"%s/good\",\"zstd_level\":19}", root);
+        http_json(&d, "POST", "/v1/snapshots", img, &r);
+        CHECK_ERR(r, 400, "invalid_field", "'zstd_level' may be at most 9");
+        reply_free(&r);
+
         /* A manifest whose text is a secret: the parse error names line and column, not it. */
         snprintf(img, sizeof(img), "%s/secret", root);
         post_image(&d, img, true, &r);
@@ -1373,6 +1383,30 @@ static void case_files(void)
         reply_free(&r);
 
         CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
+
+        /* A state directory others may write to, or a socket in a directory others may write to
+         * (not sticky), is refused at start: either could be swapped under the daemon. */
+        struct daemon bad;
+        make_state(&bad, "files-open-state");
+        REQUIRE(chmod(bad.state, 0777) == 0, "chmod %s", bad.state);
+        int st = daemon_run_expect_exit(&bad, NULL, 15);
+        char *log = NULL;
+        char cmd[2100];
+        snprintf(cmd, sizeof(cmd), "cat '%s'", bad.log);
+        run(cmd, &log);
+        CHECK(st == 1 && log && strstr(log, "writable by others"),
+              "a 0777 state directory: exit %d, log '%s'", st, log ? log : "");
+        free(log);
+        make_state(&bad, "files-open-sock");
+        sh("mkdir -p \"$R\"/open && chmod 0777 \"$R\"/open");
+        snprintf(bad.sock, sizeof(bad.sock), "%s/open/api.sock", root);
+        st = daemon_run_expect_exit(&bad, NULL, 15);
+        snprintf(cmd, sizeof(cmd), "cat '%s'", bad.log);
+        log = NULL;
+        run(cmd, &log);
+        CHECK(st == 1 && log && strstr(log, "socket's directory"),
+              "a socket in a 0777 directory: exit %d, log '%s'", st, log ? log : "");
+        free(log);
         sh("rm -rf \"$R\"");
 }
 
