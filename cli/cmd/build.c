@@ -16,7 +16,9 @@ static void usage(FILE *f)
             "usage: sprout build SRC_DIR -o OUT_DIR [--agent PATH] [--busybox PATH]\n"
             "                    [--file GUEST=HOST]...\n"
             "Build the image described by SRC_DIR/image.json into OUT_DIR\n"
-            "(initrd.cpio and manifest.json).\n"
+            "(initrd.cpio and manifest.json). A SRC_DIR with a handler.py and no image.json\n"
+            "is a Python function: its handler (and an optional function.json) is built\n"
+            "with Debian's python3 and the modules it imports (docs/python.md).\n"
             "  -o, --output DIR    where the image goes (created if missing)\n"
             "  --agent PATH        the guest agent binary, /init\n"
             "                      (default: $SPROUT_AGENT, else the one built with sprout)\n"
@@ -75,8 +77,17 @@ int sprout_cmd_build(int argc, char **argv)
                 return cli_usage_error(&build_verb, "-o OUT_DIR is required");
         o.src_dir = argv[optind];
 
-        if (sprout_image_build(&o, &err) < 0) {
+        bool function = sprout_is_function_dir(o.src_dir);
+        if (function && o.n_files)
+                return cli_usage_error(&build_verb, "--file is for image.json builds; a "
+                                                    "function's files are its directory's");
+        static char log[64 << 10];
+        int r = function ? sprout_function_build(&o, log, sizeof(log), &err)
+                         : sprout_image_build(&o, &err);
+        if (r < 0) {
                 fprintf(stderr, "sprout build: %s\n", err.msg[0] ? err.msg : "failed");
+                if (function && log[0])
+                        fprintf(stderr, "the Python recipe said:\n%s", log);
                 return 1;
         }
         printf("built image \"%s\" in %s: %zu entries (%zu files), initrd %.1f MiB\n", stats.name,

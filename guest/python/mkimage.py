@@ -3,10 +3,16 @@ and writes the image.json that `sprout build` turns into an image (docs/python.m
 
     /usr/bin/python3.11 mkimage.py --name NAME --handler DIR/handler.py --shim sprout_shim.py \
         --ext _sprout.cpython-311-x86_64-linux-gnu.so --out SRC_DIR [options]
+    /usr/bin/python3.11 mkimage.py --function-dir DIR --shim ... --ext ... --out SRC_DIR
+
+A function directory (what `sprout build DIR` takes) holds handler.py and optionally function.json,
+whose keys stand for the options: {"name", "entry", "memory_mib", "samples" (a list of events),
+"env" (an object of strings), "exclude" (a list of modules)}; unknown keys are refused.
 
 What goes in, and how it is found:
   - the interpreter running this script (it must be Debian's, under /usr/bin: the .pyc files are
-    compiled by it, so they match it) and the Python modules the handler loads: found by running
+    compiled by it, so they match it) and the Python modules the handler loads, from the standard
+    library, the handler's own directory, or Debian's python3-* packages (DIST): found by running
     the shim on this host in --trace mode, exactly as the guest will run it (same flags, same
     environment), which imports the handler, primes it and writes sys.modules;
   - the shared libraries the interpreter and those extension modules load: found with ldd;
@@ -31,6 +37,8 @@ import tempfile
 GUEST_APP = "/app"  # the handler's directory in the guest
 GUEST_SHIM = "/opt/sprout/python"  # the shim and the _sprout extension
 GUEST_PATH = "/usr/bin:/bin"
+# Where Debian's python3-* packages put their modules; the guest gets the same path.
+DIST = "/usr/lib/python3/dist-packages"
 # Flags of the guest's interpreter: no site (no site-packages, fewer imports), no user site, no
 # bytecode writing (the initramfs is read-only in spirit, and the pycs are already there).
 PY_FLAGS = ["-s", "-S", "-B"]
@@ -133,11 +141,26 @@ def ldd(path):
     return libs
 
 
-def guest_env(extra):
+def guest_env(extra, dist=False):
     env = {"PATH": GUEST_PATH, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1",
-           "PYTHONPATH": GUEST_SHIM}
+           "PYTHONPATH": GUEST_SHIM + (":" + DIST if dist else "")}
     env.update(extra)
     return env
+
+
+MISSING = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
+
+
+def explain_trace_failure(run, handler_dir):
+    """A missing module is the common failure: name it and say where it could come from."""
+    out = run.stdout + run.stderr
+    m = MISSING.findall(out)
+    if m and "(left out of the image)" not in out.splitlines()[-1]:
+        top = m[-1].split(".")[0]
+        die(f"the handler imports {m[-1]!r}, which is neither in {handler_dir} nor installed on "
+            f"this host as a Debian package (try: apt-get install python3-{top.lower()}; "
+            f"modules from pip or a venv are not shipped)\n{out}")
+    die(f"tracing the handler on the host failed (exit {run.returncode}):\n{out}")
 
 
 def trace(args, python, shim_dir, handler):
@@ -145,15 +168,16 @@ def trace(args, python, shim_dir, handler):
     with tempfile.TemporaryDirectory(prefix="sprout-pytrace-") as tmp:
         out = os.path.join(tmp, "modules.json")
         env = guest_env(args.env)
-        env["PYTHONPATH"] = shim_dir
+        # As the guest will see them: the shim, then Debian's python3-* packages (-S leaves
+        # site-packages and pip's directories out).
+        env["PYTHONPATH"] = shim_dir + ":" + DIST
         argv = [python, *PY_FLAGS, "-c", BLOCKER + BOOT, ",".join(args.exclude), handler,
                 "--function", args.function, "--trace", out]
         if args.samples:
             argv += ["--samples", args.samples]
         run = subprocess.run(argv, env=env, cwd="/", capture_output=True, text=True)
         if run.returncode != 0:
-            die(f"tracing the handler on the host failed (exit {run.returncode}):\n"
-                f"{run.stdout}{run.stderr}")
+            explain_trace_failure(run, os.path.dirname(handler))
         with open(out, encoding="utf-8") as f:
             data = json.load(f)
     if data["executable"] != python and os.path.realpath(data["executable"]) != python:
@@ -161,10 +185,63 @@ def trace(args, python, shim_dir, handler):
     return data["modules"]
 
 
+FUNCTION_KEYS = {"name": str, "entry": str, "memory_mib": int, "samples": list, "env": dict,
+                 "exclude": list}
+NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+
+
+def load_function_dir(args):
+    """--function-dir DIR: handler.py and an optional function.json stand for the options."""
+    d = os.path.realpath(args.function_dir)
+    args.handler = os.path.join(d, "handler.py")
+    if not os.path.isfile(args.handler):
+        die(f"{d} has no handler.py (a function directory holds handler.py and, optionally, "
+            "function.json)")
+    spec = {}
+    path = os.path.join(d, "function.json")
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                spec = json.load(f)
+        except (OSError, ValueError) as e:
+            die(f"{path}: {e}")
+        if not isinstance(spec, dict):
+            die(f"{path}: the top level must be a JSON object")
+    for k, v in spec.items():
+        if k not in FUNCTION_KEYS:
+            die(f"{path}: unknown key {k!r} (known: {', '.join(sorted(FUNCTION_KEYS))})")
+        if not isinstance(v, FUNCTION_KEYS[k]) or isinstance(v, bool):
+            die(f"{path}: {k!r} must be a {FUNCTION_KEYS[k].__name__}")
+    args.name = spec.get("name", args.name or os.path.basename(d))
+    if not NAME.match(args.name) or args.name.startswith("."):
+        die(f"{args.name!r} is not an image name (letters, digits, . _ -; at most 64)")
+    args.function = spec.get("entry", args.function)
+    if not args.function.isidentifier():
+        die(f"{path}: 'entry' must be a Python function name")
+    if "memory_mib" in spec:
+        args.memory_mib = spec["memory_mib"]
+    if not 32 <= args.memory_mib <= 3072:
+        die(f"{path}: 'memory_mib' must be 32..3072")
+    env = spec.get("env", {})
+    if not all(isinstance(k, str) and isinstance(v, str) and "=" not in k for k, v in env.items()):
+        die(f"{path}: 'env' must map names to strings")
+    args.env.update(env)
+    excl = spec.get("exclude", [])
+    if not all(isinstance(m, str) and m for m in excl):
+        die(f"{path}: 'exclude' must be a list of module names")
+    args.exclude += excl
+    if "samples" in spec:
+        if not spec["samples"]:
+            die(f"{path}: 'samples' must be a non-empty list of events")
+        # Written beside the staged image; main() ships it as /app/samples.json.
+        args.samples_inline = spec["samples"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--handler", required=True, help="the handler module (a .py file)")
+    ap.add_argument("--name")
+    ap.add_argument("--handler", help="the handler module (a .py file)")
+    ap.add_argument("--function-dir", help="a function directory: handler.py [+ function.json]")
     ap.add_argument("--function", default="handler")
     ap.add_argument("--samples", help="a JSON list of priming events (default: SAMPLE_EVENTS)")
     ap.add_argument("--shim", required=True, help="sprout_shim.py")
@@ -184,6 +261,11 @@ def main():
                          "tracebacks through the standard library then show no source lines)")
     args = ap.parse_args()
     args.env = dict(e.split("=", 1) for e in args.env)
+    args.samples_inline = None
+    if args.function_dir:
+        load_function_dir(args)
+    elif not args.handler or not args.name:
+        die("give --handler and --name, or --function-dir")
 
     python = os.path.realpath(sys.executable)
     if not python.startswith("/usr/bin/"):
@@ -202,6 +284,21 @@ def main():
             sysconfig.get_config_var("EXT_SUFFIX")):
         die(f"--ext {args.ext} is not a _sprout{sysconfig.get_config_var('EXT_SUFFIX')}")
 
+    tmp_samples = None
+    if args.samples_inline is not None:
+        tmp_samples = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="sprout-samples-",
+                                                  delete=False, encoding="utf-8")
+        json.dump(args.samples_inline, tmp_samples)
+        tmp_samples.close()
+        args.samples = tmp_samples.name
+    try:
+        build(args, python, stdlib, handler, handler_dir, shim, shim_dir, ext)
+    finally:
+        if tmp_samples:
+            os.unlink(tmp_samples.name)
+
+
+def build(args, python, stdlib, handler, handler_dir, shim, shim_dir, ext):
     modules = trace(args, python, shim_dir, handler)
 
     if os.path.lexists(args.out):
@@ -224,6 +321,8 @@ def main():
     if modules["os"]["origin"] == "frozen":
         modules["os"] = {"file": stdlib + "/os.py", "origin": "landmark"}
 
+    dist = os.path.realpath(DIST)
+    uses_dist = False
     for name, m in sorted(modules.items()):
         f, origin = m["file"], m["origin"]
         if origin in (None, "built-in", "frozen") or f is None:
@@ -235,9 +334,13 @@ def main():
             guest = f
         elif f.startswith(handler_dir + "/"):
             guest = GUEST_APP + f[len(handler_dir):]
+        elif f.startswith(dist + "/"):
+            guest = DIST + f[len(dist):]
+            uses_dist = True
         else:
-            die(f"module {name} comes from {f}: neither the standard library ({stdlib}) nor the "
-                f"handler's directory ({handler_dir}); -S leaves site-packages out")
+            die(f"module {name} comes from {f}: neither the standard library ({stdlib}), the "
+                f"handler's directory ({handler_dir}) nor Debian's packages ({DIST}); -S leaves "
+                "site-packages out")
         if f.endswith(".py"):
             sourceless = args.no_stdlib_source and f.startswith(stdlib + "/")
             if not sourceless:
@@ -273,7 +376,7 @@ def main():
         "kernel": "default",
         "memory_mib": args.memory_mib,
         "cmdline": args.cmdline,
-        "handler": {"argv": argv, "env": guest_env(args.env)},
+        "handler": {"argv": argv, "env": guest_env(args.env, uses_dist)},
         "rootfs": "rootfs",
         "files": files,
     }

@@ -3,6 +3,7 @@
 #ifndef SPROUT_IMAGE_H
 #define SPROUT_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,19 @@ struct sprout_build_opts {
  * fault.
  */
 int sprout_image_build(const struct sprout_build_opts *o, struct sprout_err *err);
+
+/* Whether dir is a Python function directory: a handler.py and no image.json. */
+bool sprout_is_function_dir(const char *dir);
+
+/*
+ * Builds the function directory o->src_dir (handler.py, optionally function.json: docs/python.md)
+ * into o->out_dir: Debian's python3 with the modules the handler loads (its own directory's,
+ * the standard library's and Debian python3-* packages'), found by tracing it on this host, plus
+ * sprout's Python runtime. o->files must be empty. log gets what the recipe printed (the files it
+ * shipped, or why it failed); a module that cannot be found fails the build, naming it.
+ */
+int sprout_function_build(const struct sprout_build_opts *o, char *log, size_t loglen,
+                          struct sprout_err *err);
 
 /* A built image, as the VMM needs it. Every string is owned by the manifest. */
 struct sprout_manifest {
