@@ -12,7 +12,10 @@ static const struct {
         int (*fn)(int argc, char **argv);
         const char *summary;
 } commands[] = {
-    {"build", sprout_cmd_build, "turn a directory with an image.json into a bootable image"},
+    {"build", sprout_cmd_build,
+     "turn an image.json directory or a Python function directory into an image"},
+    {"deploy", sprout_cmd_deploy,
+     "build a function directory and snapshot it through sproutd; prints the id"},
     {"boot", sprout_cmd_boot, "boot an image to READY (cold start), optionally keep it running"},
     {"prewarm", sprout_cmd_prewarm,
      "snapshot an image through sproutd (-o FILE: directly, no daemon)"},

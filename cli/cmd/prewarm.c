@@ -10,6 +10,8 @@
 #include <uuid/uuid.h>
 
 #include "cli_opts.h"
+#include "source.h"
+#include "sprout/image.h"
 #include "client.h"
 #include "commands.h"
 #include "sprout/clock.h"
@@ -53,6 +55,9 @@ static void progress(void *ctx, enum sprout_prewarm_phase phase, uint64_t done, 
                         (int)(done * 100 / total));
 }
 
+static int prewarm_file(struct sprout_kvm *kvm, const char *image, const char *out,
+                        const char *append, bool console, bool json, long timeout_s, long level);
+
 static int prewarm_direct(int argc, char **argv)
 {
         const char *out = NULL, *append = NULL;
@@ -79,9 +84,31 @@ static int prewarm_direct(int argc, char **argv)
                 fprintf(stderr, "sprout prewarm: %s\n", err.msg);
                 return 1;
         }
+        /* A function directory is built into a scratch directory first, removed after. */
+        char scratch[] = "/tmp/sprout-prewarm-XXXXXX", image[PATH_MAX];
+        if (!mkdtemp(scratch)) {
+                fprintf(stderr, "sprout prewarm: a scratch directory: %m\n");
+                sprout_kvm_close(kvm);
+                return 1;
+        }
+        int rc = cli_image_from("prewarm", argv[optind], scratch, image, sizeof(image));
+        if (rc == 0)
+                rc = prewarm_file(kvm, image, out, append, console, json, timeout_s, level);
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scratch);
+        if (system(cmd) != 0)
+                fprintf(stderr, "sprout prewarm: could not remove %s\n", scratch);
+        sprout_kvm_close(kvm);
+        return rc;
+}
+
+static int prewarm_file(struct sprout_kvm *kvm, const char *image, const char *out,
+                        const char *append, bool console, bool json, long timeout_s, long level)
+{
+        struct sprout_err err = {0};
         bool tty = isatty(STDERR_FILENO) && !console;
         struct sprout_prewarm_opts po = {
-            .image = argv[optind],
+            .image = image,
             .out_path = out,
             .cmdline = append,
             .console_fd = console ? STDERR_FILENO : -1,
@@ -98,7 +125,6 @@ static int prewarm_direct(int argc, char **argv)
                 fprintf(stderr, "sprout prewarm: %s\n", err.msg);
                 if (st.console_tail[0])
                         fprintf(stderr, "last console lines:\n%s\n", st.console_tail);
-                sprout_kvm_close(kvm);
                 return 1;
         }
         char id[37];
@@ -126,7 +152,6 @@ static int prewarm_direct(int argc, char **argv)
                        (unsigned long long)(st.write.ram_size >> 20),
                        (double)st.write.nonzero_bytes / 1048576.0,
                        (double)st.write.file_size / 1048576.0, ratio);
-        sprout_kvm_close(kvm);
         return 0;
 }
 
@@ -137,12 +162,15 @@ static void daemon_usage(FILE *f)
             "usage: sprout prewarm IMAGE [options]          (through sproutd)\n"
             "       sprout prewarm IMAGE -o FILE [options]  (direct, no daemon: see -o --help)\n\n"
             "Asks sproutd to boot IMAGE to READY and snapshot it; shows progress while it does\n"
-            "and prints the new snapshot's id.\n\n"
+            "and prints the new snapshot's id. IMAGE is a built image, or a Python function\n"
+            "directory (handler.py), which is built first (sprout build).\n\n"
             "options:\n"
             "  --timeout SEC   give up if READY has not come after SEC seconds\n"
             "  --level N       zstd level, -7..19\n"
             "  --append ARGS   add ARGS to the guest kernel command line\n"
             "  --no-wait       print the id as soon as the daemon accepts the job\n"
+            "  --images DIR    where a function directory IMAGE is built (beneath one of\n"
+            "                  sproutd's image roots; default: the first you may write)\n"
             "  --socket PATH   sproutd's socket (default $SPROUT_SOCKET or the state dir's)\n"
             "  --json          print the snapshot as JSON\n"
             "  -h, --help      show this help\n"
@@ -166,6 +194,22 @@ static bool wants_direct(int argc, char **argv)
 
 static const struct cli_verb daemon_verb = {
     .name = "prewarm", .usage = daemon_usage, .operands = 1, .operands_msg = "expected one IMAGE"};
+
+static void deploy_usage(FILE *f)
+{
+        fprintf(f,
+                "usage: sprout deploy DIR [options]\n\n"
+                "Builds the Python function directory DIR (handler.py, optionally\n"
+                "function.json: docs/python.md) into an image beneath one of sproutd's image\n"
+                "roots, has sproutd prewarm it, and prints the snapshot id. Then:\n"
+                "  sprout invoke --snapshot ID '{...}'\n\n"
+                "options: as for sprout prewarm (through sproutd): --images DIR, --timeout SEC,\n"
+                "--level N, --append ARGS, --no-wait, --socket PATH, --json, -h/--help.\n"
+                "Exit status: 0 ready, 1 failed, 2 usage error, 3 sproutd unreachable.\n");
+}
+
+static const struct cli_verb deploy_verb = {
+    .name = "deploy", .usage = deploy_usage, .operands = 1, .operands_msg = "expected one DIR"};
 
 /* The job for sproutd; only what the command line set, the daemon has its own defaults. */
 static json_t *job_body(const char *image, long timeout_s, bool has_level, long level,
@@ -244,9 +288,38 @@ static int report_job(const char *id, json_t *snap, bool json, bool nowait, doub
         return rc;
 }
 
-static int prewarm_daemon(int argc, char **argv)
+/* The first of the daemon's image roots this user may write to (GET /v1/health), into root. */
+static int writable_image_root(const char *verb, struct client *cl, char *root, size_t len)
 {
-        const char *socket = NULL, *append = NULL;
+        struct client_resp r;
+        int rc = client_get_json(cl, verb, "/v1/health", &r);
+        if (rc)
+                return rc;
+        json_t *roots = json_object_get(r.json, "image_roots"), *v;
+        size_t i;
+        rc = CLI_EXIT_FAIL;
+        json_array_foreach(roots, i, v)
+        {
+                const char *p = json_string_value(v);
+                if (p && access(p, W_OK) == 0) {
+                        snprintf(root, len, "%s", p);
+                        rc = 0;
+                        break;
+                }
+        }
+        if (rc)
+                fprintf(stderr,
+                        "sprout %s: none of sproutd's image roots is writable by you: "
+                        "build the function with sprout build DIR -o ROOT/NAME beneath "
+                        "one of them, or name one with --images DIR\n",
+                        verb);
+        client_resp_free(&r);
+        return rc;
+}
+
+static int prewarm_daemon(const struct cli_verb *vb, int argc, char **argv)
+{
+        const char *socket = NULL, *append = NULL, *images = NULL, *verb = vb->name;
         long timeout_s = 0, level = 0;
         bool json = false, nowait = false, has_level = false;
         const struct cli_opt opts[] = {
@@ -259,31 +332,38 @@ static int prewarm_daemon(int argc, char **argv)
              .seen = &has_level},
             CLI_STRING("append", 0, &append),
             CLI_FLAG("no-wait", 0, &nowait),
+            CLI_STRING("images", 0, &images),
             CLI_SOCKET(&socket),
             CLI_JSON(&json),
             CLI_END,
         };
         int status;
-        if (cli_parse_opts(&daemon_verb, opts, argc, argv, &status) < 0)
+        if (cli_parse_opts(vb, opts, argc, argv, &status) < 0)
                 return status;
-        /* The daemon has its own working directory: send an absolute path. */
-        char image[PATH_MAX];
-        if (!realpath(argv[optind], image)) {
-                fprintf(stderr, "sprout prewarm: %s: %m\n", argv[optind]);
-                return CLI_EXIT_FAIL;
-        }
-        json_t *req = job_body(image, timeout_s, has_level, level, append);
+        if (vb == &deploy_verb && !sprout_is_function_dir(argv[optind]))
+                return cli_usage_error(vb,
+                                       "%s is not a function directory (a handler.py, and "
+                                       "no image.json)",
+                                       argv[optind]);
         struct client cl;
         int rc = client_open(&cl, socket);
-        if (rc) {
-                json_decref(req);
+        if (rc)
                 return rc;
-        }
-        struct client_resp r;
+        /* The daemon has its own working directory: send an absolute path. A function directory
+         * is built first, as this user, beneath one of the daemon's image roots. */
+        struct client_resp r = {0};
+        char image[PATH_MAX], root[PATH_MAX];
+        if (sprout_is_function_dir(argv[optind]) && !images &&
+            (rc = writable_image_root(verb, &cl, root, sizeof(root))))
+                goto out;
+        rc = cli_image_from(verb, argv[optind], images ? images : root, image, sizeof(image));
+        if (rc)
+                goto out;
+        json_t *req = job_body(image, timeout_s, has_level, level, append);
         int e = client_post_json(&cl, "/v1/snapshots", req, 30000, &r);
         json_decref(req);
         if (e < 0 || r.status != 202 || !r.json) {
-                rc = client_fail("prewarm", &cl, e, &r);
+                rc = client_fail(verb, &cl, e, &r);
                 if (rc == CLI_EXIT_UNREACHABLE)
                         fprintf(stderr, "sprout prewarm: (without a daemon, write the snapshot "
                                         "file directly: sprout prewarm IMAGE -o FILE)\n");
@@ -305,5 +385,10 @@ int sprout_cmd_prewarm(int argc, char **argv)
 {
         if (wants_direct(argc, argv))
                 return prewarm_direct(argc, argv);
-        return prewarm_daemon(argc, argv);
+        return prewarm_daemon(&daemon_verb, argc, argv);
+}
+
+int sprout_cmd_deploy(int argc, char **argv)
+{
+        return prewarm_daemon(&deploy_verb, argc, argv);
 }

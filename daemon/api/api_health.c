@@ -31,6 +31,14 @@ void api_exec_health(struct sproutd *d, const struct api_cmd *cmd, struct api_re
             (int)busy, "queued", (int)queued, "prewarms", "running", (int)d->jobs_running,
             "pending", (int)d->jobs_pending);
         pthread_mutex_unlock(&d->lock);
+        /* Where a client may put images (and `sprout deploy` builds them). */
+        json_t *roots = json_array();
+        for (size_t i = 0; i < d->image_roots.n; i++)
+                json_array_append_new(roots, json_string(d->image_roots.paths[i]));
+        if (o)
+                json_object_set_new(o, "image_roots", roots);
+        else
+                json_decref(roots);
         api_reply_json(resp, 200, o);
 }
 

@@ -1410,6 +1410,50 @@ static void case_files(void)
         sh("rm -rf \"$R\"");
 }
 
+/* A user's function directory to an answered invocation: `sprout deploy DIR`, then one
+ * `sprout invoke` (the README's path). The function is tests/python/functions/yaml-orders: its own
+ * module, Debian's python3-yaml, uuid and secrets, an error on bad input. */
+static void case_deploy(void)
+{
+        struct daemon d;
+        char args[3000], fn[1024], *out = NULL;
+        make_state(&d, "deploy");
+        char root[1000];
+        snprintf(root, sizeof(root), "%s/images", d.state);
+        REQUIRE(mkdir(root, 0755) == 0, "mkdir %s: %s", root, strerror(errno));
+        const char *flags[] = {"--image-roots", root, NULL};
+        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start");
+        snprintf(fn, sizeof(fn), "%s/tests/python/functions/yaml-orders", SPROUT_SOURCE_DIR);
+        /* Built beneath the daemon's image root by choosing it from GET /v1/health. */
+        snprintf(args, sizeof(args), "deploy '%s' --timeout 900", fn);
+        int rc = cli(&d, args, &out);
+        char id[64] = "";
+        if (out)
+                snprintf(id, sizeof(id), "%.36s", out);
+        CHECK(rc == 0 && is_uuid(id), "sprout deploy: rc %d '%s'", rc, out ? out : "");
+        free(out);
+        REQUIRE(is_uuid(id), "no snapshot to invoke");
+        snprintf(args, sizeof(args),
+                 "invoke --snapshot %s '{\"order\": \"items:\\n  - {qty: 2, cents: 150}\\n  "
+                 "- {qty: 1, cents: 999}\\ncoupon: TENOFF\\n\"}'",
+                 id);
+        rc = cli(&d, args, &out);
+        json_t *j = out ? json_loads(out, 0, NULL) : NULL;
+        json_t *res = json_object_get(j, "result");
+        CHECK(rc == 0 && json_is_true(json_object_get(j, "ok")) &&
+                  json_integer_value(json_object_get(res, "total")) == 1170 &&
+                  is_uuid(json_string_value(json_object_get(res, "order_id"))),
+              "sprout invoke of the deployed function: rc %d '%s'", rc, out ? out : "");
+        json_decref(j);
+        free(out);
+        snprintf(args, sizeof(args), "invoke --snapshot %s '{\"order\": 7}'", id);
+        rc = cli(&d, args, &out);
+        CHECK(out && strstr(out, "\"ok\":false") && strstr(out, "ValueError"),
+              "a bad event is the handler's error: rc %d '%s'", rc, out ? out : "");
+        free(out);
+        CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
+}
+
 int main(int argc, char **argv)
 {
         static const struct {
@@ -1420,7 +1464,7 @@ int main(int argc, char **argv)
             {"bad_input", case_bad_input}, {"concurrency", case_concurrency},
             {"limits", case_limits},       {"restart", case_restart},
             {"drain", case_drain},         {"cli", case_cli},
-            {"files", case_files},
+            {"files", case_files},         {"deploy", case_deploy},
         };
         if (argc != 6) {
                 fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");
