@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sprout/clock.h"
 #include "sprout/run_as.h"
 
 struct run_as {
@@ -73,11 +74,7 @@ int sprout_run_as(const struct sprout_creds *who, int64_t timeout_ms, int (*fn)(
         if (!r)
                 return -ENOMEM;
         pthread_mutex_init(&r->lock, NULL);
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&r->cv, &ca);
-        pthread_condattr_destroy(&ca);
+        sprout_cond_init_mono(&r->cv);
         r->refs = 2;
         r->who = *who;
         r->fn = fn;
@@ -96,14 +93,7 @@ int sprout_run_as(const struct sprout_creds *who, int64_t timeout_ms, int (*fn)(
                 return -e;
         }
 
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = sprout_mono_after_ms(timeout_ms);
         pthread_mutex_lock(&r->lock);
         while (!r->done)
                 if (pthread_cond_timedwait(&r->cv, &r->lock, &until) == ETIMEDOUT)

@@ -78,9 +78,7 @@ static void *pool_main(void *arg)
                         /* Clones still work without shells (slower); try again in a while. */
                         sp_warn("snapshot %s: preparing VM shells or ready clones: %s", db->id,
                                 err.msg);
-                        struct timespec ts;
-                        clock_gettime(CLOCK_MONOTONIC, &ts);
-                        ts.tv_sec += 5;
+                        struct timespec ts = sprout_mono_after_ms(5000);
                         pthread_cond_timedwait(&db->cv, &db->lock, &ts);
                         continue;
                 }
@@ -101,11 +99,7 @@ int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sp
         db->target = (unsigned)d->cfg.pool_shells;
         db->ready_target = (unsigned)d->cfg.pool_ready;
         pthread_mutex_init(&db->lock, NULL);
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&db->cv, &ca);
-        pthread_condattr_destroy(&ca);
+        sprout_cond_init_mono(&db->cv);
 
         int64_t t0 = sprout_mono_ns();
         int r = d->kvm ? sprout_base_load(d->kvm, e->path, 0, &db->b, err)

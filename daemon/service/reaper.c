@@ -97,13 +97,7 @@ static void *reaper_main(void *arg)
                         pthread_mutex_lock(&rp->lock);
                         continue;
                 }
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                ts.tv_nsec += 250000000;
-                if (ts.tv_nsec >= 1000000000) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000;
-                }
+                struct timespec ts = sprout_mono_after_ms(250);
                 pthread_cond_timedwait(&rp->cv, &rp->lock, &ts);
         }
         pthread_mutex_unlock(&rp->lock);
@@ -114,12 +108,8 @@ static void *reaper_main(void *arg)
 int reaper_start(struct sproutd *d, unsigned nthreads, struct sprout_err *err)
 {
         struct reaper *rp = &d->reaper;
-        pthread_condattr_t ca;
         pthread_mutex_init(&rp->lock, NULL);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&rp->cv, &ca);
-        pthread_condattr_destroy(&ca);
+        sprout_cond_init_mono(&rp->cv);
         rp->threads = calloc(nthreads, sizeof(*rp->threads));
         if (!rp->threads)
                 return sprout_err_set(err, -ENOMEM, "out of memory");

@@ -16,16 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr)
+from checks import check, finish
 
 
 def build(sprout, src, out):
@@ -107,8 +98,7 @@ def main():
         r = build(sprout, bad_fn, os.path.join(tmp, "b"))
         check(r.returncode == 1 and "'memory_mib' must be a int" in r.stderr,
               f"a mistyped function.json value: {r.stderr}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or not passed else 0
+    return finish()
 
 
 if __name__ == "__main__":

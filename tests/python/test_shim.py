@@ -14,16 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"FAIL: {what}", file=sys.stderr)
+from checks import check, finish
 
 
 def call(rt, event):
@@ -171,8 +162,7 @@ def main():
                   os.path.exists(os.path.join(stdlib, "json/__init__.pyc")),
                   "sourceless: json as json/__init__.pyc only")
             test_rootfs(out, "a sourceless standard library")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or not passed else 0
+    return finish()
 
 
 if __name__ == "__main__":
