@@ -5,6 +5,9 @@
 #define SPROUTD_API_H
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,7 +16,21 @@
 #include "errors.h"
 #include "service.h"
 
-#define API_BODY_MAX               (64u << 10) /* control requests: a few fields */
+#define API_BODY_MAX        (64u << 10) /* control requests: a few fields */
+#define API_MAX_CLIENT_UIDS 1024u       /* distinct clients counted for connection limits */
+
+/* The HTTP server's state, which only this layer touches. */
+struct api_server {
+        struct MHD_Daemon *http;
+        atomic_uint inflight; /* HTTP requests started and not yet completed */
+        /* Open connections per client uid, for --max-connections-per-client. */
+        pthread_mutex_t lock;
+        struct {
+                uid_t uid;
+                unsigned n;
+        } conns[API_MAX_CLIENT_UIDS];
+        unsigned nconns;
+};
 #define API_MAX_CLONES_PER_REQUEST 256u
 
 struct api_resp {

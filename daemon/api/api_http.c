@@ -21,6 +21,7 @@ struct api_req {
         bool queued;    /* a response is queued: ignore whatever else arrives */
         bool suspended; /* handed to a worker */
         bool too_large; /* a chunked body went past the limit: dropped, 413 at its end */
+        bool close;     /* answer with Connection: close (one connection too many) */
         size_t discarded;
         atomic_bool done;
         struct api_cmd cmd;
@@ -132,7 +133,7 @@ static enum MHD_Result send_resp(struct api_req *rq)
         }
         if (r->allow[0])
                 MHD_add_response_header(m, MHD_HTTP_HEADER_ALLOW, r->allow);
-        if (d->draining)
+        if (d->draining || rq->close)
                 MHD_add_response_header(m, MHD_HTTP_HEADER_CONNECTION, "close");
         enum MHD_Result ret = MHD_queue_response(rq->conn, r->status, m);
         MHD_destroy_response(m);
@@ -303,6 +304,73 @@ static enum MHD_Result dispatch(struct api_req *rq)
         return MHD_YES;
 }
 
+/* ---- connections per client ---- */
+
+/* What a connection's socket context holds: whose it is, and whether it was one too many. */
+struct conn_owner {
+        uid_t uid;
+        bool counted, over;
+};
+
+/* Counts the connection against its client's share (--max-connections-per-client); one over
+ * the share, or from one client too many, is marked and its requests get 429. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+        struct sproutd *d = cls;
+        struct api_server *s = d->api;
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                struct conn_owner *o = calloc(1, sizeof(*o));
+                const union MHD_ConnectionInfo *ci =
+                    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                struct sprout_creds who;
+                *socket_context = o;
+                if (!o)
+                        return;
+                if (!ci || api_peer_creds(ci->connect_fd, &who) < 0) {
+                        o->over = true; /* nobody we can name gets no share */
+                        return;
+                }
+                o->uid = who.uid;
+                pthread_mutex_lock(&s->lock);
+                unsigned i = 0;
+                while (i < s->nconns && s->conns[i].uid != who.uid)
+                        i++;
+                if (i == s->nconns && s->nconns < API_MAX_CLIENT_UIDS)
+                        s->conns[s->nconns++] = (typeof(s->conns[0])){.uid = who.uid, .n = 0};
+                if (i < s->nconns) {
+                        o->counted = true;
+                        o->over = ++s->conns[i].n > (unsigned)d->cfg.max_connections_per_client;
+                } else {
+                        o->over = true;
+                }
+                pthread_mutex_unlock(&s->lock);
+                return;
+        }
+        struct conn_owner *o = *socket_context;
+        if (o && o->counted) {
+                pthread_mutex_lock(&s->lock);
+                for (unsigned i = 0; i < s->nconns; i++) {
+                        if (s->conns[i].uid != o->uid)
+                                continue;
+                        if (--s->conns[i].n == 0)
+                                s->conns[i] = s->conns[--s->nconns];
+                        break;
+                }
+                pthread_mutex_unlock(&s->lock);
+        }
+        free(o);
+        *socket_context = NULL;
+}
+
+static bool connection_over_share(struct MHD_Connection *conn)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        const struct conn_owner *o = ci ? ci->socket_context : NULL;
+        return !o || o->over;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -319,7 +387,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 rq->conn = conn;
                 rq->t0 = sprout_mono_ns();
                 *con_cls = rq;
-                atomic_fetch_add(&d->inflight, 1);
+                atomic_fetch_add(&d->api->inflight, 1);
+                snprintf(rq->method, sizeof(rq->method), "%s", method);
+                snprintf(rq->url, sizeof(rq->url), "%s", url);
+                if (connection_over_share(conn)) {
+                        rq->close = true;
+                        return fail(rq, API_E_TOO_MANY_CONNECTIONS,
+                                    "this client has too many connections open "
+                                    "(--max-connections-per-client); close some and retry");
+                }
                 return begin(rq, url, method);
         }
         if (rq->queued) {
@@ -353,7 +429,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(rq->resp.body);
         free(rq);
         *con_cls = NULL;
-        atomic_fetch_sub(&d->inflight, 1);
+        atomic_fetch_sub(&d->api->inflight, 1);
 }
 
 /* A worker runs the command, then hands the connection back to MHD; rq is MHD's again after the
@@ -376,22 +452,39 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         sp_warn("http: %s", msg);
 }
 
+static void api_server_free(struct sproutd *d)
+{
+        if (!d->api)
+                return;
+        pthread_mutex_destroy(&d->api->lock);
+        free(d->api);
+        d->api = NULL;
+}
+
 int api_http_start(struct sproutd *d, int listen_fd, struct sprout_err *err)
 {
+        d->api = calloc(1, sizeof(*d->api));
+        if (!d->api)
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        pthread_mutex_init(&d->api->lock, NULL);
         int r = workers_start(&d->workers, (unsigned)d->cfg.workers, (unsigned)d->cfg.max_queue,
                               run_item, d, err);
-        if (r < 0)
+        if (r < 0) {
+                api_server_free(d);
                 return r;
+        }
         /* Two I/O threads: they only parse and copy, and a worker thread does the rest. */
-        d->http = MHD_start_daemon(
+        d->api->http = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                 MHD_USE_ERROR_LOG,
             0, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
             MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
-            MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT,
-            (unsigned)d->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
-        if (!d->http) {
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, d, MHD_OPTION_THREAD_POOL_SIZE, 2u,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)d->cfg.max_connections,
+            MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+        if (!d->api->http) {
                 workers_stop(&d->workers);
+                api_server_free(d);
                 return sprout_err_set(err, -EIO, "libmicrohttpd would not start on the socket");
         }
         return 0;
@@ -400,20 +493,21 @@ int api_http_start(struct sproutd *d, int listen_fd, struct sprout_err *err)
 void api_http_drain(struct sproutd *d, int64_t deadline_ns)
 {
         /* Stop accepting; the listening socket is ours again and closed here. */
-        MHD_socket lfd = MHD_quiesce_daemon(d->http);
+        MHD_socket lfd = MHD_quiesce_daemon(d->api->http);
         if (lfd != MHD_INVALID_SOCKET)
                 close(lfd);
         atomic_store(&d->draining, true);
         unsigned left;
-        while ((left = atomic_load(&d->inflight)) && sprout_mono_ns() < deadline_ns)
+        while ((left = atomic_load(&d->api->inflight)) && sprout_mono_ns() < deadline_ns)
                 usleep(10000);
         if (left)
                 sp_warn("drain: %u requests still in flight at the deadline; finishing them", left);
         /* Queued work still runs (bounded by the invocation timeouts), so no suspended connection
          * is left for MHD_stop_daemon to find. */
         workers_stop(&d->workers);
-        for (int i = 0; i < 500 && atomic_load(&d->inflight); i++)
+        for (int i = 0; i < 500 && atomic_load(&d->api->inflight); i++)
                 usleep(10000);
-        MHD_stop_daemon(d->http);
-        d->http = NULL;
+        MHD_stop_daemon(d->api->http);
+        d->api->http = NULL;
+        api_server_free(d);
 }

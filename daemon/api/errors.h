@@ -27,6 +27,7 @@
         X(TOO_MANY_CLONES, 429, "too_many_clones")                                                 \
         X(QUEUE_FULL, 429, "queue_full")                                                           \
         X(TOO_MANY_PREWARMS, 429, "too_many_prewarms")                                             \
+        X(TOO_MANY_CONNECTIONS, 429, "too_many_connections")                                       \
         X(INTERNAL, 500, "internal")                                                               \
         X(SNAPSHOT_LOAD_FAILED, 500, "snapshot_load_failed")                                       \
         X(CLONE_FAILED, 500, "clone_failed")                                                       \

@@ -37,6 +37,8 @@ static const struct opt opts[] = {
     {"max-queue", INT(max_queue), 1, 1000000, "N: requests waiting for a worker before 429"},
     {"max-clones", INT(max_clones), 1, 100000, "N: live clones before 429"},
     {"max-connections", INT(max_connections), 1, 100000, "N: open API connections"},
+    {"max-connections-per-client", INT(max_connections_per_client), 1, 100000,
+     "N: open API connections of one client (socket peer uid) before 429"},
     {"max-prewarms", INT(max_prewarms), 1, 64, "N: prewarms booting at once"},
     {"max-prewarm-jobs", INT(max_prewarm_jobs), 1, 1024,
      "N: prewarms queued or running before 429"},
@@ -93,6 +95,7 @@ static void set_defaults(struct sproutd_config *c)
         c->max_queue = 1024;
         c->max_clones = 1024;
         c->max_connections = 1024;
+        c->max_connections_per_client = 256;
         c->max_prewarms = 1; /* a prewarm is a full cold boot: one at a time by default */
         c->max_prewarm_jobs = 16;
         c->pool_shells = 8;

@@ -20,6 +20,7 @@ struct sproutd_config {
         int64_t max_queue;     /* requests waiting for a worker before 429 */
         int64_t max_clones;    /* live clones, including those being torn down, before 429 */
         int64_t max_connections;
+        int64_t max_connections_per_client; /* per socket peer uid */
         int64_t max_prewarms;     /* prewarms booting at once; more wait as "queued" */
         int64_t max_prewarm_jobs; /* prewarms queued or running before 429 */
         int64_t pool_shells;      /* VM shells each loaded base keeps prepared */

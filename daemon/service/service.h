@@ -26,6 +26,7 @@
 enum dsnap_status { DSNAP_QUEUED, DSNAP_BOOTING, DSNAP_SNAPSHOTTING, DSNAP_READY, DSNAP_FAILED };
 const char *dsnap_status_name(enum dsnap_status s);
 
+struct api_server;
 struct dbase;
 struct dclone;
 struct job;
@@ -134,8 +135,7 @@ struct sproutd {
         struct workers workers;
         struct reaper reaper;
         struct metrics metrics;
-        struct MHD_Daemon *http;
-        atomic_uint inflight; /* HTTP requests started and not yet completed */
+        struct api_server *api; /* the API layer's own state (daemon/api/api.h): opaque here */
 };
 
 /* ---- registry.c: snapshot entries ---- */

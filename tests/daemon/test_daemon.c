@@ -1384,6 +1384,47 @@ static void case_files(void)
 
         CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
 
+        /* One client's open connections are bounded; another client is not held back by them. */
+        struct daemon cd;
+        make_state(&cd, "files-conns");
+        snprintf(cd.sock, sizeof(cd.sock), "%s/conns.sock", root);
+        const char *cflags[] = {"--max-connections-per-client", "2", "--socket-group", "nogroup",
+                                NULL};
+        REQUIRE(daemon_start(&cd, cflags) == 0, "sproutd (connection limit) did not start");
+        REQUIRE(chmod(cd.sock, 0660) == 0, "socket mode");
+        int held[2] = {keepalive_open(&cd), keepalive_open(&cd)};
+        CHECK(held[0] >= 0 && held[1] >= 0, "two connections held open");
+        /* Once the daemon has taken both, a third connection of this client is one too many. */
+        long st429 = 0;
+        for (int i = 0; i < 250 && st429 != 429; i++) {
+                http_json(&cd, "GET", "/v1/health", NULL, &r);
+                st429 = r.status;
+                if (st429 == 429)
+                        CHECK_ERR(r, 429, "too_many_connections", "--max-connections-per-client");
+                reply_free(&r);
+                if (st429 != 429)
+                        usleep(20000);
+        }
+        CHECK(st429 == 429, "a third connection of one client was served (%ld)", st429);
+        snprintf(img, sizeof(img), "%s/good", root);
+        struct reply rn;
+        post_image(&cd, "/x-not-beneath-a-root", true, &rn);
+        CHECK(rn.status == 400, "another client (uid 65534) is served meanwhile: %ld %s", rn.status,
+              rn.body ? rn.body : "");
+        reply_free(&rn);
+        close(held[0]);
+        long st200 = 0;
+        for (int i = 0; i < 250 && st200 != 200; i++) {
+                http_json(&cd, "GET", "/v1/health", NULL, &r);
+                st200 = r.status;
+                reply_free(&r);
+                if (st200 != 200)
+                        usleep(20000);
+        }
+        CHECK(st200 == 200, "after one closed, the client is served again (%ld)", st200);
+        close(held[1]);
+        CHECK(daemon_stop(&cd, SIGTERM, 30) == 0, "sproutd (connection limit) did not stop");
+
         /* A state directory others may write to, or a socket in a directory others may write to
          * (not sticky), is refused at start: either could be swapped under the daemon. */
         struct daemon bad;
