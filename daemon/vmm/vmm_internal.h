@@ -96,10 +96,30 @@ extern const struct io_device_ops serial_ops;
 extern const struct io_device_ops i8042_ops;
 
 /* ---- the sprout device: doorbell and mailbox ---- */
+
+/* A token bucket for the lines a guest makes the host write: GUEST_LOG_BURST at once, then
+ * GUEST_LOG_PER_S a second. A guest that rings in a loop costs the host a few lines, not a log. */
+#define GUEST_LOG_BURST 20
+#define GUEST_LOG_PER_S 10
+struct log_bucket {
+        bool primed;         /* false: full, not yet used */
+        int64_t last_ns;     /* CLOCK_MONOTONIC when credit was last added */
+        int64_t credit_ns;   /* time saved up, at most GUEST_LOG_BURST lines' worth */
+        uint64_t suppressed; /* lines refused since the last one let through */
+};
+
+/* Whether one more line may be written at now_ns. When it may and lines were refused before it,
+ * *resumed gets how many (for a "N lines suppressed" line) and the count restarts; else 0. */
+bool log_bucket_take(struct log_bucket *b, int64_t now_ns, uint64_t *resumed);
+
 struct sprout_dev {
         uint8_t *mailbox;    /* host mapping of the mailbox memslot, SPROUT_MAILBOX_SIZE bytes */
         uint32_t pending_db; /* the doorbell value of the last ring, consumed by the run loop */
         bool rang;
+        uint32_t last_req_len;    /* bytes of the previous request, which the next one wipes */
+        struct log_bucket log_rl; /* guest LOG lines into the console log */
+        struct log_bucket
+            warn_rl; /* daemon log lines a guest causes (unknown commands, odd rings) */
 };
 
 int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err);
@@ -113,6 +133,16 @@ extern const struct io_device_ops sprout_db_ops;
  * if the run loop should return ev to the caller, 0 if the ring was handled (LOG) and the guest
  * goes on. */
 int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event *ev);
+
+/* Copies req into the request area and sets req_len, first zeroing what is left of the previous,
+ * longer request: a reused clone's guest must not read an earlier caller's bytes past req_len. */
+void sprout_dev_put_request(struct sprout_dev *d, const void *req, uint32_t req_len);
+
+/* The guest's answer to a request or warm-up, judged by the flags it left (read once): a guest
+ * whose ABI promises to apply a new identity (1.1 and later) must have cleared
+ * SPROUT_MBF_NEW_IDENTITY before it answers, or it served with its parent's randomness.
+ * -EPROTO, with the reason, when it did not. */
+int sprout_dev_check_answer(uint32_t guest_abi, uint32_t flags, struct sprout_err *err);
 
 /* ---- the VM ---- */
 struct sprout_vm {
