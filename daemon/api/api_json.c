@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sprout/escape.h"
 #include "sprout/log.h"
 #include "api.h"
 
@@ -53,11 +54,14 @@ void api_reply_json(struct api_resp *resp, unsigned status, json_t *body)
 
 void api_error(struct sproutd *d, struct api_resp *resp, enum api_errc code, const char *fmt, ...)
 {
-        char msg[768];
+        char raw[768], msg[4 * sizeof(raw)];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        vsnprintf(raw, sizeof(raw), fmt, ap);
         va_end(ap);
+        /* The message quotes URLs, paths and guest text: jansson refuses invalid UTF-8, and a
+         * refused string would turn a 404 into a 500. */
+        sprout_escape(msg, sizeof(msg), raw, strlen(raw), 0);
         atomic_fetch_add(&d->metrics.errors[code], 1);
         json_t *o = json_pack("{s:{s:s, s:s}}", "error", "code", errors[code].code, "message", msg);
         api_reply_json(resp, errors[code].status, o);

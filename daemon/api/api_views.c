@@ -1,9 +1,28 @@
 /* How snapshots and clones look in responses, and what each internal failure means as an API
  * error: one place, so every endpoint shows a resource and reports a failure the same way. */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "sprout/escape.h"
 #include "api.h"
+
+/* A JSON string of text a client or a guest chose (paths, errors, the console tail): escaped
+ * when it holds what jansson refuses (invalid UTF-8) or a terminal would act on. */
+static json_t *json_text(const char *s, unsigned flags)
+{
+        size_t n = s ? strlen(s) : 0;
+        if (sprout_text_is_clean(s, n, flags))
+                return json_stringn(s ? s : "", n);
+        char *e = malloc(4 * n + 1);
+        if (!e)
+                return json_string("(out of memory)");
+        size_t m = sprout_escape(e, 4 * n + 1, s, n, flags);
+        json_t *j = json_stringn(e, m);
+        free(e);
+        return j;
+}
 
 static json_t *rfc3339(int64_t ns)
 {
@@ -23,10 +42,10 @@ json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e)
         json_t *o = json_object();
         json_object_set_new(o, "id", json_string(e->id));
         json_object_set_new(o, "status", json_string(dsnap_status_name(e->status)));
-        json_object_set_new(o, "image", json_string(e->image_name));
+        json_object_set_new(o, "image", json_text(e->image_name, 0));
         if (e->image[0])
-                json_object_set_new(o, "image_path", json_string(e->image));
-        json_object_set_new(o, "path", json_string(e->path));
+                json_object_set_new(o, "image_path", json_text(e->image, 0));
+        json_object_set_new(o, "path", json_text(e->path, 0));
         json_object_set_new(o, "created", rfc3339(e->created_ns));
         if (e->status == DSNAP_READY) {
                 json_object_set_new(o, "ram_bytes", json_integer((json_int_t)e->ram_size));
@@ -51,9 +70,10 @@ json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e)
                 json_object_set_new(o, "ready_clones", json_integer(dbase_ready(e->base)));
         }
         if (e->status == DSNAP_FAILED) {
-                json_object_set_new(o, "error", json_string(e->error));
+                json_object_set_new(o, "error", json_text(e->error, 0));
                 if (e->console_tail)
-                        json_object_set_new(o, "console_tail", json_string(e->console_tail));
+                        json_object_set_new(o, "console_tail",
+                                            json_text(e->console_tail, SPROUT_ESC_KEEP_LINES));
         }
         return o;
 }
@@ -74,7 +94,7 @@ json_t *api_clone_json(struct dclone *c, int64_t now, const uint64_t *private_by
         if (private_bytes)
                 json_object_set_new(o, "private_bytes", json_integer((json_int_t)*private_bytes));
         if (c->state == DC_DEAD)
-                json_object_set_new(o, "dead_reason", json_string(c->dead_reason));
+                json_object_set_new(o, "dead_reason", json_text(c->dead_reason, 0));
         return o;
 }
 

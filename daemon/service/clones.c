@@ -289,14 +289,16 @@ int clones_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t l
                   int64_t timeout_ms, char **resp, size_t *resp_len, struct sprout_err *err)
 {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until); /* timedlock's clock */
+        /* A deadline on the monotonic clock: a wall-clock step (NTP, an admin) must neither
+         * shorten nor stretch how long a request waits for a busy clone. */
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += timeout_ms / 1000;
         until.tv_nsec += (timeout_ms % 1000) * 1000000;
         if (until.tv_nsec >= 1000000000) {
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000;
         }
-        if (pthread_mutex_timedlock(&c->run_lock, &until))
+        if (pthread_mutex_clocklock(&c->run_lock, CLOCK_MONOTONIC, &until))
                 return sprout_err_set(err, -EBUSY,
                                       "clone %s stayed busy with another request for %lld ms",
                                       c->id, (long long)timeout_ms);

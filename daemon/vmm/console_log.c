@@ -1,10 +1,11 @@
 /* A bounded ring of a VM's serial output: a flooding guest costs at most `cap` bytes of host
- * memory. */
+ * memory. Its tail leaves escaped: it goes into logs, terminals and JSON. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "sprout/escape.h"
 #include "vmm_internal.h"
 
 int console_log_init(struct console_log *log, size_t cap, int echo_fd)
@@ -56,12 +57,37 @@ size_t console_log_tail(const struct console_log *log, char *out, size_t outlen,
         if (take > outlen - 1)
                 take = outlen - 1;
         size_t from = n - take;
-        for (size_t i = 0; i < take; i++) {
-                char c = log->buf[(start + from + i) % log->cap];
-                out[i] = (c == '\0') ? ' ' : c;
+        char *raw = malloc(take + 1), *esc = malloc(4 * take + 1);
+        if (!raw || !esc) {
+                free(raw);
+                free(esc);
+                out[0] = '\0';
+                return 0;
         }
-        out[take] = '\0';
-        return take;
+        for (size_t i = 0; i < take; i++)
+                raw[i] = log->buf[(start + from + i) % log->cap];
+        size_t m = sprout_escape(esc, 4 * take + 1, raw, take, SPROUT_ESC_KEEP_LINES);
+        /* Escaping grows the text; keep its end (the newest lines), starting on a line. */
+        size_t cut = m > outlen - 1 ? m - (outlen - 1) : 0;
+        if (cut) {
+                const char *nl = memchr(esc + cut, '\n', m - cut);
+                if (nl && nl + 1 < esc + m) {
+                        cut = (size_t)(nl + 1 - esc);
+                } else {
+                        /* One line longer than out: start after any escape or UTF-8
+                         * character the cut split. */
+                        for (size_t q = cut > 3 ? cut - 3 : 0; q < cut; q++)
+                                if (esc[q] == '\\' && esc[q + 1] == 'x' && q + 4 > cut)
+                                        cut = q + 4;
+                        while (cut < m && ((unsigned char)esc[cut] & 0xc0) == 0x80)
+                                cut++;
+                }
+        }
+        memcpy(out, esc + cut, m - cut);
+        out[m - cut] = '\0';
+        free(raw);
+        free(esc);
+        return m - cut;
 }
 
 void console_log_free(struct console_log *log)

@@ -96,10 +96,30 @@ extern const struct io_device_ops serial_ops;
 extern const struct io_device_ops i8042_ops;
 
 /* ---- the sprout device: doorbell and mailbox ---- */
+
+/* A token bucket for the lines a guest makes the host write: GUEST_LOG_BURST at once, then
+ * GUEST_LOG_PER_S a second. A guest that rings in a loop costs the host a few lines, not a log. */
+#define GUEST_LOG_BURST 20
+#define GUEST_LOG_PER_S 10
+struct log_bucket {
+        bool primed;         /* false: full, not yet used */
+        int64_t last_ns;     /* CLOCK_MONOTONIC when credit was last added */
+        int64_t credit_ns;   /* time saved up, at most GUEST_LOG_BURST lines' worth */
+        uint64_t suppressed; /* lines refused since the last one let through */
+};
+
+/* Whether one more line may be written at now_ns. When it may and lines were refused before it,
+ * *resumed gets how many (for a "N lines suppressed" line) and the count restarts; else 0. */
+bool log_bucket_take(struct log_bucket *b, int64_t now_ns, uint64_t *resumed);
+
 struct sprout_dev {
         uint8_t *mailbox;    /* host mapping of the mailbox memslot, SPROUT_MAILBOX_SIZE bytes */
         uint32_t pending_db; /* the doorbell value of the last ring, consumed by the run loop */
         bool rang;
+        uint32_t last_req_len;    /* bytes of the previous request, which the next one wipes */
+        struct log_bucket log_rl; /* guest LOG lines into the console log */
+        struct log_bucket
+            warn_rl; /* daemon log lines a guest causes (unknown commands, odd rings) */
 };
 
 int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err);
@@ -113,6 +133,16 @@ extern const struct io_device_ops sprout_db_ops;
  * if the run loop should return ev to the caller, 0 if the ring was handled (LOG) and the guest
  * goes on. */
 int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event *ev);
+
+/* Copies req into the request area and sets req_len, first zeroing what is left of the previous,
+ * longer request: a reused clone's guest must not read an earlier caller's bytes past req_len. */
+void sprout_dev_put_request(struct sprout_dev *d, const void *req, uint32_t req_len);
+
+/* The guest's answer to a request or warm-up, judged by the flags it left (read once): a guest
+ * whose ABI promises to apply a new identity (1.1 and later) must have cleared
+ * SPROUT_MBF_NEW_IDENTITY before it answers, or it served with its parent's randomness.
+ * -EPROTO, with the reason, when it did not. */
+int sprout_dev_check_answer(uint32_t guest_abi, uint32_t flags, struct sprout_err *err);
 
 /* ---- the VM ---- */
 struct sprout_vm {
@@ -159,8 +189,12 @@ int vcpu_create(struct sprout_vm *vm, struct sprout_err *err);
 
 /* Appends the vCPU's state to b. The vCPU must be outside KVM_RUN with no I/O half done. */
 int vcpu_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err);
-/* Restores a vCPU saved by vcpu_save into a freshly created vCPU; the section is untrusted. */
+/* Restores a vCPU saved by vcpu_save into a freshly created vCPU; the section is untrusted and
+ * checked (vcpu_state_check) before the first ioctl. */
 int vcpu_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err);
+/* Every record of a saved vCPU section against state_check.c's rules and this host, no ioctl. */
+int vcpu_state_check(const struct sprout_kvm *kvm, const void *data, size_t len,
+                     struct sprout_err *err);
 /* Extracts the CPUID recorded in a saved vCPU section (validated). Caller frees. */
 int vcpu_saved_cpuid(const void *data, size_t len, const struct sprout_kvm *kvm,
                      struct kvm_cpuid2 **out, struct sprout_err *err);
@@ -169,14 +203,49 @@ int vcpu_saved_cpuid(const void *data, size_t len, const struct sprout_kvm *kvm,
 
 /* The irqchip, PIT2 and kvmclock records, and the guest facts learnt at READY. */
 int vm_state_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err);
-/* Restores them into a VM that has never run; the section is untrusted. */
+/* Restores them into a VM that has never run; the section is untrusted and checked
+ * (vm_state_check) before the first ioctl. */
 int vm_state_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err);
+/* The VM section's records against state_check.c's rules, no ioctl. */
+int vm_state_check(const void *data, size_t len, struct sprout_err *err);
 /* Every device's record, through its ops (device_state.c). */
 int devices_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err);
 int devices_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err);
 /* The first section with tag, or NULL. */
 const struct sprout_vm_section *vm_find_section(const struct sprout_vm_section *s, unsigned n,
                                                 uint32_t tag);
+
+/* ---- checks of saved KVM state (state/state_check.c) ----
+ * Pure functions over one record each (aligned copies), called by restore before any KVM_SET_*
+ * ioctl: 0, or -EINVAL/-ENOTSUP with what was refused and why in err. docs/snapshot-format.md
+ * ("What restore checks") lists the rules. */
+
+/* Every MSR is one this host's KVM lists (host[0..nhost)), none twice, nmsrs within len bytes. */
+int state_check_msrs(const struct kvm_msrs *m, size_t len, const uint32_t *host, uint32_t nhost,
+                     struct sprout_err *err);
+/* The entry for leaf fn, subleaf idx (ignored where the index is not significant), or NULL. */
+const struct kvm_cpuid_entry2 *state_cpuid_find(const struct kvm_cpuid2 *c, uint32_t fn,
+                                                uint32_t idx);
+/* The recorded CPUID against what this host's profile offers (cpu_profile_cpuid): every leaf
+ * offered, feature bits a subset, counts and sizes no larger, vendor and hypervisor the same. */
+int state_check_cpuid(const struct kvm_cpuid2 *rec, const struct kvm_cpuid2 *offer,
+                      struct sprout_err *err);
+int state_check_pit(const struct kvm_pit_state2 *pit, struct sprout_err *err);
+/* A PIC record (chip_id master or slave) and the IOAPIC record. */
+int state_check_pic(const struct kvm_irqchip *chip, struct sprout_err *err);
+int state_check_ioapic(const struct kvm_irqchip *chip, struct sprout_err *err);
+/* The 1 KiB register page of vCPU vcpu_id's LAPIC; apic_base (from sregs) says xAPIC or x2APIC. */
+int state_check_lapic(const struct kvm_lapic_state *lapic, uint32_t vcpu_id, uint64_t apic_base,
+                      struct sprout_err *err);
+int state_check_events(const struct kvm_vcpu_events *ev, struct sprout_err *err);
+int state_check_mp_state(const struct kvm_mp_state *mp, struct sprout_err *err);
+/* Control registers, EFER, segments, descriptor tables and the APIC base, against the vCPU's
+ * (already checked) CPUID. */
+int state_check_sregs(const struct kvm_sregs *sregs, const struct kvm_cpuid2 *cpuid,
+                      struct sprout_err *err);
+/* RFLAGS and RIP, in the mode sregs (already checked) put the vCPU in. */
+int state_check_regs(const struct kvm_regs *regs, const struct kvm_sregs *sregs,
+                     struct sprout_err *err);
 
 /* ---- x86 boot: kernel load, boot params, tables, first vCPU state ---- */
 

@@ -29,9 +29,9 @@ int main(void)
         outw(0x4242, SPROUT_DOORBELL_PORT + 2); /* a ring at the wrong offset: ignored */
         memcpy(g.mb + SPROUT_MB_LOG_OFF, "hostile\x01\x1b[31m", 13);
         g.hdr->log_len = 13;
-        sprout_guest_ring(&g, SPROUT_CMD_LOG, 0); /* control bytes: sanitized */
-        g.hdr->abi_version = SPROUT_ABI_VERSION;
-        sprout_guest_ring(&g, SPROUT_CMD_READY, 0);
+        sprout_guest_ring(&g, SPROUT_CMD_LOG, 0); /* control bytes: escaped */
+        if (sprout_guest_ready(&g) < 0)           /* a clone resumes here, its identity applied */
+                return 1;
         /* After READY, each request gets a different lie, selected by its first byte. */
         for (;;) {
                 const void *req;
@@ -46,6 +46,13 @@ int main(void)
                                 ;
                 } else if (c == 'X') { /* the handler dies mid-request */
                         _exit(7);
+                } else if (c == 'Z') {
+                        /* Answer with a bare ring: the next resume skips the library's identity
+                         * step, so a new identity given before the next request is never applied
+                         * and that request is answered with SPROUT_MBF_NEW_IDENTITY still set. */
+                        memcpy(g.mb + SPROUT_MB_RESP_OFF, "ok", 2);
+                        g.hdr->resp_len = 2;
+                        sprout_guest_ring(&g, SPROUT_CMD_DONE, 0);
                 } else if (c == 'V') { /* READY again with a foreign ABI major */
                         g.hdr->abi_version = 0x7f0000u;
                         sprout_guest_ring(&g, SPROUT_CMD_READY, 0);

@@ -256,6 +256,24 @@ static void case_hostile(void)
         CHECK(r == -EPROTO && strstr(err.msg, "exited"), "a handler that dies: r=%d '%s'", r,
               err.msg);
         sprout_clone_destroy(dies);
+        /* A guest that answers with a new identity unapplied served with its parent's entropy:
+         * the answer is refused and the clone is dead. */
+        struct sprout_clone *noid;
+        REQUIRE(sprout_clone_create(b, -1, &noid, NULL, &err) == 0, "clone: %s", err.msg);
+        sprout_err_clear(&err);
+        r = sprout_clone_invoke(noid, "Z", 1, 10000, &resp, &len, &err);
+        CHECK(r == 0 && len == 2, "a bare DONE: r=%d '%s'", r, err.msg);
+        static const uint8_t uuid[16] = {0x5a};
+        sprout_err_clear(&err);
+        REQUIRE(sprout_vm_set_identity(sprout_clone_vm(noid), uuid, &err) == 0, "identity: %s",
+                err.msg);
+        r = sprout_clone_invoke(noid, "x", 1, 10000, &resp, &len, &err);
+        CHECK(r == -EPROTO && strstr(err.msg, "without applying its new identity"),
+              "an answer with NEW_IDENTITY set: r=%d '%s'", r, err.msg);
+        sprout_err_clear(&err);
+        r = sprout_clone_invoke(noid, "x", 1, 10000, &resp, &len, &err);
+        CHECK(r == -ESHUTDOWN, "the clone took another request: r=%d '%s'", r, err.msg);
+        sprout_clone_destroy(noid);
         sprout_clone_destroy(bad);
         sprout_clone_destroy(good);
         /* Other clones of the same base still work. */

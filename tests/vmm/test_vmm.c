@@ -170,7 +170,8 @@ static void case_hostile(void)
                 return;
         CHECK(ev.kind == SPROUT_EV_READY, "lies before READY stopped the guest: %d (%s)", ev.kind,
               ev.detail);
-        CHECK(console_has(vm, "[guest] hostile??[31m"), "control bytes in LOG were not sanitized");
+        CHECK(console_has(vm, "[guest] hostile\\x01\\x1b[31m"),
+              "control bytes in LOG were not escaped");
 
         char want[512];
         int r = sprout_vm_invoke(vm, "B", 1, 30000, &resp, &len, &ev, &err);

@@ -22,6 +22,32 @@ int sprout_dev_write_identity(struct sprout_dev *d, const uint8_t uuid[16], stru
         return 0;
 }
 
+void sprout_dev_put_request(struct sprout_dev *d, const void *req, uint32_t req_len)
+{
+        struct sprout_mailbox_hdr *h = (struct sprout_mailbox_hdr *)d->mailbox;
+        uint8_t *area = d->mailbox + SPROUT_MB_REQ_OFF;
+        /* Only the previous request's tail, not the whole area: our own count, not the header's
+         * req_len (the guest can write that), keeps an invoke of a few bytes cheap. */
+        if (d->last_req_len > req_len)
+                memset(area + req_len, 0, d->last_req_len - req_len);
+        if (req_len)
+                memcpy(area, req, req_len);
+        d->last_req_len = req_len;
+        h->req_len = req_len;
+}
+
+int sprout_dev_check_answer(uint32_t guest_abi, uint32_t flags, struct sprout_err *err)
+{
+        /* ABI 1.0 guests never clear the flag; 0 is a snapshot that did not record the ABI. */
+        bool promises = (guest_abi >> 16) == SPROUT_ABI_MAJOR && (guest_abi & 0xffffu) >= 1;
+        if (promises && (flags & SPROUT_MBF_NEW_IDENTITY))
+                return sprout_err_set(err, -EPROTO,
+                                      "the guest answered without applying its new identity "
+                                      "(SPROUT_MBF_NEW_IDENTITY still set): it would serve with "
+                                      "its parent's randomness");
+        return 0;
+}
+
 int sprout_vm_set_identity(struct sprout_vm *vm, const uint8_t uuid[16], struct sprout_err *err)
 {
         return sprout_dev_write_identity(&vm->sdev, uuid, err);
@@ -36,8 +62,7 @@ int sprout_vm_invoke(struct sprout_vm *vm, const void *req, size_t req_len, int6
                 return sprout_err_set(err, -EMSGSIZE,
                                       "the request is %zu bytes; the mailbox takes at most %llu",
                                       req_len, (unsigned long long)SPROUT_MB_REQ_SIZE);
-        memcpy(vm->sdev.mailbox + SPROUT_MB_REQ_OFF, req, req_len);
-        h->req_len = (uint32_t)req_len;
+        sprout_dev_put_request(&vm->sdev, req, (uint32_t)req_len);
         h->seq++;
         /* A vCPU held for a while between requests: tell the guest its clock stood still on
          * purpose, so a watchdog does not call it a lockup. Not worth an ioctl per request. */
@@ -48,6 +73,12 @@ int sprout_vm_invoke(struct sprout_vm *vm, const void *req, size_t req_len, int6
         if (r < 0)
                 return r;
         if (ev->kind == SPROUT_EV_DONE) {
+                uint32_t flags = *(volatile uint32_t *)&h->flags; /* once: the guest writes it */
+                r = sprout_dev_check_answer(vm->guest_abi, flags, err);
+                if (r < 0) {
+                        vm->broken = true; /* it broke the protocol: only destroy is legal */
+                        return r;
+                }
                 /* sprout_dev_handle checked the length against the response area. */
                 *resp = vm->sdev.mailbox + SPROUT_MB_RESP_OFF;
                 *resp_len = ev->arg;
@@ -77,7 +108,7 @@ int sprout_vm_warmup(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_
                                       "the guest speaks sprout ABI %u.%u; warm-ups need 1.3 or "
                                       "later",
                                       vm->guest_abi >> 16, vm->guest_abi & 0xffffu);
-        h->req_len = 0;
+        sprout_dev_put_request(&vm->sdev, NULL, 0);
         h->seq++;
         h->flags |= SPROUT_MBF_WARMUP;
         int r = sprout_vm_run(vm, timeout_ms, ev, err);
@@ -92,5 +123,8 @@ int sprout_vm_warmup(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_
                                       "handle warm-ups",
                                       ev->arg,
                                       (flags & SPROUT_MBF_WARMUP) ? " and left the flag set" : "");
-        return 0;
+        if (ev->kind == SPROUT_EV_DONE &&
+            (r = sprout_dev_check_answer(vm->guest_abi, flags, err)) < 0)
+                vm->broken = true;
+        return r;
 }

@@ -8,6 +8,7 @@
 
 #include "sprout/abi.h"
 #include "sprout/clock.h"
+#include "sprout/escape.h"
 #include "sprout/log.h"
 #include "vmm_internal.h"
 
@@ -46,8 +47,11 @@ static void doorbell_io(struct sprout_vm *vm, void *dev, uint64_t offset, uint8_
                 return;
         }
         if (offset != 0 || len != 4) {
-                sp_debug("sprout device: ignored %u-byte doorbell write at offset %llu", len,
-                         (unsigned long long)offset);
+                uint64_t missed;
+                if (log_bucket_take(&d->warn_rl, sprout_mono_ns(), &missed))
+                        sp_debug("sprout device: ignored %u-byte doorbell write at offset %llu "
+                                 "(%llu lines suppressed before it)",
+                                 len, (unsigned long long)offset, (unsigned long long)missed);
                 return;
         }
         memcpy(&d->pending_db, data, 4);
@@ -59,15 +63,43 @@ const struct io_device_ops sprout_db_ops = {
     .io = doorbell_io,
 };
 
-/* Copies up to cap-1 bytes of guest text into out, replacing what would garble a terminal. */
+bool log_bucket_take(struct log_bucket *b, int64_t now_ns, uint64_t *resumed)
+{
+        const int64_t cost = 1000000000LL / GUEST_LOG_PER_S, full = GUEST_LOG_BURST * cost;
+        *resumed = 0;
+        if (!b->primed) {
+                b->primed = true;
+                b->credit_ns = full;
+                b->last_ns = now_ns;
+        } else if (now_ns > b->last_ns) {
+                /* Clamped before the add, so a long quiet spell cannot overflow the credit. */
+                int64_t gained = now_ns - b->last_ns;
+                b->credit_ns += gained < full ? gained : full;
+                if (b->credit_ns > full)
+                        b->credit_ns = full;
+                b->last_ns = now_ns;
+        }
+        if (b->credit_ns < cost) {
+                b->suppressed++;
+                return false;
+        }
+        b->credit_ns -= cost;
+        *resumed = b->suppressed;
+        b->suppressed = 0;
+        return true;
+}
+
+/* Guest text as one line: read once from the mailbox, a trailing newline dropped, and everything
+ * a terminal or a JSON encoder would act on escaped (sprout_escape). */
 static void copy_guest_text(char *out, size_t cap, const volatile uint8_t *src, uint32_t len)
 {
-        size_t n = len < cap - 1 ? len : cap - 1;
-        for (size_t i = 0; i < n; i++) {
-                uint8_t c = src[i];
-                out[i] = (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f)) ? (char)c : '?';
-        }
-        out[n] = '\0';
+        uint8_t raw[SPROUT_MB_LOG_SIZE];
+        size_t n = len < sizeof(raw) ? len : sizeof(raw);
+        for (size_t i = 0; i < n; i++)
+                raw[i] = src[i];
+        if (n && raw[n - 1] == '\n')
+                n--;
+        sprout_escape(out, cap, raw, n, 0);
 }
 
 int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event *ev)
@@ -117,15 +149,24 @@ int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event 
                 return 1;
         }
         case SPROUT_CMD_LOG: {
+                uint64_t missed;
+                if (!log_bucket_take(&vm->sdev.log_rl, sprout_mono_ns(), &missed))
+                        return 0;
+                if (missed) {
+                        char note[96];
+                        int k = snprintf(note, sizeof(note),
+                                         "[sprout] %llu guest log lines suppressed\n",
+                                         (unsigned long long)missed);
+                        console_log_put(&vm->console, note, (size_t)k);
+                }
                 uint32_t n = h->log_len;
-                char text[SPROUT_MB_LOG_SIZE + 1];
+                char text[4 * SPROUT_MB_LOG_SIZE + 1]; /* escaped: up to 4 bytes a byte */
                 if (n > SPROUT_MB_LOG_SIZE)
                         n = SPROUT_MB_LOG_SIZE; /* a lying length only truncates */
                 copy_guest_text(text, sizeof(text), log_area, n);
                 console_log_put(&vm->console, "[guest] ", 8);
                 console_log_put(&vm->console, text, strlen(text));
-                if (n == 0 || text[strlen(text) - 1] != '\n')
-                        console_log_put(&vm->console, "\n", 1);
+                console_log_put(&vm->console, "\n", 1);
                 return 0;
         }
         case SPROUT_CMD_PANIC: {
@@ -142,8 +183,16 @@ int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event 
                 ev->kind = SPROUT_EV_STOPPED;
                 snprintf(ev->detail, sizeof(ev->detail), "%s", vm->stop_reason);
                 return 1;
-        default:
+        default: {
+                /* One guest once rang 86,000 of these in a second: the log is the host's. */
+                uint64_t missed;
+                if (!log_bucket_take(&vm->sdev.warn_rl, sprout_mono_ns(), &missed))
+                        return 0;
+                if (missed)
+                        sp_warn("sprout device: %llu lines about this guest's rings suppressed",
+                                (unsigned long long)missed);
                 sp_warn("sprout device: guest rang unknown command %u (arg %u); ignored", cmd, arg);
                 return 0;
+        }
         }
 }

@@ -43,7 +43,13 @@ int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_co
                 return sprout_err_set(
                     err, -EINVAL, "the shell has %llu bytes of RAM, the snapshot %llu",
                     (unsigned long long)vm->ram_size, (unsigned long long)cfg->ram_size);
-        r = vm_state_restore(vm, ms->data, ms->len, err);
+        /* Both KVM-bound sections are checked before the first KVM_SET_* of either: a forged
+         * vCPU record must not find the VM's irqchip and clock already set from its file. */
+        r = vm_state_check(ms->data, ms->len, err);
+        if (r == 0)
+                r = vcpu_state_check(vm->kvm, vs->data, vs->len, err);
+        if (r == 0)
+                r = vm_state_restore(vm, ms->data, ms->len, err);
         if (r == 0)
                 r = vcpu_restore(vm, vs->data, vs->len, err);
         if (r == 0)

@@ -215,11 +215,66 @@ static void *rec_copy(const struct vcpu_recs *rs, enum vcpu_rec t, size_t alloc)
                         return sprout_err_errno(err, -e_, "restoring vCPU state: " what);          \
         } while (0)
 
+/* Every record of a saved vCPU held to state_check.c's rules, before the first ioctl touches the
+ * vCPU: a forged record is refused with its reason and the vCPU is left as it was created. */
+static int check_vcpu(const struct sprout_kvm *kvm, const struct vcpu_recs *rs,
+                      struct sprout_err *err)
+{
+        struct kvm_cpuid2 *cpuid = rec_copy(rs, VREC_CPUID, 0), *offer = NULL;
+        struct kvm_msrs *msrs = rec_copy(rs, VREC_MSRS, 0);
+        struct kvm_lapic_state *lapic = rec_copy(rs, VREC_LAPIC, 0);
+        struct kvm_regs regs;
+        struct kvm_sregs sregs;
+        struct kvm_vcpu_events ev;
+        struct kvm_mp_state mp;
+        int r;
+        if (!cpuid || !msrs || !lapic) {
+                r = sprout_err_set(err, -ENOMEM, "out of memory");
+                goto out;
+        }
+        memcpy(&regs, rs->rec[VREC_REGS], sizeof(regs));
+        memcpy(&sregs, rs->rec[VREC_SREGS], sizeof(sregs));
+        memcpy(&ev, rs->rec[VREC_EVENTS], sizeof(ev));
+        memcpy(&mp, rs->rec[VREC_MP_STATE], sizeof(mp));
+        r = cpu_profile_cpuid(kvm, 0, &offer, err);
+        if (r == 0)
+                r = state_check_cpuid(cpuid, offer, err);
+        if (r == 0)
+                r = state_check_msrs(msrs, rs->len[VREC_MSRS], kvm->msr_index, kvm->nmsrs, err);
+        if (r == 0)
+                r = state_check_sregs(&sregs, cpuid, err);
+        if (r == 0)
+                r = state_check_regs(&regs, &sregs, err);
+        if (r == 0)
+                r = state_check_lapic(lapic, 0, sregs.apic_base, err);
+        if (r == 0)
+                r = state_check_events(&ev, err);
+        if (r == 0)
+                r = state_check_mp_state(&mp, err);
+out:
+        free(cpuid);
+        free(offer);
+        free(msrs);
+        free(lapic);
+        return r;
+}
+
+int vcpu_state_check(const struct sprout_kvm *kvm, const void *data, size_t len,
+                     struct sprout_err *err)
+{
+        struct vcpu_recs rs;
+        int r = parse_vcpu(data, len, kvm, &rs, err);
+        return r < 0 ? r : check_vcpu(kvm, &rs, err);
+}
+
 int vcpu_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err)
 {
         const struct sprout_kvm *kvm = vm->kvm;
         struct vcpu_recs rs;
         int r = parse_vcpu(data, len, kvm, &rs, err);
+        if (r < 0)
+                return r;
+        r = check_vcpu(kvm, &rs, err);
         if (r < 0)
                 return r;
 

@@ -51,10 +51,19 @@ int vm_state_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err)
         return b->error ? sprout_err_set(err, b->error, "saving VM state: out of memory") : 0;
 }
 
-int vm_state_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err)
+/* The records of a VM section, checked (state_check.c): pointers into the section, and aligned
+ * copies of what goes to KVM. */
+struct vm_recs {
+        const void *rec[MREC_GUEST_ABI + 1];
+        struct kvm_pit_state2 pit;
+        struct kvm_irqchip chip[3];
+};
+
+static int parse_vm(const void *data, size_t len, struct vm_recs *v, struct sprout_err *err)
 {
         struct blob_reader rd = {.data = data, .len = len};
-        const void *rec[MREC_GUEST_ABI + 1] = {0};
+        const void **rec = v->rec;
+        memset(v, 0, sizeof(*v));
         static const size_t want[MREC_GUEST_ABI + 1] = {
             [MREC_PIC_MASTER] = sizeof(struct kvm_irqchip),
             [MREC_PIC_SLAVE] = sizeof(struct kvm_irqchip),
@@ -82,20 +91,40 @@ int vm_state_restore(struct sprout_vm *vm, const void *data, size_t len, struct 
                 if (!rec[t])
                         return sprout_err_set(err, -EINVAL, "VM state: record %u is missing", t);
 
-        struct kvm_pit_state2 pit;
-        memcpy(&pit, rec[MREC_PIT2], sizeof(pit));
-        if (ioctl(vm->fd, KVM_SET_PIT2, &pit) < 0)
-                return sprout_err_errno(err, -errno, "restoring VM state: KVM_SET_PIT2");
-        for (unsigned t = MREC_PIC_MASTER; t <= MREC_IOAPIC; t++) {
-                struct kvm_irqchip c;
-                memcpy(&c, rec[t], sizeof(c));
-                if (c.chip_id != t - MREC_PIC_MASTER)
+        /* What goes to KVM, copied aligned and checked; nothing of the file reaches an ioctl
+         * unchecked. */
+        memcpy(&v->pit, rec[MREC_PIT2], sizeof(v->pit));
+        r = state_check_pit(&v->pit, err);
+        for (unsigned t = MREC_PIC_MASTER; t <= MREC_IOAPIC && r == 0; t++) {
+                struct kvm_irqchip *c = &v->chip[t - MREC_PIC_MASTER];
+                memcpy(c, rec[t], sizeof(*c));
+                if (c->chip_id != t - MREC_PIC_MASTER)
                         return sprout_err_set(err, -EINVAL,
                                               "VM state: irqchip record %u names chip %u", t,
-                                              c.chip_id);
-                if (ioctl(vm->fd, KVM_SET_IRQCHIP, &c) < 0)
-                        return sprout_err_errno(err, -errno, "restoring VM state: KVM_SET_IRQCHIP");
+                                              c->chip_id);
+                r = t == MREC_IOAPIC ? state_check_ioapic(c, err) : state_check_pic(c, err);
         }
+        return r;
+}
+
+int vm_state_check(const void *data, size_t len, struct sprout_err *err)
+{
+        struct vm_recs v;
+        return parse_vm(data, len, &v, err);
+}
+
+int vm_state_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err)
+{
+        struct vm_recs v;
+        const void *const *rec = v.rec;
+        int r = parse_vm(data, len, &v, err);
+        if (r < 0)
+                return r;
+        if (ioctl(vm->fd, KVM_SET_PIT2, &v.pit) < 0)
+                return sprout_err_errno(err, -errno, "restoring VM state: KVM_SET_PIT2");
+        for (unsigned i = 0; i < 3; i++)
+                if (ioctl(vm->fd, KVM_SET_IRQCHIP, &v.chip[i]) < 0)
+                        return sprout_err_errno(err, -errno, "restoring VM state: KVM_SET_IRQCHIP");
         /* Guest time moves on by the host time that passed since the snapshot, as after a suspend:
          * the wall clock is right at once, with no guest work. */
         struct kvm_clock_data clk;

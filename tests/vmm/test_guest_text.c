@@ -1,0 +1,179 @@
+/* What a guest can make the host write, without KVM: LOG and PANIC text escaped, the token bucket
+ * that bounds LOG lines and unknown rings per clone, the request area wiped between requests, and
+ * the identity flag a guest must clear before it answers. White-box: a VM with only a mailbox and
+ * a console log, driven through the sprout device's private entry points. */
+#include <errno.h>
+#include <string.h>
+
+#include "../common/check.h"
+#include "sprout/abi.h"
+#include "vmm_internal.h"
+
+static void vm_with_mailbox(struct sprout_vm *vm)
+{
+        struct sprout_err err = {0};
+        memset(vm, 0, sizeof(*vm));
+        CHECK(sprout_dev_init(&vm->sdev, &err) == 0, "mailbox: %s", err.msg);
+        CHECK(console_log_init(&vm->console, 1 << 16, -1) == 0, "console log");
+}
+
+static void vm_free(struct sprout_vm *vm)
+{
+        sprout_dev_free(&vm->sdev);
+        console_log_free(&vm->console);
+}
+
+static void guest_log(struct sprout_vm *vm, const void *text, uint32_t len)
+{
+        struct sprout_mailbox_hdr *h = (struct sprout_mailbox_hdr *)vm->sdev.mailbox;
+        memcpy(vm->sdev.mailbox + SPROUT_MB_LOG_OFF, text, len);
+        h->log_len = len;
+}
+
+static void case_bucket(void)
+{
+        struct log_bucket b = {0};
+        uint64_t resumed = 99;
+        int64_t t = 5000000000LL;
+        unsigned let = 0;
+        for (int i = 0; i < 1000; i++)
+                let += log_bucket_take(&b, t, &resumed);
+        CHECK(let == GUEST_LOG_BURST, "a burst at one instant let %u lines through", let);
+        CHECK(b.suppressed == 1000 - GUEST_LOG_BURST, "suppressed %llu",
+              (unsigned long long)b.suppressed);
+        /* A tenth of a second later one more line is due, and it reports what was refused. */
+        t += 1000000000LL / GUEST_LOG_PER_S;
+        CHECK(log_bucket_take(&b, t, &resumed) && resumed == 1000 - GUEST_LOG_BURST,
+              "resumed with %llu", (unsigned long long)resumed);
+        CHECK(!log_bucket_take(&b, t, &resumed) && resumed == 0, "a second line at once");
+        /* A steady flood for ten seconds: the rate, not the flood, decides. */
+        let = 0;
+        for (int64_t ms = 1; ms <= 10000; ms++)
+                for (int k = 0; k < 10; k++)
+                        let += log_bucket_take(&b, t + ms * 1000000LL, &resumed);
+        CHECK(let >= 10 * GUEST_LOG_PER_S && let <= 10 * GUEST_LOG_PER_S + 1,
+              "10 s of 10,000 lines a second let %u through", let);
+        /* A long silence refills the bucket to the burst, not beyond, and cannot overflow. */
+        struct log_bucket q = {0};
+        (void)log_bucket_take(&q, 0, &resumed);
+        let = 0;
+        for (int i = 0; i < 1000; i++)
+                let += log_bucket_take(&q, INT64_MAX, &resumed);
+        CHECK(let == GUEST_LOG_BURST, "after a long silence %u lines", let);
+        /* A clock that goes backwards gains nothing. */
+        struct log_bucket r = {0};
+        for (int i = 0; i < GUEST_LOG_BURST; i++)
+                (void)log_bucket_take(&r, 1000000000LL, &resumed);
+        CHECK(!log_bucket_take(&r, 0, &resumed), "a backward clock refilled the bucket");
+}
+
+static void case_log_text(void)
+{
+        struct sprout_vm vm;
+        struct sprout_vm_event ev;
+        char tail[4096];
+        vm_with_mailbox(&vm);
+        static const char evil[] = "boot ok\n[guest] forged\x1b[2J\xff\xc3(\n";
+        guest_log(&vm, evil, sizeof(evil) - 1);
+        CHECK(sprout_dev_handle(&vm, SPROUT_CMD_LOG, &ev) == 0, "LOG stops the guest");
+        console_log_tail(&vm.console, tail, sizeof(tail), 10);
+        CHECK(strcmp(tail, "[guest] boot ok\\x0a[guest] forged\\x1b[2J\\xff\\xc3(\n") == 0,
+              "LOG text: '%s'", tail);
+
+        /* PANIC text becomes the event's detail, escaped and bounded. */
+        static const char why[] = "handler exited\n\x1b]0;owned\x07";
+        guest_log(&vm, why, sizeof(why) - 1);
+        CHECK(sprout_dev_handle(&vm, SPROUT_CMD_PANIC, &ev) == 1 && ev.kind == SPROUT_EV_PANIC,
+              "PANIC is an event");
+        CHECK(strcmp(ev.detail, "handler exited\\x0a\\x1b]0;owned\\x07") == 0, "PANIC detail: '%s'",
+              ev.detail);
+        uint8_t junk[SPROUT_MB_LOG_SIZE];
+        memset(junk, 0xfe, sizeof(junk));
+        guest_log(&vm, junk, sizeof(junk));
+        ((struct sprout_mailbox_hdr *)vm.sdev.mailbox)->log_len = 0xffffffffu;
+        CHECK(sprout_dev_handle(&vm, SPROUT_CMD_PANIC, &ev) == 1 &&
+                  strlen(ev.detail) < sizeof(ev.detail) && strncmp(ev.detail, "\\xfe", 4) == 0,
+              "4 KiB of invalid bytes and a lying length: %zu bytes", strlen(ev.detail));
+        vm_free(&vm);
+}
+
+static void case_log_flood(void)
+{
+        struct sprout_vm vm;
+        struct sprout_vm_event ev;
+        vm_with_mailbox(&vm);
+        guest_log(&vm, "x", 1);
+        for (int i = 0; i < 86000; i++)
+                (void)sprout_dev_handle(&vm, SPROUT_CMD_LOG, &ev);
+        CHECK(vm.console.len <= (GUEST_LOG_BURST + 1) * 10,
+              "86,000 LOG rings wrote %zu bytes of console", vm.console.len);
+        CHECK(vm.sdev.log_rl.suppressed >= 86000 - GUEST_LOG_BURST - 10, "suppressed %llu",
+              (unsigned long long)vm.sdev.log_rl.suppressed);
+        /* Unknown commands: the daemon's log is bounded the same way (their own bucket). */
+        int stopped = 0;
+        for (int i = 0; i < 86000; i++)
+                stopped += sprout_dev_handle(&vm, 0x77, &ev);
+        CHECK(stopped == 0, "an unknown command stopped the guest %d times", stopped);
+        CHECK(vm.sdev.warn_rl.suppressed >= 86000 - GUEST_LOG_BURST - 10,
+              "unknown rings suppressed %llu", (unsigned long long)vm.sdev.warn_rl.suppressed);
+        vm_free(&vm);
+}
+
+static void case_request_wipe(void)
+{
+        struct sprout_vm vm;
+        vm_with_mailbox(&vm);
+        struct sprout_mailbox_hdr *h = (struct sprout_mailbox_hdr *)vm.sdev.mailbox;
+        const uint8_t *area = vm.sdev.mailbox + SPROUT_MB_REQ_OFF;
+        static const char secret[] = "{\"token\":\"alice-secret-0123456789\"}";
+        sprout_dev_put_request(&vm.sdev, secret, sizeof(secret) - 1);
+        CHECK(h->req_len == sizeof(secret) - 1 && memcmp(area, secret, h->req_len) == 0,
+              "request copied");
+        sprout_dev_put_request(&vm.sdev, "{}", 2);
+        CHECK(h->req_len == 2 && memcmp(area, "{}", 2) == 0, "second request copied");
+        bool clean = true;
+        for (size_t i = 2; i < sizeof(secret) + 64; i++)
+                clean &= area[i] == 0;
+        CHECK(clean, "bytes of the earlier request remain past req_len");
+        /* The wipe is our count, not the header's: a guest that grows req_len gains nothing. */
+        sprout_dev_put_request(&vm.sdev, secret, sizeof(secret) - 1);
+        h->req_len = 16;
+        memset((uint8_t *)area + 200, 'g', 8); /* the guest's own scribble, beyond any request */
+        sprout_dev_put_request(&vm.sdev, NULL, 0);
+        CHECK(h->req_len == 0 && area[0] == 0 && area[sizeof(secret) - 2] == 0,
+              "a warm-up (no request) leaves the previous one behind");
+        CHECK(area[200] == 'g', "wiped past the previous request (cost grows with the area)");
+        vm_free(&vm);
+}
+
+static void case_identity(void)
+{
+        struct sprout_err err = {0};
+        const uint32_t v11 = (1u << 16) | 1, v13 = (1u << 16) | 3, v10 = 1u << 16;
+        CHECK(sprout_dev_check_answer(v13, SPROUT_MBF_NEW_IDENTITY, &err) == -EPROTO &&
+                  strstr(err.msg, "NEW_IDENTITY"),
+              "a 1.3 guest answered with the flag set: '%s'", err.msg);
+        sprout_err_clear(&err);
+        CHECK(sprout_dev_check_answer(v11, SPROUT_MBF_NEW_IDENTITY | SPROUT_MBF_WARMUP, &err) ==
+                  -EPROTO,
+              "a 1.1 guest answered with the flag set");
+        CHECK(sprout_dev_check_answer(v13, 0, &err) == 0, "flag cleared: refused");
+        CHECK(sprout_dev_check_answer(v13, SPROUT_MBF_WARMUP, &err) == 0,
+              "other flags are not the identity's");
+        CHECK(sprout_dev_check_answer(v10, SPROUT_MBF_NEW_IDENTITY, &err) == 0,
+              "a 1.0 guest never clears the flag");
+        CHECK(sprout_dev_check_answer(0, SPROUT_MBF_NEW_IDENTITY, &err) == 0,
+              "unknown ABI (an old snapshot): not judged");
+        CHECK(sprout_dev_check_answer((2u << 16) | 5, SPROUT_MBF_NEW_IDENTITY, &err) == 0,
+              "another major is refused at READY, not here");
+}
+
+int main(void)
+{
+        case_bucket();
+        case_log_text();
+        case_log_flood();
+        case_request_wipe();
+        case_identity();
+        return check_finish();
+}
