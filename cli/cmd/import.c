@@ -24,7 +24,9 @@ static void usage(FILE *f)
                 "and every RAM chunk decompressed and checksummed. Then writes an authenticated\n"
                 "copy to DIR/snapshots/ID.snap under the daemon's key (DIR/snapshot.key, made\n"
                 "when sproutd first starts). Run it as sproutd's user; sproutd lists the copy\n"
-                "when it next starts. FILE itself is not changed.\n"
+                "when it next starts. FILE itself is not changed, unless it is the state\n"
+                "directory's own copy that sproutd cannot use (DIR/snapshots/ID.snap of an\n"
+                "older sproutd, say): the authenticated copy replaces it.\n"
                 "DIR defaults to sproutd's default state directory.\n");
 }
 
@@ -46,7 +48,7 @@ static int check_loadable(const char *path, const struct snap_info *si, struct s
 }
 
 static int import(const char *file, const char *state_dir, char *id, char *out, size_t out_len,
-                  struct snap_write_stats *st, struct sprout_err *err)
+                  bool *replaced, struct snap_write_stats *st, struct sprout_err *err)
 {
         char snaps[4200], keyp[4200];
         struct stat sb;
@@ -79,12 +81,22 @@ static int import(const char *file, const char *state_dir, char *id, char *out, 
         }
         if (r == 0 && snprintf(out, out_len, "%s/%s.snap", snaps, id) >= (int)out_len)
                 r = sprout_err_set(err, -ENAMETOOLONG, "%s: path too long", snaps);
-        /* Replacing a file sproutd lists (and may have loaded) is `sprout rm` and a new import. */
-        if (r == 0 && lstat(out, &sb) == 0)
-                r = sprout_err_set(err, -EEXIST,
-                                   "snapshot %s is already in %s (%s); delete it first (sprout rm "
-                                   "%s) to import it again",
-                                   id, state_dir, out, id);
+        /* Replacing a file sproutd lists (and may have loaded) is `sprout rm` and a new import.
+         * One it cannot use (no or bad tags: a file of an older sproutd, say) is replaced, so
+         * `sprout import DIR/snapshots/ID.snap` upgrades it in place. */
+        if (r == 0 && lstat(out, &sb) == 0) {
+                struct snap_file *old;
+                struct sprout_err why = {0};
+                if (snap_open_keyed(out, &key, &old, &why) == 0) {
+                        snap_close(old);
+                        r = sprout_err_set(err, -EEXIST,
+                                           "snapshot %s is already in %s (%s); delete it first "
+                                           "(sprout rm %s) to import it again",
+                                           id, state_dir, out, id);
+                } else {
+                        *replaced = true;
+                }
+        }
         if (r == 0)
                 r = snap_import(f, &key, out, st, err);
         if (r == 0)
@@ -116,7 +128,8 @@ int sprout_cmd_import(int argc, char **argv)
                 state_dir = dir;
         }
         struct snap_write_stats st = {0};
-        if (import(argv[optind], state_dir, id, out, sizeof(out), &st, &err) < 0) {
+        bool replaced = false;
+        if (import(argv[optind], state_dir, id, out, sizeof(out), &replaced, &st, &err) < 0) {
                 fprintf(stderr, "sprout import: %s\n", err.msg);
                 return CLI_EXIT_FAIL;
         }
@@ -130,8 +143,9 @@ int sprout_cmd_import(int argc, char **argv)
                 }
                 json_decref(o);
         } else
-                printf("imported snapshot %s (%llu MiB RAM, every chunk checked) as %s in %.2f s; "
-                       "sproutd lists it when it next starts\n",
-                       id, (unsigned long long)(st.ram_size >> 20), out, st.seconds);
+                printf("imported snapshot %s (%llu MiB RAM, every chunk checked) as %s%s in %.2f "
+                       "s; sproutd lists it when it next starts\n",
+                       id, (unsigned long long)(st.ram_size >> 20), out,
+                       replaced ? " (replacing a file sproutd could not use)" : "", st.seconds);
         return 0;
 }

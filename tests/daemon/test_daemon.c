@@ -1535,16 +1535,20 @@ static void case_keys(void)
         CHECK(log && strstr(log, "not written by this daemon (no authenticator); import it first"),
               "the log says why: %s", log ? log : "");
         free(log);
-        unlink(dropped);
 
-        /* The import: checked, then written under the daemon's key; listed at the next start. */
-        snprintf(cmd, sizeof(cmd), "'%s' import '%s' --state-dir '%s'", t_sprout, foreign, d.state);
+        /* The import: checked, then written under the daemon's key; listed at the next start. The
+         * unusable file in the state directory is the one imported: upgraded in place. */
+        snprintf(cmd, sizeof(cmd), "'%s' import '%s' --state-dir '%s'", t_sprout, dropped, d.state);
         int rc = run(cmd, &out);
-        CHECK(rc == 0 && out && strstr(out, id), "sprout import: exit %d, '%s'", rc,
-              out ? out : "");
+        CHECK(rc == 0 && out && strstr(out, id) && strstr(out, "replacing"),
+              "sprout import in place: exit %d, '%s'", rc, out ? out : "");
         free(out);
+        /* Now the state directory has it: importing the foreign original again is refused. */
+        snprintf(cmd, sizeof(cmd), "'%s' import '%s' --state-dir '%s' 2>&1", t_sprout, foreign,
+                 d.state);
         rc = run(cmd, &out);
-        CHECK(rc != 0, "a second import of the same snapshot is refused: exit %d", rc);
+        CHECK(rc != 0 && out && strstr(out, "is already in"),
+              "a second import of the same snapshot is refused: exit %d '%s'", rc, out ? out : "");
         free(out);
         /* A copy with another UUID, the header re-sealed: a header edit. */
         char edited[1300];
