@@ -211,6 +211,40 @@ static void forged_chunk(const uint8_t *base, size_t len)
         free(c);
 }
 
+/* Two chunks edited, both re-sealed: every thread count names the lower one, in load and verify. */
+static void two_bad_chunks(const uint8_t *base, size_t len)
+{
+        char path[512];
+        struct sprout_err err = {0};
+        uint8_t *c = malloc(len);
+        memcpy(c, base, len);
+        for (uint64_t i = 1; i <= 4; i += 3) {
+                struct snap_fmt_entry *e = t_entry(c, i);
+                c[e->file_off + e->clen - 9] ^= 4; /* inside the frame, before zstd's checksum */
+                e->frame_hash = snapfmt_hash(c + e->file_off, e->clen);
+        }
+        t_reseal(c);
+        snprintf(path, sizeof(path), "%s/two-bad.snap", dir);
+        t_spit(path, c, len);
+        free(c);
+        struct snap_file *f;
+        REQUIRE(snap_open_keyed(path, &key, &f, &err) == 0, "keyed open: %s", err.msg);
+        for (unsigned threads = 1; threads <= 3; threads++) {
+                sprout_err_clear(&err);
+                int rc = load(f, NULL, threads, &err);
+                CHECK(rc == -EBADMSG && t_contains(err.msg, "chunk 1 (RAM offset 0x10000") &&
+                          t_contains(err.msg, "chunk tag mismatch"),
+                      "%u threads: load names chunk 1: %d %s", threads, rc, err.msg);
+        }
+        sprout_err_clear(&err);
+        int rc = snap_verify(f, &err);
+        CHECK(rc == -EBADMSG && t_contains(err.msg, "chunk 1 ") &&
+                  t_contains(err.msg, "chunk tag mismatch"),
+              "verify names chunk 1: %d %s", rc, err.msg);
+        snap_close(f);
+        unlink(path);
+}
+
 /* One edit of the file, all XXH3s re-sealed; want names the keyed refusal. */
 #define FORGE(name, want, ...)                                                                     \
         do {                                                                                       \
@@ -415,6 +449,7 @@ int main(void)
                 size_t len;
                 uint8_t *base = t_slurp(path, &len);
                 forged_chunk(base, len);
+                two_bad_chunks(base, len);
                 forged_parts(base, len);
                 flips(base, len);
                 free(base);
