@@ -20,6 +20,7 @@ static const struct {
     {"prewarm", sprout_cmd_prewarm,
      "snapshot an image through sproutd (-o FILE: directly, no daemon)"},
     {"inspect", sprout_cmd_inspect, "show and verify what a snapshot file holds"},
+    {"import", sprout_cmd_import, "check a snapshot sproutd did not write and add it to sproutd"},
     {"snapshots", sprout_cmd_snapshots, "list sproutd's snapshots"},
     {"clone", sprout_cmd_clone, "create clones through sproutd (--direct: in this process)"},
     {"clones", sprout_cmd_clones, "list sproutd's clones"},

@@ -53,7 +53,7 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
         struct sprout_err err = {0};
         int lfd = -1, r;
 
-        if ((r = state_dir_open(d, &err)) < 0) {
+        if ((r = state_dir_open(d, &err)) < 0 || (r = snapshot_key_open(d, &err)) < 0) {
                 sp_err("%s", err.msg);
                 goto out;
         }
@@ -89,8 +89,7 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
         sp_info("sproutd %s serving on %s (state %s, %s host, %u snapshots, %lld workers)",
                 SPROUT_VERSION, d->cfg.socket_path, d->cfg.state_dir,
                 d->kvm ? sprout_host_kind_name(sprout_kvm_host_kind(d->kvm)) : "none (no KVM)",
-                nsnaps,
-                (long long)d->cfg.workers);
+                nsnaps, (long long)d->cfg.workers);
 
         int sig;
         while (sigwait(sigs, &sig) == 0 && sig == SIGHUP)
@@ -116,6 +115,7 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
 out:
         if (d->kvm)
                 sprout_kvm_close(d->kvm);
+        snapshot_key_close(d);
         state_dir_close(d);
         return r;
 }

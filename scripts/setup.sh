@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config clang-format
   liburing-dev libzstd-dev uuid-dev libjansson-dev libarchive-dev libmicrohttpd-dev libxxhash-dev libcurl4-openssl-dev
+  libsodium-dev
   busybox-static cpio curl zstd python3 python3-dev python3-yaml
   linux-source-6.1 bc bison flex libelf-dev libssl-dev
   qemu-system-x86

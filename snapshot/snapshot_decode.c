@@ -1,7 +1,8 @@
-/* One chunk from frame bytes to guest RAM: check the frame against its index entry (hash, zstd
+/* One chunk from frame bytes to guest RAM: check the frame against its index entry (tag, hash, zstd
  * frame header, declared size, content checksum present), decompress it, and scatter its pages into
  * the base memfd by the bitmap so zero pages are never touched. */
 #include <errno.h>
+#include <sodium.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,6 +43,18 @@ int snap_decode_chunk(const struct snap_file *f, uint64_t i, const uint8_t *fram
         uint32_t pages = f->hdr.chunk_size / SNAP_PAGE_SIZE;
         uint64_t want = (uint64_t)e->npages * SNAP_PAGE_SIZE;
 
+        /* The tag first: under a key, nothing of a frame is parsed before it is authenticated. */
+        if (f->keyed) {
+                uint8_t tag[SNAP_TAG_BYTES];
+                snapfmt_chunk_tag(&f->key, f->hdr.uuid, e->ram_off, frame, e->clen, tag);
+                if (crypto_verify_32(tag, snap_chunk_tag(f, i)) != 0)
+                        return sprout_err_set(err, -EBADMSG,
+                                              "%s: chunk %llu (RAM offset 0x%llx, %u bytes at file "
+                                              "offset %llu): chunk tag mismatch: the frame was "
+                                              "changed after it was written",
+                                              f->path, ULL(i), ULL(e->ram_off), e->clen,
+                                              ULL(e->file_off));
+        }
         uint64_t h = snapfmt_hash(frame, e->clen);
         if (h != e->frame_hash)
                 return sprout_err_set(

@@ -52,8 +52,9 @@ static bool page_is_zero(const uint8_t *p)
         return true;
 }
 
-int snap_encode_chunk(struct snap_encoder *e, const uint8_t *ram, uint32_t len, uint8_t *out,
-                      size_t out_cap, struct snap_encoded *res, struct sprout_err *err)
+int snap_encode_chunk(struct snap_encoder *e, const uint8_t *ram, uint64_t ram_off, uint32_t len,
+                      uint8_t *out, size_t out_cap, struct snap_encoded *res,
+                      struct sprout_err *err)
 {
         uint32_t pages = len / SNAP_PAGE_SIZE;
         uint32_t first = UINT32_MAX, last = 0;
@@ -95,5 +96,9 @@ int snap_encode_chunk(struct snap_encoder *e, const uint8_t *ram, uint32_t len, 
                                       ZSTD_getErrorName(r));
         res->clen = (uint32_t)r;
         res->hash = snapfmt_hash(out, r);
+        /* Tagged here, on the compression threads, so the authenticator costs the writer no
+         * serial pass over the frames. */
+        if (e->key)
+                snapfmt_chunk_tag(e->key, e->uuid, ram_off, out, res->clen, res->tag);
         return 0;
 }

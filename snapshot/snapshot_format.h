@@ -1,4 +1,5 @@
-/* On-disk layout of a snapshot file (format 1.0), private to snapshot/ and its tests.
+/* On-disk layout of a snapshot file (format 1.1; 1.0 is 1.1 without an authenticator), private to
+ * snapshot/ and its tests.
  * docs/snapshot-format.md is the prose version of this header; keep the two in step. */
 #ifndef SPROUT_SNAPSHOT_FORMAT_H
 #define SPROUT_SNAPSHOT_FORMAT_H
@@ -19,6 +20,12 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the snapshot format i
 #define SNAP_ALIGN       8u  /* section data and index entries start 8-byte aligned */
 #define SNAP_ENTRY_FIXED 32u /* index entry before its bitmap */
 #define SNAP_PAGES_MAX   (SNAP_MAX_CHUNK / SNAP_PAGE_SIZE)
+
+/* flags (format 1.1): the file carries an authenticator (key_id, auth_tag and the authenticator
+ * area after the index). */
+#define SNAP_FLAG_AUTH  0x1u
+#define SNAP_KEY_ID_LEN 8u
+#define SNAP_AUTH_FIXED (2u * SNAP_TAG_BYTES) /* sections tag, index tag; then one per chunk */
 
 struct __attribute__((packed)) snap_fmt_header {
         char magic[SNAP_MAGIC_LEN];
@@ -43,12 +50,16 @@ struct __attribute__((packed)) snap_fmt_header {
         uint64_t index_off;
         uint64_t index_len;
         uint32_t index_entry_size;
-        uint32_t flags; /* none defined: must be 0 */
+        uint32_t flags; /* 1.0: must be 0; 1.1: SNAP_FLAG_AUTH or 0 */
         uint64_t nonzero_pages;
         uint64_t index_checksum; /* XXH3-64 of the index bytes */
         uint64_t
-            header_checksum;  /* XXH3-64 of this header (this field as 0) then the sections area */
-        uint8_t reserved[88]; /* must be 0 */
+            header_checksum; /* XXH3-64 of this header (this field as 0) then the sections area */
+        /* Format 1.1, zero unless flags has SNAP_FLAG_AUTH: which key (a keyed hash of it, not the
+         * key) and the header tag. */
+        uint8_t key_id[SNAP_KEY_ID_LEN];
+        uint8_t auth_tag[SNAP_TAG_BYTES];
+        uint8_t reserved[48]; /* must be 0 */
 };
 
 _Static_assert(sizeof(struct snap_fmt_header) == SNAP_HEADER_SIZE, "header size");
@@ -69,7 +80,9 @@ _Static_assert(offsetof(struct snap_fmt_header, index_entry_size) == 136, "index
 _Static_assert(offsetof(struct snap_fmt_header, nonzero_pages) == 144, "nonzero_pages");
 _Static_assert(offsetof(struct snap_fmt_header, index_checksum) == 152, "index_checksum");
 _Static_assert(offsetof(struct snap_fmt_header, header_checksum) == 160, "header_checksum");
-_Static_assert(offsetof(struct snap_fmt_header, reserved) == 168, "reserved");
+_Static_assert(offsetof(struct snap_fmt_header, key_id) == 168, "key_id");
+_Static_assert(offsetof(struct snap_fmt_header, auth_tag) == 176, "auth_tag");
+_Static_assert(offsetof(struct snap_fmt_header, reserved) == 208, "reserved");
 
 /* Each section in the sections area: this prefix, len bytes of data, zeros up to SNAP_ALIGN. */
 struct __attribute__((packed)) snap_fmt_section {
@@ -112,9 +125,32 @@ static inline int snapfmt_bit(const uint8_t *bm, uint32_t i)
         return (bm[i / 8] >> (i % 8)) & 1;
 }
 
+/* Bytes of the authenticator area after the index: 0 without SNAP_FLAG_AUTH. */
+static inline uint64_t snapfmt_auth_len(const struct snap_fmt_header *h)
+{
+        return (h->flags & SNAP_FLAG_AUTH) ? SNAP_AUTH_FIXED + h->nchunks * SNAP_TAG_BYTES : 0;
+}
+
 /* The header+sections checksum; hdr->header_checksum is treated as 0. */
 uint64_t snapfmt_header_hash(const struct snap_fmt_header *hdr, const void *sections,
                              uint64_t sections_len);
 uint64_t snapfmt_hash(const void *p, uint64_t len);
+
+/* ---- the authenticator (keyed BLAKE2b-256, docs/snapshot-format.md "Authenticator") ---- */
+
+void snapfmt_key_id(const struct snap_key *key, uint8_t out[SNAP_KEY_ID_LEN]);
+/* Chunk tag: the frame of the chunk at RAM offset ram_off of the file with this UUID. */
+void snapfmt_chunk_tag(const struct snap_key *key, const uint8_t uuid[16], uint64_t ram_off,
+                       const void *frame, uint32_t clen, uint8_t out[SNAP_TAG_BYTES]);
+void snapfmt_sections_tag(const struct snap_key *key, const uint8_t uuid[16], const void *area,
+                          uint64_t len, uint8_t out[SNAP_TAG_BYTES]);
+/* Over the index with every entry's frame_hash left out, then the nchunks chunk tags. */
+void snapfmt_index_tag(const struct snap_key *key, const struct snap_fmt_header *h,
+                       const uint8_t *index, const uint8_t *chunk_tags,
+                       uint8_t out[SNAP_TAG_BYTES]);
+/* Over the header with index_checksum, header_checksum and auth_tag as 0, then the sections and
+ * index tags (auth holds both, SNAP_AUTH_FIXED bytes). */
+void snapfmt_header_tag(const struct snap_key *key, const struct snap_fmt_header *h,
+                        const uint8_t *auth, uint8_t out[SNAP_TAG_BYTES]);
 
 #endif

@@ -21,7 +21,17 @@ struct snap_file {
         struct snap_section *secs;
         uint8_t *index;    /* hdr.index_len bytes, validated */
         uint32_t max_clen; /* largest frame: sizes the read buffers */
+        /* Opened with a key: the authenticator area (sections tag, index tag, chunk tags) passed
+         * its checks at open, and every chunk's tag is checked before the chunk is decoded. */
+        bool keyed;
+        struct snap_key key;
+        uint8_t *auth; /* snapfmt_auth_len bytes when keyed, else NULL */
 };
+
+static inline const uint8_t *snap_chunk_tag(const struct snap_file *f, uint64_t i)
+{
+        return f->auth + SNAP_AUTH_FIXED + i * SNAP_TAG_BYTES;
+}
 
 static inline const struct snap_fmt_entry *snap_entry(const struct snap_file *f, uint64_t i)
 {
@@ -63,21 +73,26 @@ struct snap_encoder {
         ZSTD_CCtx *cctx;
         uint8_t *staging; /* chunk_size bytes: the non-zero pages packed together */
         uint32_t chunk_size;
+        const struct snap_key *key; /* NULL: no chunk tags */
+        const uint8_t *uuid;        /* the file's, for the chunk tags */
 };
 
 struct snap_encoded {
         uint32_t npages; /* 0: the chunk is all zero and has no frame */
         uint32_t clen;
         uint64_t hash;
+        uint8_t tag[SNAP_TAG_BYTES]; /* with a key */
         uint8_t bitmap[SNAP_PAGES_MAX / 8];
 };
 
 int snap_encoder_init(struct snap_encoder *e, uint32_t chunk_size, int level,
                       struct sprout_err *err);
 void snap_encoder_fini(struct snap_encoder *e);
-/* Encode len bytes of RAM (a multiple of the page size, at most chunk_size) into a frame in out. */
-int snap_encode_chunk(struct snap_encoder *e, const uint8_t *ram, uint32_t len, uint8_t *out,
-                      size_t out_cap, struct snap_encoded *res, struct sprout_err *err);
+/* Encode len bytes of RAM at RAM offset ram_off (a multiple of the page size, at most chunk_size)
+ * into a frame in out; with a key, tag it. */
+int snap_encode_chunk(struct snap_encoder *e, const uint8_t *ram, uint64_t ram_off, uint32_t len,
+                      uint8_t *out, size_t out_cap, struct snap_encoded *res,
+                      struct sprout_err *err);
 
 /* ---- chunk pipeline (writer) ---- */
 
@@ -86,10 +101,14 @@ struct snap_wparams {
         int level;
         unsigned threads;
         uint32_t entry_size;
+        uint8_t uuid[16];
 };
 
 struct snap_chunks_out {
         uint8_t *index; /* nchunks entries of entry_size bytes; the caller frees it */
+        /* With a key, the authenticator area: room for the sections and index tags (the caller's
+         * to fill), then the chunk tags in index order. The caller frees it. */
+        uint8_t *auth;
         uint64_t nchunks;
         uint64_t nonzero_pages;
         uint64_t end_off; /* file offset after the last frame */
@@ -100,6 +119,12 @@ struct snap_chunks_out {
 int snap_write_chunks(const struct snap_write_opts *o, const struct snap_wparams *p,
                       struct io_uring *ring, int fd, uint64_t data_off, const char *where,
                       struct snap_chunks_out *out, struct sprout_err *err);
+
+/* With a key: fills the sections and index tags of auth (the authenticator area; its chunk tags
+ * are in place), then h->auth_tag. h has everything else, the key id and SNAP_FLAG_AUTH included.
+ */
+void snap_seal(const struct snap_key *key, struct snap_fmt_header *h, const uint8_t *sections,
+               const uint8_t *index, uint8_t *auth);
 
 /* ---- temporary file, renamed into place on commit ---- */
 
@@ -129,8 +154,16 @@ int snapv_sections(const struct snap_fmt_header *h, const uint8_t *area, struct 
 int snapv_index(const struct snap_fmt_header *h, const uint8_t *index, uint32_t *max_clen,
                 uint64_t *compressed, const char *path, struct sprout_err *err);
 
-/* Check one frame against its index entry and decompress it into staging (chunk_size bytes); then,
- * unless memfd is -1 (verify only), write its pages into memfd at their RAM offsets. */
+/* sodium_init, before any tag is computed. */
+int snap_crypto_init(struct sprout_err *err);
+
+/* The authenticator's checks at open, on the header, sections and index already read and bounded.
+ */
+int snapv_auth(struct snap_file *f, struct sprout_err *err);
+
+/* Check one frame against its index entry (its tag first when f is keyed) and decompress it into
+ * staging (chunk_size bytes); then, unless memfd is -1 (verify only), write its pages into memfd at
+ * their RAM offsets. */
 int snap_decode_chunk(const struct snap_file *f, uint64_t i, const uint8_t *frame, int memfd,
                       uint8_t *staging, ZSTD_DCtx *dctx, struct sprout_err *err);
 

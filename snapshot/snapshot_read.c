@@ -1,7 +1,9 @@
 /* snap_open(): read and validate the header, the sections area and the chunk index of an untrusted
- * file, checking each size against the file and the caps before it sizes any allocation. */
+ * file, checking each size against the file and the caps before it sizes any allocation; with a
+ * key, authenticate them before they are parsed. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,6 +36,12 @@ static int pread_full(struct snap_file *f, void *buf, uint64_t len, uint64_t off
 
 int snap_open(const char *path, struct snap_file **out, struct sprout_err *err)
 {
+        return snap_open_keyed(path, NULL, out, err);
+}
+
+int snap_open_keyed(const char *path, const struct snap_key *key, struct snap_file **out,
+                    struct sprout_err *err)
+{
         struct snap_fmt_header *h;
         struct stat sb;
         int rc;
@@ -44,6 +52,10 @@ int snap_open(const char *path, struct snap_file **out, struct sprout_err *err)
                 return sprout_err_set(err, -ENOMEM, "out of memory opening %s", path);
         f->fd = -1;
         h = &f->hdr;
+        if (key) {
+                f->keyed = true;
+                f->key = *key;
+        }
         f->path = strdup(path);
         if (!f->path) {
                 rc = sprout_err_set(err, -ENOMEM, "out of memory opening %s", path);
@@ -107,9 +119,6 @@ int snap_open(const char *path, struct snap_file **out, struct sprout_err *err)
                                     h->nsections);
                 goto fail;
         }
-        rc = snapv_sections(h, f->sections_area, f->secs, path, err);
-        if (rc < 0)
-                goto fail;
 
         /* Bounded by snapv_header: at most 2^20 entries of at most 2080 bytes. */
         f->index = malloc(h->index_len ? h->index_len : 1);
@@ -131,6 +140,31 @@ int snap_open(const char *path, struct snap_file **out, struct sprout_err *err)
                     (unsigned long long)h->index_off, (unsigned long long)sum);
                 goto fail;
         }
+        if (f->keyed) {
+                /* Bounded by snapv_header too: at most 64 + 2^20 tags of 32 bytes. */
+                uint64_t alen = snapfmt_auth_len(h);
+                f->auth = alen ? malloc(alen) : NULL;
+                if (alen && !f->auth) {
+                        rc =
+                            sprout_err_set(err, -ENOMEM, "%s: out of memory for %llu bytes of tags",
+                                           path, (unsigned long long)alen);
+                        goto fail;
+                }
+                if (alen) {
+                        rc = pread_full(f, f->auth, alen, h->index_off + h->index_len,
+                                        "authenticator", err);
+                        if (rc < 0)
+                                goto fail;
+                }
+                /* Before anything in the sections or the index is parsed. */
+                rc = snapv_auth(f, err);
+                if (rc < 0)
+                        goto fail;
+        }
+        /* Parsed only now, so a keyed open never walks a record it has not authenticated. */
+        rc = snapv_sections(h, f->sections_area, f->secs, path, err);
+        if (rc < 0)
+                goto fail;
         rc = snapv_index(h, f->index, &f->max_clen, &f->info.compressed_bytes, path, err);
         if (rc < 0)
                 goto fail;
@@ -153,6 +187,9 @@ int snap_open(const char *path, struct snap_file **out, struct sprout_err *err)
         in->nonzero_pages = h->nonzero_pages;
         in->file_size = size;
         in->nsections = h->nsections;
+        in->authenticated = h->flags & SNAP_FLAG_AUTH;
+        in->key_checked = f->keyed;
+        memcpy(in->key_id, h->key_id, sizeof(in->key_id));
         *out = f;
         return 0;
 fail:
@@ -167,6 +204,8 @@ void snap_close(struct snap_file *f)
         if (f->fd >= 0)
                 close(f->fd);
         free(f->index);
+        free(f->auth);
+        sodium_memzero(&f->key, sizeof(f->key));
         free(f->secs);
         free(f->sections_area);
         free(f->path);

@@ -2,6 +2,7 @@
  * is used to size an allocation or to index memory. Each failure names the field, its offset and
  * what was expected. */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "snapshot_internal.h"
@@ -60,16 +61,23 @@ int snapv_header_early(const struct snap_fmt_header *h, uint64_t file_size, cons
 int snapv_header(const struct snap_fmt_header *h, uint64_t file_size, const char *path,
                  struct sprout_err *err)
 {
-        for (size_t i = 0; i < sizeof(h->reserved); i++)
-                if (h->reserved[i])
+        /* Without an authenticator, key_id and auth_tag are reserved bytes as they were in 1.0. */
+        bool auth = h->flags & SNAP_FLAG_AUTH;
+        size_t rfirst = auth ? offsetof(struct snap_fmt_header, reserved)
+                             : offsetof(struct snap_fmt_header, key_id);
+        const uint8_t *raw = (const uint8_t *)h;
+        for (size_t i = rfirst; i < SNAP_HEADER_SIZE; i++)
+                if (raw[i])
                         return sprout_err_set(
                             err, -EINVAL,
-                            "%s: reserved header byte at offset %zu is 0x%02x, expected 0", path,
-                            offsetof(struct snap_fmt_header, reserved) + i, h->reserved[i]);
-        if (h->flags)
+                            "%s: reserved header byte at offset %zu is 0x%02x, expected 0", path, i,
+                            raw[i]);
+        uint32_t known = h->minor >= 1 ? SNAP_FLAG_AUTH : 0;
+        if (h->flags & ~known)
                 return sprout_err_set(err, -EINVAL,
-                                      "%s: header flags (offset 140) are 0x%x, expected 0", path,
-                                      h->flags);
+                                      "%s: header flags (offset 140) are 0x%x; format %u.%u "
+                                      "defines 0x%x",
+                                      path, h->flags, h->major, h->minor, known);
         if (!memchr(h->cpu_vendor, '\0', sizeof(h->cpu_vendor)))
                 return sprout_err_set(
                     err, -EINVAL,
@@ -122,17 +130,26 @@ int snapv_header(const struct snap_fmt_header *h, uint64_t file_size, const char
                                       "%s: index_off (offset 120) is %llu, inside the sections "
                                       "area that ends at %llu",
                                       path, ULL(h->index_off), ULL(data_off));
-        uint64_t end;
-        if (__builtin_add_overflow(h->index_off, h->index_len, &end))
+        /* nchunks <= 2^20: auth_len cannot overflow, but index_off comes straight from the file. */
+        uint64_t end, auth_len = snapfmt_auth_len(h);
+        if (__builtin_add_overflow(h->index_off, h->index_len, &end) ||
+            __builtin_add_overflow(end, auth_len, &end))
                 return sprout_err_set(err, -EINVAL,
                                       "%s: index_off (offset 120) %llu + index_len %llu overflows",
                                       path, ULL(h->index_off), ULL(h->index_len));
-        if (end != file_size)
+        if (end != file_size && !auth)
                 return sprout_err_set(
                     err, -EINVAL,
                     "%s: file is %llu bytes but the chunk index ends at %llu (index_off %llu + "
                     "index_len %llu): truncated or trailing data",
                     path, ULL(file_size), ULL(end), ULL(h->index_off), ULL(h->index_len));
+        if (end != file_size)
+                return sprout_err_set(
+                    err, -EINVAL,
+                    "%s: file is %llu bytes but the authenticator area ends at %llu (index_off "
+                    "%llu + index_len %llu + %llu bytes of tags): truncated or trailing data",
+                    path, ULL(file_size), ULL(end), ULL(h->index_off), ULL(h->index_len),
+                    ULL(auth_len));
         if (h->nchunks == 0 && h->index_off != data_off)
                 return sprout_err_set(
                     err, -EINVAL,

@@ -27,6 +27,10 @@ static int check_opts(const struct snap_write_opts *o, struct snap_wparams *p,
                 return sprout_err_set(err, -EINVAL,
                                       "snapshot write: zstd_level %d is outside zstd's [%d, %d]",
                                       p->level, ZSTD_minCLevel(), ZSTD_maxCLevel());
+        if (o->uuid)
+                memcpy(p->uuid, o->uuid, sizeof(p->uuid));
+        else
+                uuid_generate(p->uuid); /* now, not with the header: the chunk tags take it */
         p->threads = o->threads ? o->threads : snap_default_threads();
         if (p->threads > SNAP_MAX_THREADS)
                 return sprout_err_set(err, -EINVAL,
@@ -106,12 +110,10 @@ static void fill_header(struct snap_fmt_header *h, const struct snap_write_opts 
         memset(h, 0, sizeof(*h));
         memcpy(h->magic, SNAP_MAGIC, SNAP_MAGIC_LEN);
         h->major = SNAP_FORMAT_MAJOR;
-        h->minor = SNAP_FORMAT_MINOR;
+        /* 1.1 only for what 1.1 adds: a file without an authenticator stays readable by 1.0. */
+        h->minor = o->key ? 1 : 0;
         h->header_size = SNAP_HEADER_SIZE;
-        if (o->uuid)
-                memcpy(h->uuid, o->uuid, sizeof(h->uuid));
-        else
-                uuid_generate(h->uuid);
+        memcpy(h->uuid, p->uuid, sizeof(h->uuid));
         h->created_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
         h->host_kind = o->host.host_kind;
         /* Copy only up to the NUL so stray bytes after it never reach the disk. */
@@ -132,6 +134,19 @@ static void fill_header(struct snap_fmt_header *h, const struct snap_write_opts 
         h->index_len = c->nchunks * p->entry_size;
         h->index_entry_size = p->entry_size;
         h->nonzero_pages = c->nonzero_pages;
+        if (o->key) {
+                h->flags |= SNAP_FLAG_AUTH;
+                snapfmt_key_id(o->key, h->key_id);
+        }
+}
+
+/* The sections and index tags into the authenticator area, then the header tag. */
+void snap_seal(const struct snap_key *key, struct snap_fmt_header *h, const uint8_t *sections,
+               const uint8_t *index, uint8_t *auth)
+{
+        snapfmt_sections_tag(key, h->uuid, sections, h->sections_len, auth);
+        snapfmt_index_tag(key, h, index, auth + SNAP_AUTH_FIXED, auth + SNAP_TAG_BYTES);
+        snapfmt_header_tag(key, h, auth, h->auth_tag);
 }
 
 int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st, struct sprout_err *err)
@@ -151,6 +166,8 @@ int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st, str
         if (!o)
                 return sprout_err_set(err, -EINVAL, "snapshot write: no options");
         rc = check_opts(o, &p, err);
+        if (rc == 0 && o->key)
+                rc = snap_crypto_init(err);
         if (rc < 0)
                 return rc;
         sections = build_sections(o, &sections_len);
@@ -187,6 +204,8 @@ int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st, str
 
         fill_header(&hdr, o, &p, sections_len, &chunks);
         hdr.index_checksum = snapfmt_hash(chunks.index, hdr.index_len);
+        if (o->key)
+                snap_seal(o->key, &hdr, sections, chunks.index, chunks.auth);
         hdr.header_checksum = snapfmt_header_hash(&hdr, sections, sections_len);
 
         io = (struct snap_io){.op = SNAP_IO_WRITE,
@@ -200,6 +219,20 @@ int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st, str
                                  (unsigned long long)hdr.index_len,
                                  (unsigned long long)hdr.index_off, where);
                 goto out;
+        }
+        if (o->key) {
+                uint64_t alen = snapfmt_auth_len(&hdr);
+                io = (struct snap_io){.op = SNAP_IO_WRITE,
+                                      .fd = tmp.fd,
+                                      .buf = chunks.auth,
+                                      .len = alen,
+                                      .off = hdr.index_off + hdr.index_len};
+                rc = snap_io_run(&ring, &io);
+                if (rc < 0) {
+                        sprout_err_errno(err, rc, "writing the %llu-byte authenticator to %s",
+                                         (unsigned long long)alen, where);
+                        goto out;
+                }
         }
         /* The header goes last: until it is in place the file has no valid magic. */
         io = (struct snap_io){.op = SNAP_IO_WRITE,
@@ -223,7 +256,7 @@ int snap_write(const struct snap_write_opts *o, struct snap_write_stats *st, str
                 goto out;
 
         if (st) {
-                st->file_size = hdr.index_off + hdr.index_len;
+                st->file_size = hdr.index_off + hdr.index_len + snapfmt_auth_len(&hdr);
                 st->ram_size = o->ram_size;
                 st->nonzero_bytes = chunks.nonzero_pages * SNAP_PAGE_SIZE;
                 st->chunks = chunks.nchunks;
@@ -234,6 +267,7 @@ out:
                 io_uring_queue_exit(&ring);
         snap_tmp_release(&tmp);
         free(chunks.index);
+        free(chunks.auth);
         free(sections);
         return rc;
 }

@@ -81,8 +81,8 @@ static void *worker_main(void *arg)
                 uint64_t left = pp->o->ram_size - off;
                 uint32_t len = left < cs ? (uint32_t)left : cs;
                 sprout_err_clear(&s->err);
-                int rc = snap_encode_chunk(&w->enc, (const uint8_t *)pp->o->ram + off, len, s->out,
-                                           pp->out_cap, &s->enc, &s->err);
+                int rc = snap_encode_chunk(&w->enc, (const uint8_t *)pp->o->ram + off, off, len,
+                                           s->out, pp->out_cap, &s->enc, &s->err);
 
                 pthread_mutex_lock(&pp->lock);
                 s->rc = rc;
@@ -184,6 +184,8 @@ static int start_workers(struct pipe *pp, struct worker *ws, unsigned nthreads,
                 int rc = snap_encoder_init(&ws[i].enc, p->chunk_size, p->level, err);
                 if (rc < 0)
                         return rc;
+                ws[i].enc.key = pp->o->key;
+                ws[i].enc.uuid = p->uuid;
                 rc = -pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]);
                 if (rc < 0) {
                         snap_encoder_fini(&ws[i].enc);
@@ -254,6 +256,9 @@ static int write_frame(struct writer *w, struct slot *s, struct sprout_err *err)
         struct pipe *pp = w->pp;
         add_entry(w->out->index, w->out->nchunks, w->p->entry_size, w->next * pp->chunk_size,
                   w->file_off, &s->enc);
+        if (w->out->auth)
+                memcpy(w->out->auth + SNAP_AUTH_FIXED + w->out->nchunks * SNAP_TAG_BYTES,
+                       s->enc.tag, SNAP_TAG_BYTES);
         w->out->nchunks++;
         w->out->nonzero_pages += s->enc.npages;
         s->io = (struct snap_io){
@@ -370,9 +375,12 @@ int snap_write_chunks(const struct snap_write_opts *o, const struct snap_wparams
 
         memset(out, 0, sizeof(*out));
         out->index = calloc(pp.total, p->entry_size);
+        /* The authenticator area is written from this buffer: room for both fixed tags first. */
+        if (o->key)
+                out->auth = calloc(1, SNAP_AUTH_FIXED + pp.total * SNAP_TAG_BYTES);
         pp.slots = calloc(pp.nslots, sizeof(*pp.slots));
         ws = calloc(nthreads, sizeof(*ws));
-        if (!out->index || !pp.slots || !ws) {
+        if (!out->index || (o->key && !out->auth) || !pp.slots || !ws) {
                 rc = sprout_err_set(err, -ENOMEM, "out of memory for a %llu-chunk index",
                                     (unsigned long long)pp.total);
                 goto out;
@@ -390,7 +398,9 @@ out:
         free(ws);
         if (rc < 0) {
                 free(out->index);
+                free(out->auth);
                 out->index = NULL;
+                out->auth = NULL;
         }
         return rc;
 }

@@ -71,6 +71,14 @@ static void print_text_info(struct snap_file *f, const struct snap_info *si, con
                (unsigned long long)si->nonzero_pages, (double)si->nonzero_pages * 4096 / 1048576.0);
         printf("file      %.2f MiB (chunks %.2f MiB), %.1fx smaller than RAM\n",
                (double)si->file_size / 1048576.0, (double)si->compressed_bytes / 1048576.0, ratio);
+        /* inspect holds no key: it says whose tags the file has; only sproutd can check them. */
+        if (si->authenticated)
+                printf("auth      tags under key id %02x%02x%02x%02x%02x%02x%02x%02x (checked "
+                       "by sproutd, not here)\n",
+                       si->key_id[0], si->key_id[1], si->key_id[2], si->key_id[3], si->key_id[4],
+                       si->key_id[5], si->key_id[6], si->key_id[7]);
+        else
+                printf("auth      none (sproutd uses it only after sprout import)\n");
         printf("sections  %u\n", si->nsections);
         for (unsigned i = 0; i < si->nsections; i++) {
                 struct snap_section s;

@@ -30,6 +30,12 @@ struct sprout_base {
 int sprout_base_load(struct sprout_kvm *kvm, const char *path, unsigned threads,
                      struct sprout_base **out, struct sprout_err *err)
 {
+        return sprout_base_load_keyed(kvm, path, NULL, threads, out, err);
+}
+
+int sprout_base_load_keyed(struct sprout_kvm *kvm, const char *path, const struct snap_key *key,
+                           unsigned threads, struct sprout_base **out, struct sprout_err *err)
+{
         struct sprout_base *b = calloc(1, sizeof(*b));
         int r;
 
@@ -39,7 +45,7 @@ int sprout_base_load(struct sprout_kvm *kvm, const char *path, unsigned threads,
         b->memfd = -1;
         pthread_mutex_init(&b->lock, NULL);
         ready_pool_init(&b->ready);
-        r = snap_open(path, &b->snap, err);
+        r = snap_open_keyed(path, key, &b->snap, err);
         if (r < 0)
                 goto fail;
         const struct snap_info *si = snap_get_info(b->snap);

@@ -139,6 +139,7 @@ int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
             .ram_size = cap.ram_size,
             .progress = o->progress ? on_write : NULL,
             .progress_ctx = (void *)o,
+            .key = o->key,
         };
         snapshot_host_facts(kvm, &wo.host);
         if (o->uuid)

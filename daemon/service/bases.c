@@ -102,7 +102,7 @@ int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sp
         sprout_cond_init_mono(&db->cv);
 
         int64_t t0 = sprout_mono_ns();
-        int r = d->kvm ? sprout_base_load(d->kvm, e->path, 0, &db->b, err)
+        int r = d->kvm ? sprout_base_load_keyed(d->kvm, e->path, &d->snap_key, 0, &db->b, err)
                        : sprout_err_set(err, -ENODEV, "%s", d->kvm_error);
         if (r < 0)
                 goto fail;

@@ -53,6 +53,7 @@ static void run_prewarm(struct job *j)
                     .timeout_ms = j->p.timeout_s * 1000,
                     .zstd_level = j->p.zstd_level,
                     .uuid = e->uuid,
+                    .key = &d->snap_key,
                     .progress = on_progress,
                     .progress_ctx = j,
                 };
@@ -62,7 +63,7 @@ static void run_prewarm(struct job *j)
         if (r == 0) {
                 /* Read back what is on disk: the listing shows the file, not our intentions. */
                 snprintf(meta->path, sizeof(meta->path), "%s", e->path);
-                r = registry_read_meta(meta, &err);
+                r = registry_read_meta(d, meta, &err);
         }
         pthread_mutex_lock(&d->lock);
         if (r == 0) {

@@ -103,10 +103,10 @@ static void read_image_name(struct snap_file *f, char *out, size_t len)
         json_decref(m);
 }
 
-int registry_read_meta(struct dsnap *e, struct sprout_err *err)
+int registry_read_meta(struct sproutd *d, struct dsnap *e, struct sprout_err *err)
 {
         struct snap_file *f;
-        int r = snap_open(e->path, &f, err);
+        int r = snap_open_keyed(e->path, &d->snap_key, &f, err);
         if (r < 0)
                 return r;
         const struct snap_info *si = snap_get_info(f);

@@ -29,8 +29,9 @@ static void scan_one(struct sproutd *d, const char *name)
                 registry_free_entry(d, e);
                 return;
         }
-        if (registry_read_meta(e, &err) < 0) {
-                /* Not ours to delete: someone may want to look at it. It is just not listed. */
+        if (registry_read_meta(d, e, &err) < 0) {
+                /* Not ours to delete: someone may want to look at it (or import it, when it is
+                 * unauthenticated). It is just not listed; the log says why. */
                 sp_warn("state: skipping %s: %s", e->path, err.msg);
                 registry_free_entry(d, e);
                 return;

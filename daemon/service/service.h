@@ -117,6 +117,7 @@ struct sproutd {
         char kvm_error[sizeof(((struct sprout_err *)0)->msg)];
         char snap_dir[4096];
         int lock_fd;
+        struct snap_key snap_key; /* STATE_DIR/snapshot.key: what we write with and require */
         int64_t started_ns;
 
         pthread_mutex_t lock;
@@ -151,8 +152,9 @@ struct dsnap *registry_new(const uint8_t uuid[16]);
 /* Lists e (taking a reference for the list); -EEXIST if the id is taken. Under d->lock. */
 int registry_add_locked(struct sproutd *d, struct dsnap *e);
 void registry_unlist_locked(struct sproutd *d, struct dsnap *e);
-/* Reads size, RAM, creation time and image name from the snapshot file at e->path. */
-int registry_read_meta(struct dsnap *e, struct sprout_err *err);
+/* Reads size, RAM, creation time and image name from the snapshot file at e->path, which must carry
+ * d's authenticator (its header, sections and index tags are checked; chunks at base load). */
+int registry_read_meta(struct sproutd *d, struct dsnap *e, struct sprout_err *err);
 /* Frees an entry whose last reference is gone (the reaper calls this). */
 void registry_free_entry(struct sproutd *d, struct dsnap *e);
 
@@ -243,5 +245,10 @@ void reaper_stop(struct sproutd *d);
 /* ---- sproutd_state.c: the state directory, one daemon per directory ---- */
 int state_dir_open(struct sproutd *d, struct sprout_err *err);
 void state_dir_close(struct sproutd *d);
+
+/* snapshot_key.c: loads d->snap_key from STATE_DIR/snapshot.key, creating it on first start. After
+ * state_dir_open (it relies on the directory's checks). */
+int snapshot_key_open(struct sproutd *d, struct sprout_err *err);
+void snapshot_key_close(struct sproutd *d);
 
 #endif

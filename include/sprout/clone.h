@@ -25,7 +25,7 @@ struct sprout_vm_config sprout_manifest_vm_config(const struct sprout_manifest *
 enum sprout_prewarm_phase { SPROUT_PW_BOOTING, SPROUT_PW_SNAPSHOTTING, SPROUT_PW_WRITING };
 
 struct sprout_prewarm_opts {
-        const char *image;    /* image directory or its manifest.json (for messages, with manifest) */
+        const char *image; /* image directory or its manifest.json (for messages, with manifest) */
         /* The image, loaded already (its files open): used instead of loading image. May be NULL.
          */
         const struct sprout_manifest *manifest;
@@ -35,6 +35,8 @@ struct sprout_prewarm_opts {
         int64_t timeout_ms;   /* how long the boot may take to READY */
         int zstd_level;       /* 0: the default */
         const uint8_t *uuid;  /* 16 bytes: the snapshot's UUID; NULL for a random one */
+        /* The snapshot authenticator's key (the daemon's); NULL writes a file without one. */
+        const struct snap_key *key;
         /* Called when a phase starts and while writing (done/total bytes); may be NULL. */
         void (*progress)(void *ctx, enum sprout_prewarm_phase phase, uint64_t done, uint64_t total);
         void *progress_ctx;
@@ -67,6 +69,11 @@ struct sprout_base_info {
  * sealed memfd. The base holds a reference to kvm, which must outlive it. */
 int sprout_base_load(struct sprout_kvm *kvm, const char *path, unsigned threads,
                      struct sprout_base **out, struct sprout_err *err);
+/* sprout_base_load, and with a non-NULL key the file must carry a valid authenticator under it
+ * (snap_open_keyed): an unauthenticated or edited file is refused before its sections are used,
+ * and a chunk whose tag fails stops the load. */
+int sprout_base_load_keyed(struct sprout_kvm *kvm, const char *path, const struct snap_key *key,
+                           unsigned threads, struct sprout_base **out, struct sprout_err *err);
 const struct sprout_base_info *sprout_base_info(const struct sprout_base *b);
 
 /* Prepares up to n VM shells (VM fd, memslots over the base, irqchip, vCPU) so clones skip that

@@ -4,12 +4,13 @@
 #ifndef SPROUT_SNAPSHOT_H
 #define SPROUT_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sprout/err.h"
 
 #define SNAP_FORMAT_MAJOR 1
-#define SNAP_FORMAT_MINOR 0
+#define SNAP_FORMAT_MINOR 1 /* 1.1 adds the authenticator; files without one are written as 1.0 */
 
 /* Limits: snap_write() refuses to exceed them and snap_open() checks a file against them before it
  * allocates anything, so a hostile file cannot make the reader allocate more than these allow. */
@@ -24,6 +25,14 @@
 #define SNAP_DEFAULT_CHUNK      (2u << 20)
 #define SNAP_DEFAULT_ZSTD_LEVEL 3
 #define SNAP_MAX_THREADS        256u
+
+/* The key of the snapshot authenticator (keyed BLAKE2b-256, libsodium): whoever holds it can write
+ * files a keyed reader accepts, so it is as secret as the snapshots are trusted. */
+#define SNAP_KEY_BYTES 32u
+#define SNAP_TAG_BYTES 32u
+struct snap_key {
+        uint8_t k[SNAP_KEY_BYTES];
+};
 
 /* Facts about the host that took the snapshot, stored for the restoring side to compare. */
 struct snap_host_facts {
@@ -58,6 +67,9 @@ struct snap_write_opts {
          * write with -ECANCELED. May be NULL. */
         int (*progress)(void *ctx, uint64_t done_bytes, uint64_t total_bytes);
         void *progress_ctx;
+        /* NULL: no authenticator (a format 1.0 file). Else the file carries tags under this key
+         * and is format 1.1. */
+        const struct snap_key *key;
 };
 
 struct snap_write_stats {
@@ -81,6 +93,13 @@ struct snap_file;
  * An open snap_file is never modified, so loads, verifies and lookups may run on several threads at
  * once; snap_close must come after all of them. */
 int snap_open(const char *path, struct snap_file **out, struct sprout_err *err);
+/* snap_open, and with a non-NULL key the file must carry an authenticator made with that key: the
+ * header, sections and index tags are checked here, before the sections and the index are parsed,
+ * and every chunk's tag by snap_load_ram and snap_verify before the chunk is decompressed. A file
+ * without an authenticator is refused (-ENOKEY), one under another key (-EKEYREJECTED) and an
+ * edited one (-EBADMSG), each message naming the part whose tag failed. The key is copied. */
+int snap_open_keyed(const char *path, const struct snap_key *key, struct snap_file **out,
+                    struct sprout_err *err);
 void snap_close(struct snap_file *f);
 
 struct snap_info {
@@ -96,6 +115,9 @@ struct snap_info {
         uint64_t compressed_bytes; /* sum of the chunk frames */
         uint64_t file_size;
         unsigned nsections;
+        bool authenticated; /* the file carries an authenticator (checked only under a key) */
+        bool key_checked;   /* opened with a key: the header, sections and index tags matched */
+        uint8_t key_id[8];  /* a keyed hash naming the key (not revealing it); 0 without one */
 };
 
 const struct snap_info *snap_get_info(const struct snap_file *f);
@@ -123,5 +145,28 @@ int snap_load_ram(struct snap_file *f, unsigned threads, int *memfd, struct snap
 /* Decompress every chunk and check every checksum without keeping the data. On failure the message
  * names the lowest-numbered bad chunk. */
 int snap_verify(struct snap_file *f, struct sprout_err *err);
+
+/* Import: writes to path a copy of f (opened with or without a key) authenticated under key. Every
+ * chunk is read once, checked as snap_verify checks it and decompressed, and the bytes that passed
+ * are the ones copied, so a file changing under the import cannot slip anything past it. The copy
+ * keeps the UUID, the creation time, the sections and the frames; it appears only complete, as
+ * snap_write's files do. */
+int snap_import(struct snap_file *f, const struct snap_key *key, const char *path,
+                struct snap_write_stats *st, struct sprout_err *err);
+
+/* The key's identifier as stored in the header (a keyed hash of a constant: it names the key
+ * without revealing it). */
+void snap_key_id(const struct snap_key *key, uint8_t id[8]);
+
+/* A key file: SNAP_KEY_BYTES random bytes, mode 0600, owned by the caller's effective uid. Loads
+ * path; if it does not exist and create is set, makes it first (random bytes written to a fresh
+ * temporary file, fsynced, then linked into place, so a crash or a concurrent creator never leaves
+ * a short key behind). Refuses a symlink, a file other than a regular one, another owner, any
+ * group or other permission, or a size other than SNAP_KEY_BYTES. *created says whether this call
+ * made it (may be NULL). */
+int snap_key_file_load(const char *path, bool create, struct snap_key *key, bool *created,
+                       struct sprout_err *err);
+/* Overwrites a key in memory (sodium_memzero: not optimised away). */
+void snap_key_wipe(struct snap_key *key);
 
 #endif

@@ -29,7 +29,7 @@ expect 0 "usage: sprout" -- "$sprout" --help
 expect 0 "^sprout [0-9]+\.[0-9]+\.[0-9]+$" -- "$sprout" --version
 expect 2 "unknown command" -- "$sprout" frobnicate
 expect 2 "usage: sprout" -- "$sprout"
-for cmd in build boot prewarm inspect clone bench; do
+for cmd in build boot prewarm inspect import clone bench; do
   expect 0 "usage: sprout $cmd" -- "$sprout" "$cmd" --help
   expect 2 "usage|expected|unrecognized|invalid" -- "$sprout" "$cmd" --no-such-option
 done
@@ -45,6 +45,13 @@ expect 1 "magic|too small|truncated|short" -- "$sprout" inspect "$tmp/garbage.sn
 : >"$tmp/empty.snap"
 expect 1 "magic|too small|truncated|short|empty" -- "$sprout" inspect "$tmp/empty.snap"
 expect 1 "magic|too small|truncated|short" -- "$sprout" clone --direct "$tmp/garbage.snap"
+# import: only into a state directory sproutd has made (its key), and only a valid snapshot.
+expect 1 "not a sproutd state directory" -- "$sprout" import "$tmp/garbage.snap" --state-dir "$tmp/nostate"
+mkdir -p "$tmp/state/snapshots"
+expect 1 "no snapshot key: start sproutd once" -- "$sprout" import "$tmp/garbage.snap" --state-dir "$tmp/state"
+head -c 32 /dev/urandom >"$tmp/state/snapshot.key" && chmod 600 "$tmp/state/snapshot.key"
+expect 1 "magic|too small|truncated|short" -- "$sprout" import "$tmp/garbage.snap" --state-dir "$tmp/state"
+expect 2 "usage: sprout import" -- "$sprout" import
 
 # No /dev/kvm: a private mount namespace with an empty /dev hides it for real.
 if command -v unshare >/dev/null && [[ $(id -u) == 0 ]]; then

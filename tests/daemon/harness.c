@@ -157,8 +157,12 @@ const char *add_fixture_snapshot(struct daemon *d)
         }
         fclose(f);
         id[strcspn(id, "\n")] = '\0';
-        snprintf(cmd, sizeof(cmd), "cp '%s/fixture/snapshots/%s.snap' '%s/snapshots/'", t_work, id,
-                 d->state);
+        /* With the fixture daemon's key, or this daemon would refuse the file as not its own. */
+        snprintf(
+            cmd, sizeof(cmd),
+            "cp '%s/fixture/snapshots/%s.snap' '%s/snapshots/' && { [ -e '%s/snapshot.key' ] || "
+            "cp -p '%s/fixture/snapshot.key' '%s/'; }",
+            t_work, id, d->state, d->state, t_work, d->state);
         return system(cmd) == 0 ? id : NULL;
 }
 

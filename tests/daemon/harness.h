@@ -30,7 +30,8 @@ int daemon_start(struct daemon *d, const char *const *flags);
 int daemon_run_expect_exit(struct daemon *d, const char *const *flags, double timeout_s);
 /* Sends sig and waits up to timeout_s for the exit; returns the exit status, 128+signal, or -1. */
 int daemon_stop(struct daemon *d, int sig, double timeout_s);
-/* Copies the shared fixture snapshot into d->state/snapshots; returns its id (static) or NULL. */
+/* Copies the shared fixture snapshot into d->state/snapshots, and the fixture daemon's snapshot key
+ * into d->state unless it has one; returns its id (static) or NULL. */
 const char *add_fixture_snapshot(struct daemon *d);
 
 struct reply {

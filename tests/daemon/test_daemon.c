@@ -15,11 +15,15 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "../common/check.h"
 #include "../common/kvm_skip.h"
 #include "harness.h"
+#include "snapshot_format.h"
 #include "sprout/abi.h"
+#include "sprout/snapshot.h"
+#include "sprout/vmstate.h"
 
 #define UUID_LEN 36
 
@@ -1495,6 +1499,184 @@ static void case_deploy(void)
         CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
 }
 
+/* ---- snapshot keys: what the daemon lists when files are dropped in or edited (no VM) ---- */
+
+/* A snapshot as a foreign host would write it: no key, 2 MiB of RAM, one vCPU, a manifest. */
+static int write_foreign(const char *path, uint8_t uuid[16])
+{
+        static const char manifest[] = "{\"name\":\"foreign\"}";
+        size_t ram_size = 2u << 20;
+        uint8_t *ram = calloc(1, ram_size);
+        if (!ram)
+                return -ENOMEM;
+        for (size_t i = 0; i < ram_size; i += 4096)
+                snprintf((char *)ram + i, 64, "page %zu", i / 4096);
+        struct snap_section sec = {
+            .tag = SPROUT_SEC_MANIFEST, .data = manifest, .len = sizeof(manifest) - 1};
+        struct snap_write_opts o = {
+            .path = path,
+            .host = {.cpu_vendor = "GenuineIntel"},
+            .vcpus = 1,
+            .sections = &sec,
+            .nsections = 1,
+            .ram = ram,
+            .ram_size = ram_size,
+        };
+        struct sprout_err err = {0};
+        int r = snap_write(&o, NULL, &err);
+        free(ram);
+        struct snap_file *f;
+        if (r == 0 && (r = snap_open(path, &f, &err)) == 0) {
+                memcpy(uuid, snap_get_info(f)->uuid, 16);
+                snap_close(f);
+        }
+        if (r < 0)
+                fprintf(stderr, "write_foreign: %s\n", err.msg);
+        return r;
+}
+
+/* The forger's edit of a file: fn changes the header or the sections, then every XXH3 that covers
+ * them is recomputed, as anyone can. */
+static int forge(const char *from, const char *to, void (*fn)(struct snap_fmt_header *, uint8_t *))
+{
+        FILE *f = fopen(from, "rb");
+        if (!f)
+                return -1;
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        rewind(f);
+        uint8_t *b = malloc((size_t)n);
+        bool ok = b && fread(b, 1, (size_t)n, f) == (size_t)n;
+        fclose(f);
+        if (ok) {
+                struct snap_fmt_header *h = (struct snap_fmt_header *)b;
+                fn(h, b + h->sections_off);
+                h->header_checksum = snapfmt_header_hash(h, b + h->sections_off, h->sections_len);
+                f = fopen(to, "wb");
+                ok = f && fwrite(b, 1, (size_t)n, f) == (size_t)n;
+                if (f)
+                        ok = fclose(f) == 0 && ok;
+        }
+        free(b);
+        return ok ? 0 : -1;
+}
+
+static void new_uuid(struct snap_fmt_header *h, uint8_t *sections)
+{
+        (void)sections;
+        h->uuid[0] ^= 0xff;
+}
+
+static void rename_image(struct snap_fmt_header *h, uint8_t *sections)
+{
+        (void)h;
+        sections[16 + 9] = 'F'; /* "foreign" -> "Foreign" in the manifest's data */
+}
+
+static char *log_of(const struct daemon *d)
+{
+        char cmd[1100], *out = NULL;
+        snprintf(cmd, sizeof(cmd), "cat '%s'", d->log);
+        run(cmd, &out);
+        return out;
+}
+
+static size_t listed(const struct daemon *d, const char *id)
+{
+        struct reply r;
+        http_json(d, "GET", "/v1/snapshots", NULL, &r);
+        json_t *arr = json_object_get(r.json, "snapshots");
+        size_t n = json_array_size(arr), found = 0;
+        for (size_t i = 0; id && i < n; i++)
+                if (!strcmp(jstr(json_array_get(arr, i), "id"), id))
+                        found++;
+        reply_free(&r);
+        return id ? found : n;
+}
+
+static void case_keys(void)
+{
+        struct daemon d;
+        char foreign[1200], dropped[1300], cmd[4000], id[40], key[1000], *out = NULL, *log;
+        uint8_t uuid[16];
+        struct stat st;
+
+        make_state(&d, "keys");
+        snprintf(foreign, sizeof(foreign), "%s/keys-foreign.snap", t_work);
+        REQUIRE(write_foreign(foreign, uuid) == 0, "a foreign snapshot");
+        uuid_unparse_lower(uuid, id);
+        /* Dropped straight into the state directory: not listed, and the log says what to do. */
+        snprintf(dropped, sizeof(dropped), "%s/snapshots/%s.snap", d.state, id);
+        snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", foreign, dropped);
+        REQUIRE(system(cmd) == 0, "%s", cmd);
+        REQUIRE(daemon_start(&d, NULL) == 0, "sproutd did not start");
+        snprintf(key, sizeof(key), "%s/snapshot.key", d.state);
+        CHECK(lstat(key, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600 &&
+                  st.st_size == 32 && st.st_uid == geteuid(),
+              "the first start made a 0600, 32-byte snapshot key");
+        CHECK(listed(&d, NULL) == 0, "an unauthenticated file is not listed");
+        CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "SIGTERM");
+        log = log_of(&d);
+        CHECK(log && strstr(log, "not written by this daemon (no authenticator); import it first"),
+              "the log says why: %s", log ? log : "");
+        free(log);
+
+        /* The import: checked, then written under the daemon's key; listed at the next start. The
+         * unusable file in the state directory is the one imported: upgraded in place. */
+        snprintf(cmd, sizeof(cmd), "'%s' import '%s' --state-dir '%s'", t_sprout, dropped, d.state);
+        int rc = run(cmd, &out);
+        CHECK(rc == 0 && out && strstr(out, id) && strstr(out, "replacing"),
+              "sprout import in place: exit %d, '%s'", rc, out ? out : "");
+        free(out);
+        /* Now the state directory has it: importing the foreign original again is refused. */
+        snprintf(cmd, sizeof(cmd), "'%s' import '%s' --state-dir '%s' 2>&1", t_sprout, foreign,
+                 d.state);
+        rc = run(cmd, &out);
+        CHECK(rc != 0 && out && strstr(out, "is already in"),
+              "a second import of the same snapshot is refused: exit %d '%s'", rc, out ? out : "");
+        free(out);
+        /* A copy with another UUID, the header re-sealed: a header edit. */
+        char edited[1300];
+        snprintf(edited, sizeof(edited), "%s/snapshots/edited.snap", d.state);
+        REQUIRE(forge(dropped, edited, new_uuid) == 0, "forging %s", edited);
+        REQUIRE(daemon_start(&d, NULL) == 0, "sproutd did not restart");
+        CHECK(listed(&d, NULL) == 1 && listed(&d, id) == 1,
+              "only the imported snapshot is listed, not the edited copy");
+        struct reply r;
+        char path[100];
+        snprintf(path, sizeof(path), "/v1/snapshots/%s", id);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(r.status == 200 && !strcmp(jstr(r.json, "status"), "ready") &&
+                  !strcmp(jstr(r.json, "image"), "foreign"),
+              "the import is ready: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "SIGTERM");
+        log = log_of(&d);
+        CHECK(log && strstr(log, "edited.snap: header tag mismatch"), "the log names the edit: %s",
+              log ? log : "");
+        free(log);
+
+        /* The imported file itself edited in place: a section byte, re-sealed. */
+        unlink(edited);
+        REQUIRE(forge(dropped, dropped, rename_image) == 0, "forging %s", dropped);
+        REQUIRE(daemon_start(&d, NULL) == 0, "sproutd did not restart");
+        CHECK(listed(&d, NULL) == 0, "the edited snapshot is no longer listed");
+        CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "SIGTERM");
+        log = log_of(&d);
+        CHECK(log && strstr(log, "sections tag mismatch"), "the log names the edit: %s",
+              log ? log : "");
+        free(log);
+
+        /* A key others could read is refused: sproutd will not start on it. */
+        REQUIRE(chmod(key, 0644) == 0, "chmod %s", key);
+        rc = daemon_run_expect_exit(&d, NULL, 15);
+        log = log_of(&d);
+        CHECK(rc == 1 && log && strstr(log, "mode 0644"), "a 0644 key: exit %d, log '%s'", rc,
+              log ? log : "");
+        free(log);
+        unlink(foreign);
+}
+
 int main(int argc, char **argv)
 {
         static const struct {
@@ -1506,13 +1688,14 @@ int main(int argc, char **argv)
             {"limits", case_limits},       {"restart", case_restart},
             {"drain", case_drain},         {"cli", case_cli},
             {"files", case_files},         {"deploy", case_deploy},
+            {"keys", case_keys},
         };
         if (argc != 6) {
                 fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");
                 return 2;
         }
-        /* "files" needs no VM: it runs on any host, KVM or not. */
-        if (strcmp(argv[1], "files") != 0 && kvm_absent_skip())
+        /* "files" and "keys" need no VM: they run on any host, KVM or not. */
+        if (strcmp(argv[1], "files") != 0 && strcmp(argv[1], "keys") != 0 && kvm_absent_skip())
                 return KVM_SKIP_STATUS;
         t_sproutd = argv[2];
         t_sprout = argv[3];

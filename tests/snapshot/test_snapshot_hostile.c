@@ -195,8 +195,11 @@ static void truncations(void)
         snap_close(f);
 }
 
-static const char *header_flip_expect(size_t off)
+static const char *header_flip_expect(size_t off, uint8_t x)
 {
+        /* minor 0 -> 1 is a version this reader knows: the checksum catches that flip. */
+        if (off == 10 && x == 0x01)
+                return "header+sections checksum mismatch";
         if (off < 8)
                 return "bad magic";
         if (off < 10)
@@ -223,7 +226,7 @@ static void flips(void)
                         bool in_data = off >= H.sections_off + H.sections_len && off < H.index_off;
                         if (in_data)
                                 continue;
-                        const char *want = off < SNAP_HEADER_SIZE ? header_flip_expect(off)
+                        const char *want = off < SNAP_HEADER_SIZE ? header_flip_expect(off, x)
                                            : off < H.index_off ? "header+sections checksum mismatch"
                                                                : "chunk index checksum mismatch";
                         c[off] ^= x;
@@ -347,10 +350,15 @@ static void forged(void)
         FORGE_NOSEAL("wrong magic", "bad magic", memcpy(c, "SPROUTSX", 8));
         FORGE_NOSEAL("ELF magic", "not a sprout snapshot", memcpy(c, "\177ELF\2\1\1\0", 8));
         FORGE_NOSEAL("major 2",
-                     "format version 2.0 has a different major version than this reader's 1.0",
+                     "format version 2.0 has a different major version than this reader's 1.1",
                      h->major = 2);
         FORGE_NOSEAL("major 0", "format version 0.0 has a different major", h->major = 0);
-        FORGE_NOSEAL("minor 1", "format version 1.1 is newer than this reader's 1.0", h->minor = 1);
+        FORGE_NOSEAL("minor 2", "format version 1.2 is newer than this reader's 1.1", h->minor = 2);
+        /* 1.1 knows the authenticator flag; 1.0 does not, and a 1.0 file must not claim it. */
+        FORGE("auth flag on 1.0", "header flags (offset 140) are 0x1; format 1.0 defines 0x0",
+              h->flags = 1);
+        FORGE("auth flag, no tags", "the authenticator area ends at", h->flags = 1; h->minor = 1);
+        FORGE("key id without flag", "reserved header byte at offset 168 is 0x01", c[168] = 1);
         FORGE("header_size", "header_size (offset 12) is 512, expected 256", h->header_size = 512);
         FORGE("1 TiB of RAM", "ram_size (offset 80) is 1099511627776", h->ram_size = 1ull << 40);
         FORGE("unaligned RAM", "ram_size (offset 80) is 2105345", h->ram_size = RAM_SIZE + 1);
