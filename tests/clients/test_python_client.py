@@ -531,8 +531,9 @@ def run_unit(sc, sproutd, images):
 
 def run_kvm(sc, sproutd, images):
     work = workdir()
-    d = Daemon(sproutd, images, work, "state")
+    d = None
     try:
+        d = Daemon(sproutd, images, work, "state")
         c = sc.Client(d.sock, timeout=60)
         h = c.health()
         check(h.status == "ok" and h.kvm, f"health with KVM: {h}")
