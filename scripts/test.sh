@@ -22,3 +22,6 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSPROUT_SANITIZE=ON >/dev/nul
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan -j"$jobs" --output-on-failure "$@"
+
+echo "== tests: the Debian package (scripts/package.sh)" >&2
+tests/package/test_package.sh "$(scripts/package.sh)" "$PWD"
