@@ -360,7 +360,7 @@ static void run_item(void *ctx, void *item)
         MHD_resume_connection(rq->conn);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
         char msg[512];
         (void)cls;
