@@ -111,6 +111,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         abort();
                 sprout_manifest_free(m);
         }
-        fuzz_rm_tree(out, 0);
+        fuzz_rm_tree(out);
         return 0;
 }

@@ -24,6 +24,32 @@ static inline void fuzz_note(const char *what, int rc, const struct sprout_err *
                 fprintf(stderr, "fuzz: %s: %d %s\n", what, rc, rc < 0 && err ? err->msg : "");
 }
 
+static inline int fuzz_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        remove(path);
+        return 0;
+}
+
+/* Removes dir and everything under it, symlinks as links. */
+static inline void fuzz_rm_tree(const char *dir)
+{
+        nftw(dir, fuzz_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The scratch directories, removed when the fuzzer exits normally (a crash leaves them to look
+ * at). */
+static char *fuzz_dirs[4];
+
+static inline void fuzz_rm_dirs(void)
+{
+        for (unsigned i = 0; i < sizeof(fuzz_dirs) / sizeof(fuzz_dirs[0]); i++)
+                if (fuzz_dirs[i])
+                        fuzz_rm_tree(fuzz_dirs[i]);
+}
+
 /* A new directory under $TMPDIR, else /dev/shm: every input is written out, so tmpfs keeps the
  * executions per second up and the disk out of it. Aborts on failure: a harness that cannot make
  * its scratch space has nothing to test. */
@@ -35,6 +61,14 @@ static inline char *fuzz_mkdtemp(const char *tag)
             !mkdtemp(d)) {
                 perror("fuzz: scratch directory");
                 abort();
+        }
+        for (unsigned i = 0; i < sizeof(fuzz_dirs) / sizeof(fuzz_dirs[0]); i++) {
+                if (!fuzz_dirs[i]) {
+                        if (i == 0)
+                                atexit(fuzz_rm_dirs);
+                        fuzz_dirs[i] = d;
+                        break;
+                }
         }
         return d;
 }
@@ -48,25 +82,6 @@ static inline void fuzz_write_file(const char *dir, const char *name, const void
                 perror(path);
                 abort();
         }
-}
-
-static inline int fuzz_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        (void)st;
-        (void)flag;
-        (void)ftw;
-        remove(path);
-        return 0;
-}
-
-/* Removes dir's contents (keep_top) or dir itself too. */
-static inline void fuzz_rm_tree(const char *dir, int keep_top)
-{
-        char path[4096];
-        snprintf(path, sizeof(path), "%s", dir);
-        nftw(path, fuzz_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-        if (keep_top)
-                mkdir(path, 0755);
 }
 
 /* Once, from LLVMFuzzerInitialize: hostile inputs make the libraries log on every run, and their
