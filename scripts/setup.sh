@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake pkg-config clang-format
+  clang libclang-rt-14-dev # the fuzz targets: libFuzzer and the sanitizer runtimes (scripts/fuzz.sh)
   liburing-dev libzstd-dev uuid-dev libjansson-dev libarchive-dev libmicrohttpd-dev libxxhash-dev libcurl4-openssl-dev
   libsodium-dev
   busybox-static cpio curl zstd python3 python3-dev python3-yaml

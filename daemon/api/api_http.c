@@ -53,43 +53,6 @@ const char *api_query(struct api_req *rq, const char *name)
         return v ? v : "";
 }
 
-int api_query_bool(struct api_req *rq, const char *name, bool *out, struct api_resp *resp)
-{
-        const char *v = api_query(rq, name);
-        if (!v)
-                return -ENOENT;
-        if (!strcmp(v, "true") || !strcmp(v, "1") || !*v) {
-                *out = true;
-                return 0;
-        }
-        if (!strcmp(v, "false") || !strcmp(v, "0")) {
-                *out = false;
-                return 0;
-        }
-        api_error(rq->d, resp, API_E_INVALID_FIELD, "query parameter '%s' must be true or false",
-                  name);
-        return -EINVAL;
-}
-
-int api_query_int(struct api_req *rq, const char *name, int64_t min, int64_t max, int64_t *out,
-                  struct api_resp *resp)
-{
-        const char *v = api_query(rq, name);
-        if (!v)
-                return -ENOENT;
-        char *end;
-        errno = 0;
-        long long n = strtoll(v, &end, 10);
-        if (errno || end == v || *end || n < min || n > max) {
-                api_error(rq->d, resp, API_E_INVALID_FIELD,
-                          "query parameter '%s' must be an integer in %lld..%lld", name,
-                          (long long)min, (long long)max);
-                return -EINVAL;
-        }
-        *out = n;
-        return 0;
-}
-
 struct query_check {
         const char *allowed;
         const char *bad;
@@ -443,7 +406,7 @@ static void run_item(void *ctx, void *item)
         MHD_resume_connection(rq->conn);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
         char msg[512];
         (void)cls;
