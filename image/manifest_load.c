@@ -55,8 +55,7 @@ static int openat2_beneath(int dirfd, const char *rel, int flags)
         return fd < 0 ? -errno : (int)fd;
 }
 
-int sprout_image_roots_open(struct sprout_image_roots *r, const char *list,
-                            struct sprout_err *err)
+int sprout_image_roots_open(struct sprout_image_roots *r, const char *list, struct sprout_err *err)
 {
         memset(r, 0, sizeof(*r));
         for (size_t i = 0; i < SPROUT_IMAGE_ROOTS_MAX; i++)

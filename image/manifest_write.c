@@ -11,7 +11,6 @@
 #include "sprout/version.h"
 #include "manifest.h"
 
-
 static json_t *argv_array(char **argv)
 {
         json_t *a = json_array();

@@ -14,18 +14,18 @@
 struct sproutd_config {
         char state_dir[PATH_MAX];
         char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-        char socket_group[64]; /* "" keeps the daemon's group */
+        char socket_group[64];      /* "" keeps the daemon's group */
         char image_roots[PATH_MAX]; /* colon-separated; "" is STATE_DIR/images */
-        int64_t workers;       /* threads that run clone, invoke and load requests */
-        int64_t max_queue;     /* requests waiting for a worker before 429 */
-        int64_t max_clones;    /* live clones, including those being torn down, before 429 */
+        int64_t workers;            /* threads that run clone, invoke and load requests */
+        int64_t max_queue;          /* requests waiting for a worker before 429 */
+        int64_t max_clones;         /* live clones, including those being torn down, before 429 */
         int64_t max_connections;
         int64_t max_connections_per_client; /* per socket peer uid */
-        int64_t max_prewarms;     /* prewarms booting at once; more wait as "queued" */
-        int64_t max_prewarm_jobs; /* prewarms queued or running before 429 */
-        int64_t pool_shells;      /* VM shells each loaded base keeps prepared */
-        int64_t pool_ready;       /* ready clones each loaded base keeps for fresh one-shots */
-        int64_t reapers;          /* threads that tear clones down */
+        int64_t max_prewarms;               /* prewarms booting at once; more wait as "queued" */
+        int64_t max_prewarm_jobs;           /* prewarms queued or running before 429 */
+        int64_t pool_shells;                /* VM shells each loaded base keeps prepared */
+        int64_t pool_ready; /* ready clones each loaded base keeps for fresh one-shots */
+        int64_t reapers;    /* threads that tear clones down */
         int64_t invoke_timeout_ms;
         int64_t max_invoke_timeout_ms;
         int64_t idle_timeout_s;    /* an idle clone is destroyed after this long */

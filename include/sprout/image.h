@@ -104,8 +104,7 @@ struct sprout_image_roots {
 };
 
 /* Opens the roots of a colon-separated list of absolute directory paths. */
-int sprout_image_roots_open(struct sprout_image_roots *r, const char *list,
-                            struct sprout_err *err);
+int sprout_image_roots_open(struct sprout_image_roots *r, const char *list, struct sprout_err *err);
 void sprout_image_roots_close(struct sprout_image_roots *r);
 
 /*

@@ -1,6 +1,7 @@
 /* The devices section of a snapshot without KVM: each device's save/restore through its ops table,
  * the versioned UART record, the legacy record older snapshots hold, and forged records refused.
- * White-box: it builds a VM's device table by hand and calls the VMM core's private entry points. */
+ * White-box: it builds a VM's device table by hand and calls the VMM core's private entry points.
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,16 +66,16 @@ static void case_roundtrip(void)
         CHECK(type == DREC_SERIAL_V1 && n == 8, "UART record: type %u, %zu bytes", type, n);
         static const uint8_t want[8] = {0x0d, 1, 0x83, 0x0b, 0x5a, 0x01, 0x02, 0};
         CHECK(p && n == 8 && memcmp(p, want, 8) == 0, "UART record bytes differ from the layout");
-        CHECK(blob_next(&rd, &type, &p, &n) == 0, "a second record (type %u): the doorbell has "
-                                                  "no state and is saved once at most",
+        CHECK(blob_next(&rd, &type, &p, &n) == 0,
+              "a second record (type %u): the doorbell has "
+              "no state and is saved once at most",
               type);
 
         vm_with_devices(&b);
         b.com1.irq = 7; /* the restoring VM's wiring, which the record must not change */
         CHECK(restore(&b, &s, &err) == 0, "restore: %s", err.msg);
         CHECK(b.com1.ier == 0x0d && b.com1.iir_thri_pending == 1 && b.com1.lcr == 0x83 &&
-                  b.com1.mcr == 0x0b && b.com1.scr == 0x5a && b.com1.dll == 1 &&
-                  b.com1.dlm == 2,
+                  b.com1.mcr == 0x0b && b.com1.scr == 0x5a && b.com1.dll == 1 && b.com1.dlm == 2,
               "restored UART registers differ");
         CHECK(b.com1.irq == 7 && b.com1.irq_level == 0, "restore changed the IRQ wiring (%d, %d)",
               b.com1.irq, b.com1.irq_level);
@@ -129,8 +130,7 @@ static void case_forged(void)
         blob_free(&s);
 
         s = one_record(DREC_SERIAL_RAW, wild, 8);
-        CHECK(restore(&vm, &s, &err) == -EINVAL, "legacy record of the wrong size: '%s'",
-              err.msg);
+        CHECK(restore(&vm, &s, &err) == -EINVAL, "legacy record of the wrong size: '%s'", err.msg);
         blob_free(&s);
 
         s = one_record(9, wild, 8);
@@ -147,8 +147,7 @@ static void case_forged(void)
         for (size_t cut = 1; cut < s.len; cut++) {
                 sprout_err_clear(&err);
                 int r = devices_restore(&vm, s.data, cut, &err);
-                CHECK(r == -EINVAL, "section cut at %zu of %zu: r=%d '%s'", cut, s.len, r,
-                      err.msg);
+                CHECK(r == -EINVAL, "section cut at %zu of %zu: r=%d '%s'", cut, s.len, r, err.msg);
         }
         blob_free(&s);
 

@@ -14,7 +14,6 @@
 
 #define ELF_MAX_PHDRS 64
 
-
 int boot_load_elf(struct sprout_vm *vm, const char *path, int given_fd, uint64_t *entry,
                   uint64_t *kernel_end, struct sprout_err *err)
 {
