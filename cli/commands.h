@@ -5,9 +5,8 @@
 
 int sprout_cmd_build(int argc, char **argv);
 int sprout_cmd_boot(int argc, char **argv);
-int sprout_cmd_prewarm(int argc, char **argv);
-int sprout_cmd_deploy(int argc, char **argv);
-    /* build a function directory + prewarm */ /* -o FILE: direct, else through sproutd */
+int sprout_cmd_prewarm(int argc, char **argv); /* -o FILE: direct, else through sproutd */
+int sprout_cmd_deploy(int argc, char **argv);  /* build a function directory + prewarm */
 int sprout_cmd_inspect(int argc, char **argv);
 int sprout_cmd_import(int argc, char **argv); /* a foreign snapshot into a state directory */
 int sprout_cmd_clone(int argc, char **argv);  /* --direct or a snapshot file: in this process */
