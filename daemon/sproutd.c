@@ -53,7 +53,8 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
         struct sprout_err err = {0};
         int lfd = -1, r;
 
-        if ((r = state_dir_open(d, &err)) < 0 || (r = snapshot_key_open(d, &err)) < 0) {
+        if ((r = state_dir_open(d, &err)) < 0 || (r = snapshot_key_open(d, &err)) < 0 ||
+            (r = owners_init(d, &err)) < 0) {
                 sp_err("%s", err.msg);
                 goto out;
         }

@@ -148,6 +148,10 @@ struct sproutd *api_req_daemon(struct api_req *rq);
 /* ---- views shared by the handlers (api_views.c) ---- */
 json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e); /* under d->lock */
 json_t *api_clone_json(struct dclone *c, int64_t now, const uint64_t *private_bytes);
+/* The snapshot or clone with this id, with a reference, if the client may see it (its own, or any
+ * for an admin: owners.c); NULL for another tenant's exactly as for one that does not exist. */
+struct dsnap *api_snapshot_get(struct sproutd *d, const struct api_cmd *cmd, const char *id);
+struct dclone *api_clone_get(struct sproutd *d, const struct api_cmd *cmd, const char *id);
 /* Fills resp with the error a clones_* failure means. */
 void api_clone_error(struct sproutd *d, struct api_resp *resp, int r, const struct sprout_err *err,
                      const char *id);

@@ -37,7 +37,8 @@ void api_exec_clone_list(struct sproutd *d, const struct api_cmd *cmd, struct ap
         uint64_t *priv = calloc(cap ? cap : 1, sizeof(*priv));
         for (unsigned b = 0; v && priv && b < CLONE_BUCKETS; b++)
                 for (struct dclone *c = d->table[b]; c && n < cap; c = c->hnext)
-                        if (!cmd->snapshot[0] || !strcmp(c->snap->id, cmd->snapshot)) {
+                        if ((!cmd->snapshot[0] || !strcmp(c->snap->id, cmd->snapshot)) &&
+                            owners_may_see(d, &cmd->caller, c->snap)) {
                                 clones_ref_locked(c);
                                 v[n++] = c;
                         }
@@ -88,7 +89,7 @@ int api_parse_clone_create(struct api_req *rq, json_t *body, struct api_cmd *cmd
 
 void api_exec_clone_create(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
-        struct dsnap *e = registry_get(d, cmd->snapshot);
+        struct dsnap *e = api_snapshot_get(d, cmd, cmd->snapshot);
         if (!e) {
                 api_error(d, resp, API_E_SNAPSHOT_NOT_FOUND, "no snapshot %s", cmd->snapshot);
                 return;
@@ -115,7 +116,7 @@ void api_exec_clone_create(struct sproutd *d, const struct api_cmd *cmd, struct 
 
 void api_exec_clone_show(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
-        struct dclone *c = clones_get(d, cmd->id);
+        struct dclone *c = api_clone_get(d, cmd, cmd->id);
         if (!c) {
                 api_error(d, resp, API_E_CLONE_NOT_FOUND, "no clone %s", cmd->id);
                 return;
@@ -131,7 +132,7 @@ void api_exec_clone_show(struct sproutd *d, const struct api_cmd *cmd, struct ap
 
 void api_exec_clone_delete(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
-        struct dclone *c = clones_get(d, cmd->id);
+        struct dclone *c = api_clone_get(d, cmd, cmd->id);
         if (!c) {
                 api_error(d, resp, API_E_CLONE_NOT_FOUND, "no clone %s", cmd->id);
                 return;

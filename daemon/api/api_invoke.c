@@ -71,7 +71,7 @@ static void run(struct sproutd *d, struct dclone *c, const struct api_cmd *cmd,
 
 void api_exec_clone_invoke(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
-        struct dclone *c = clones_get(d, cmd->id);
+        struct dclone *c = api_clone_get(d, cmd, cmd->id);
         if (!c) {
                 api_error(d, resp, API_E_CLONE_NOT_FOUND, "no clone %s", cmd->id);
                 return;
@@ -84,7 +84,7 @@ void api_exec_clone_invoke(struct sproutd *d, const struct api_cmd *cmd, struct 
 void api_exec_snap_invoke(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
         int64_t t0 = sprout_mono_ns();
-        struct dsnap *e = registry_get(d, cmd->id);
+        struct dsnap *e = api_snapshot_get(d, cmd, cmd->id);
         if (!e) {
                 api_error(d, resp, API_E_SNAPSHOT_NOT_FOUND, "no snapshot %s", cmd->id);
                 return;

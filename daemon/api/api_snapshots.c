@@ -38,6 +38,7 @@ int api_parse_snap_create(struct api_req *rq, json_t *body, struct api_cmd *cmd,
                 return -EINVAL;
         }
         struct prewarm_params *p = &cmd->prewarm;
+        p->owner = cmd->caller.uid; /* the tenant: whoever asked */
         snprintf(p->image, sizeof(p->image), "%s", image);
         json_t *v = json_object_get(body, "cmdline");
         snprintf(p->cmdline, sizeof(p->cmdline), "%s", v ? json_string_value(v) : "");
@@ -149,7 +150,6 @@ static int by_created(const void *a, const void *b)
 
 void api_exec_snap_list(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
-        (void)cmd;
         json_t *arr = json_array();
         pthread_mutex_lock(&d->lock);
         size_t n = 0;
@@ -159,7 +159,8 @@ void api_exec_snap_list(struct sproutd *d, const struct api_cmd *cmd, struct api
         if (v) {
                 n = 0;
                 for (struct dsnap *e = d->snaps; e; e = e->next)
-                        v[n++] = e;
+                        if (owners_may_see(d, &cmd->caller, e))
+                                v[n++] = e;
                 qsort(v, n, sizeof(*v), by_created);
                 for (size_t i = 0; i < n; i++)
                         json_array_append_new(arr, api_snapshot_json(d, v[i]));
@@ -176,7 +177,7 @@ void api_exec_snap_list(struct sproutd *d, const struct api_cmd *cmd, struct api
 
 void api_exec_snap_show(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
-        struct dsnap *e = registry_get(d, cmd->id);
+        struct dsnap *e = api_snapshot_get(d, cmd, cmd->id);
         if (!e) {
                 api_error(d, resp, API_E_SNAPSHOT_NOT_FOUND, "no snapshot %s", cmd->id);
                 return;
@@ -198,7 +199,7 @@ int api_parse_snap_delete(struct api_req *rq, json_t *body, struct api_cmd *cmd,
 
 void api_exec_snap_delete(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
-        struct dsnap *e = registry_get(d, cmd->id);
+        struct dsnap *e = api_snapshot_get(d, cmd, cmd->id);
         if (!e) {
                 api_error(d, resp, API_E_SNAPSHOT_NOT_FOUND, "no snapshot %s", cmd->id);
                 return;
@@ -226,6 +227,8 @@ void api_exec_snap_delete(struct sproutd *d, const struct api_cmd *cmd, struct a
         }
         pthread_mutex_unlock(&d->lock);
         /* Clones already made keep their base memory; only new ones are refused. */
+        if (unlink_file)
+                owners_remove(d, e);
         if (unlink_file && unlink(e->path) < 0 && errno != ENOENT)
                 sp_warn("snapshot %s: removing %s: %m", e->id, e->path);
         if (unlink_file)

@@ -129,3 +129,24 @@ void api_clone_error(struct sproutd *d, struct api_resp *resp, int r, const stru
         }
         api_error(d, resp, code, "snapshot %s: %s", id, err->msg);
 }
+
+struct dsnap *api_snapshot_get(struct sproutd *d, const struct api_cmd *cmd, const char *id)
+{
+        struct dsnap *e = registry_get(d, id);
+        /* Another tenant's snapshot is answered as if it did not exist. */
+        if (e && !owners_may_see(d, &cmd->caller, e)) {
+                registry_put(d, e);
+                return NULL;
+        }
+        return e;
+}
+
+struct dclone *api_clone_get(struct sproutd *d, const struct api_cmd *cmd, const char *id)
+{
+        struct dclone *c = clones_get(d, id);
+        if (c && !owners_may_see(d, &cmd->caller, c->snap)) {
+                clones_put(d, c);
+                return NULL;
+        }
+        return c;
+}

@@ -30,6 +30,8 @@ static const struct opt opts[] = {
     {"socket", STR(socket_path, O_PATH), 0, 0,
      "PATH: the API socket (default STATE_DIR/" SPROUT_SOCKET_NAME ")"},
     {"socket-group", STR(socket_group, O_STRING), 0, 0, "GROUP: give the socket to this group"},
+    {"admin-group", STR(admin_group, O_STRING), 0, 0,
+     "GROUP: its members see and act on every tenant's snapshots and clones, as root does"},
     {"image-roots", STR(image_roots, O_STRING), 0, 0,
      "DIR[:DIR...]: clients' images must be beneath these (default STATE_DIR/images)"},
     {"workers", INT(workers), 1, 256,

@@ -16,6 +16,7 @@ struct sproutd_config {
         char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
         char socket_group[64];      /* "" keeps the daemon's group */
         char image_roots[PATH_MAX]; /* colon-separated; "" is STATE_DIR/images */
+        char admin_group[64];       /* "": only root sees every tenant's */
         int64_t workers;            /* threads that run clone, invoke and load requests */
         int64_t max_queue;          /* requests waiting for a worker before 429 */
         int64_t max_clones;         /* live clones, including those being torn down, before 429 */

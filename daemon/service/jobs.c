@@ -60,6 +60,9 @@ static void run_prewarm(struct job *j)
                 r = d->kvm ? sprout_prewarm(d->kvm, &o, st, &err)
                            : sprout_err_set(&err, -ENODEV, "%s", d->kvm_error);
         }
+        /* Who owns it survives a restart (owners.c). */
+        if (r == 0)
+                r = owners_write(d, e, e->owner, &err);
         if (r == 0) {
                 /* Read back what is on disk: the listing shows the file, not our intentions. */
                 snprintf(meta->path, sizeof(meta->path), "%s", e->path);
@@ -155,6 +158,7 @@ int jobs_start_prewarm(struct sproutd *d, const struct prewarm_params *p, struct
         }
         snprintf(e->image, sizeof(e->image), "%s", p->image);
         e->status = DSNAP_QUEUED;
+        e->owner = p->owner;
         e->created_ns = sprout_real_ns();
         j->d = d;
         j->e = e;

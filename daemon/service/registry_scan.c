@@ -37,6 +37,7 @@ static void scan_one(struct sproutd *d, const char *name)
                 return;
         }
         e->status = DSNAP_READY;
+        e->owner = owners_read(d, e);
         pthread_mutex_lock(&d->lock);
         int r = registry_add_locked(d, e);
         if (r == 0)

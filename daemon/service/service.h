@@ -18,6 +18,7 @@
 #include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/image.h"
+#include "sprout/run_as.h"
 #include "metrics.h"
 #include "config.h"
 
@@ -40,6 +41,7 @@ struct dsnap {
         char path[4096];
         char image[4096];    /* the image a prewarm was asked for; "" when found on disk */
         char image_name[65]; /* from the manifest the snapshot records */
+        uid_t owner;         /* the tenant: the prewarming client's uid (owners.c) */
         enum dsnap_status status;
         char error[512];
         char *console_tail; /* a failed prewarm's last console lines, or NULL */
@@ -137,6 +139,8 @@ struct sproutd {
         struct reaper reaper;
         struct metrics metrics;
         struct api_server *api; /* the API layer's own state (daemon/api/api.h): opaque here */
+        gid_t admin_gid;        /* --admin-group: its members see every tenant's */
+        bool admin_gid_set;
 };
 
 /* ---- registry.c: snapshot entries ---- */
@@ -157,6 +161,16 @@ void registry_unlist_locked(struct sproutd *d, struct dsnap *e);
 int registry_read_meta(struct sproutd *d, struct dsnap *e, struct sprout_err *err);
 /* Frees an entry whose last reference is gone (the reaper calls this). */
 void registry_free_entry(struct sproutd *d, struct dsnap *e);
+
+/* ---- owners.c: tenants. A client sees and acts on its own snapshots and their clones only;
+ * root and members of --admin-group see all. ---- */
+/* Resolves --admin-group. */
+int owners_init(struct sproutd *d, struct sprout_err *err);
+uid_t owners_read(const struct sproutd *d, const struct dsnap *e); /* 0 when none is recorded */
+int owners_write(const struct sproutd *d, const struct dsnap *e, uid_t uid, struct sprout_err *err);
+void owners_remove(const struct sproutd *d, const struct dsnap *e);
+bool owners_is_admin(const struct sproutd *d, const struct sprout_creds *who);
+bool owners_may_see(const struct sproutd *d, const struct sprout_creds *who, const struct dsnap *e);
 
 /* registry_scan.c: finds the snapshots under d->snap_dir and removes half-written temp files. */
 int registry_scan(struct sproutd *d, struct sprout_err *err);
@@ -213,6 +227,7 @@ struct prewarm_params {
         char cmdline[1024];
         int64_t timeout_s;
         int zstd_level;
+        uid_t owner; /* the client that asked: the snapshot's tenant */
 };
 
 /* Lists a new entry (status queued) and starts its prewarm thread, which boots the image m (opened

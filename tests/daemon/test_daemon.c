@@ -1222,14 +1222,13 @@ static void case_cli(void)
 
 #define NOBODY 65534
 
-/* One POST /v1/snapshots of image, as root or (as_nobody) from a child running as uid/gid 65534
- * with no groups: a real unprivileged client on the real socket. */
-static void post_image(const struct daemon *d, const char *image, bool as_nobody, struct reply *r)
+/* One request, as root or (as_nobody) from a child running as uid/gid 65534 with no groups: a real
+ * unprivileged client on the real socket. */
+static void http_as(const struct daemon *d, bool as_nobody, const char *method, const char *path,
+                    const char *body, struct reply *r)
 {
-        char body[1200];
-        snprintf(body, sizeof(body), "{\"image\":\"%s\"}", image);
         if (!as_nobody) {
-                http_json(d, "POST", "/v1/snapshots", body, r);
+                http_json(d, method, path, body, r);
                 return;
         }
         memset(r, 0, sizeof(*r));
@@ -1242,12 +1241,12 @@ static void post_image(const struct daemon *d, const char *image, bool as_nobody
                 struct reply cr;
                 if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
                         _exit(3);
-                http_json(d, "POST", "/v1/snapshots", body, &cr);
+                http_json(d, method, path, body, &cr);
                 dprintf(p[1], "%ld\n%s", cr.status, cr.body ? cr.body : "");
                 _exit(0);
         }
         close(p[1]);
-        char buf[4096];
+        char buf[65536];
         size_t n = 0;
         ssize_t k;
         while (n < sizeof(buf) - 1 && (k = read(p[0], buf + n, sizeof(buf) - 1 - n)) > 0)
@@ -1263,6 +1262,19 @@ static void post_image(const struct daemon *d, const char *image, bool as_nobody
         r->body = strdup(nl + 1);
         r->len = r->body ? strlen(r->body) : 0;
         r->json = r->body ? json_loads(r->body, 0, NULL) : NULL;
+}
+
+/* One POST /v1/snapshots of image, as root or as uid 65534. */
+static void post_image(const struct daemon *d, const char *image, bool as_nobody, struct reply *r)
+{
+        char body[1200];
+        snprintf(body, sizeof(body), "{\"image\":\"%s\"}", image);
+        http_as(d, as_nobody, "POST", "/v1/snapshots", body, r);
+}
+
+static void list_as(const struct daemon *d, bool as_nobody, struct reply *r)
+{
+        http_as(d, as_nobody, "GET", "/v1/snapshots", NULL, r);
 }
 
 /* The message with the image's own path cut off: what stays must not depend on why. */
@@ -1677,6 +1689,128 @@ static void case_keys(void)
         unlink(foreign);
 }
 
+/* ---- tenants: a client sees and acts on its own snapshots only (no VM) ---- */
+
+/* Snapshot id of a foreign file written by write_foreign, imported into d's state directory. */
+static bool import_foreign(const struct daemon *d, const char *tmp, const char *name, char *id)
+{
+        char path[1200], cmd[3000];
+        uint8_t uuid[16];
+        snprintf(path, sizeof(path), "%s/%s.snap", tmp, name);
+        if (write_foreign(path, uuid) < 0)
+                return false;
+        uuid_unparse_lower(uuid, id);
+        snprintf(cmd, sizeof(cmd), "'%s' import '%s' --state-dir '%s' >/dev/null 2>&1", t_sprout,
+                 path, d->state);
+        return system(cmd) == 0;
+}
+
+static bool lists_snapshot(const struct reply *r, const char *id)
+{
+        json_t *arr = json_object_get(r->json, "snapshots"), *v;
+        size_t i;
+        json_array_foreach(arr, i, v) if (!strcmp(jstr(v, "id"), id)) return true;
+        return false;
+}
+
+static void case_tenants(void)
+{
+        struct daemon d;
+        struct reply r;
+        char tmp[64] = "/tmp/sprout-tenants-XXXXXX", mine[40], roots[40], path[1200];
+        REQUIRE(mkdtemp(tmp) != NULL, "mkdtemp: %s", strerror(errno));
+        REQUIRE(chmod(tmp, 0755) == 0, "chmod %s", tmp);
+        make_state(&d, "tenants");
+        snprintf(d.sock, sizeof(d.sock), "%s/api.sock", tmp);
+        const char *flags[] = {"--socket-group", "nogroup", NULL};
+        /* A first start makes the state directory's key, which import signs with. */
+        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start");
+        REQUIRE(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop");
+        REQUIRE(import_foreign(&d, tmp, "a", mine) && import_foreign(&d, tmp, "b", roots),
+                "two snapshots imported");
+        /* The daemon's record of who made a snapshot (owners.c); "b" has none: root's. */
+        snprintf(path, sizeof(path), "%s/snapshots/%s.owner", d.state, mine);
+        FILE *f = fopen(path, "w");
+        REQUIRE(f && fprintf(f, "%d\n", NOBODY) > 0 && fclose(f) == 0, "writing %s", path);
+        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start again");
+        REQUIRE(chmod(d.sock, 0660) == 0, "socket mode");
+
+        list_as(&d, false, &r);
+        CHECK(r.status == 200 && lists_snapshot(&r, mine) && lists_snapshot(&r, roots),
+              "root sees both tenants' snapshots: %s", r.body ? r.body : "");
+        reply_free(&r);
+        list_as(&d, true, &r);
+        CHECK(r.status == 200 && lists_snapshot(&r, mine) && !lists_snapshot(&r, roots),
+              "uid 65534 sees its own snapshot only: %s", r.body ? r.body : "");
+        reply_free(&r);
+
+        /* Another tenant's id answers exactly as an id that does not exist. */
+        static const char absent[] = "00000000-0000-4000-8000-000000000000";
+        static const struct {
+                const char *method, *url_pre, *url_post; /* the id goes between, or none: NULL */
+                const char *body_pre, *body_post;        /* likewise; body_pre NULL: no body */
+        } acts[] = {
+            {"GET", "/v1/snapshots/", "", NULL, NULL},
+            {"DELETE", "/v1/snapshots/", "?force=true", NULL, NULL},
+            {"POST", "/v1/snapshots/", "/invoke", "{}", NULL},
+            {"POST", "/v1/clones", NULL, "{\"snapshot\":\"", "\"}"},
+        };
+        for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++) {
+                const char *ids[2] = {roots, absent};
+                long st[2];
+                char msg[2][300];
+                for (int k = 0; k < 2; k++) {
+                        char url[200], body[200];
+                        snprintf(url, sizeof(url), "%s%s%s", acts[i].url_pre,
+                                 acts[i].url_post ? ids[k] : "",
+                                 acts[i].url_post ? acts[i].url_post : "");
+                        if (acts[i].body_pre)
+                                snprintf(body, sizeof(body), "%s%s%s", acts[i].body_pre,
+                                         acts[i].body_post ? ids[k] : "",
+                                         acts[i].body_post ? acts[i].body_post : "");
+                        struct reply rr;
+                        http_as(&d, true, acts[i].method, url, acts[i].body_pre ? body : NULL, &rr);
+                        st[k] = rr.status;
+                        /* The ids differ; the rest of the answer must not. */
+                        char *m = strdup(err_msg(&rr)), *p;
+                        while (m && (p = strstr(m, ids[k])))
+                                memset(p, 'X', 36);
+                        snprintf(msg[k], sizeof(msg[k]), "%s/%s", err_code(&rr), m ? m : "");
+                        free(m);
+                        reply_free(&rr);
+                }
+                CHECK(st[0] == 404 && st[1] == 404 && !strcmp(msg[0], msg[1]),
+                      "%s %s... of root's snapshot as uid 65534: %ld '%s' (absent: %ld '%s')",
+                      acts[i].method, acts[i].url_pre, st[0], msg[0], st[1], msg[1]);
+        }
+        list_as(&d, false, &r);
+        CHECK(lists_snapshot(&r, roots), "root's snapshot survived the other tenant's DELETE");
+        reply_free(&r);
+
+        /* A tenant acts on its own: it deletes it, and the record of its owner goes too. */
+        char url[200];
+        snprintf(url, sizeof(url), "/v1/snapshots/%s", mine);
+        http_as(&d, true, "DELETE", url, NULL, &r);
+        CHECK(r.status == 200, "uid 65534 deletes its own snapshot: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(access(path, F_OK) < 0, "the owner record %s outlived its snapshot", path);
+        CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
+
+        /* An admin group's members see every tenant's. */
+        const char *aflags[] = {"--socket-group", "nogroup", "--admin-group", "nogroup", NULL};
+        REQUIRE(daemon_start(&d, aflags) == 0, "sproutd (admin group) did not start");
+        REQUIRE(chmod(d.sock, 0660) == 0, "socket mode");
+        list_as(&d, true, &r);
+        CHECK(r.status == 200 && lists_snapshot(&r, roots),
+              "a member of --admin-group sees root's snapshot: %s", r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+        CHECK(system(cmd) == 0, "cleanup");
+}
+
 int main(int argc, char **argv)
 {
         static const struct {
@@ -1688,14 +1822,15 @@ int main(int argc, char **argv)
             {"limits", case_limits},       {"restart", case_restart},
             {"drain", case_drain},         {"cli", case_cli},
             {"files", case_files},         {"deploy", case_deploy},
-            {"keys", case_keys},
+            {"keys", case_keys},           {"tenants", case_tenants},
         };
         if (argc != 6) {
                 fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");
                 return 2;
         }
         /* "files" and "keys" need no VM: they run on any host, KVM or not. */
-        if (strcmp(argv[1], "files") != 0 && strcmp(argv[1], "keys") != 0 && kvm_absent_skip())
+        if (strcmp(argv[1], "files") != 0 && strcmp(argv[1], "keys") != 0 &&
+            strcmp(argv[1], "tenants") != 0 && kvm_absent_skip())
                 return KVM_SKIP_STATUS;
         t_sproutd = argv[2];
         t_sprout = argv[3];
