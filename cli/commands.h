@@ -8,6 +8,7 @@ int sprout_cmd_boot(int argc, char **argv);
 int sprout_cmd_prewarm(int argc, char **argv); /* -o FILE: direct, else through sproutd */
 int sprout_cmd_deploy(int argc, char **argv);  /* build a function directory + prewarm */
 int sprout_cmd_inspect(int argc, char **argv);
+int sprout_cmd_logs(int argc, char **argv);   /* a clone's log, through sproutd */
 int sprout_cmd_import(int argc, char **argv); /* a foreign snapshot into a state directory */
 int sprout_cmd_clone(int argc, char **argv);  /* --direct or a snapshot file: in this process */
 int sprout_cmd_bench(int argc, char **argv);

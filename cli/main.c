@@ -26,6 +26,7 @@ static const struct {
     {"clones", sprout_cmd_clones, "list sproutd's clones"},
     {"invoke", sprout_cmd_invoke, "invoke a clone, or a snapshot one-shot"},
     {"rm", sprout_cmd_rm, "delete a snapshot or destroy clones"},
+    {"logs", sprout_cmd_logs, "print a clone's log (its console and its handler's output)"},
     {"daemon", sprout_cmd_daemon, "run sproutd in the foreground"},
     {"bench", sprout_cmd_bench, "benchmarks: clone latency and memory, cold boot vs QEMU, API"},
 };

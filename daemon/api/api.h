@@ -56,6 +56,7 @@ enum api_op {
         OP_CLONE_SHOW,
         OP_CLONE_DELETE,
         OP_CLONE_INVOKE,
+        OP_CLONE_LOG,
 };
 
 /* A request, parsed and checked: what an executor needs and nothing else. */
@@ -180,5 +181,6 @@ void api_exec_clone_create(struct sproutd *d, const struct api_cmd *cmd, struct 
 void api_exec_clone_show(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp);
 void api_exec_clone_delete(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp);
 void api_exec_clone_invoke(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp);
+void api_exec_clone_log(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp);
 
 #endif

@@ -145,3 +145,23 @@ void api_exec_clone_delete(struct sproutd *d, const struct api_cmd *cmd, struct 
         sp_info("clone %s deleted", cmd->id);
         api_reply_json(resp, 200, json_pack("{s:s}", "deleted", cmd->id));
 }
+
+void api_exec_clone_log(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
+{
+        struct dclone *c = api_clone_get(d, cmd, cmd->id);
+        if (!c) {
+                api_error(d, resp, API_E_CLONE_NOT_FOUND, "no clone %s", cmd->id);
+                return;
+        }
+        struct sprout_err err = {0};
+        char *text = NULL;
+        size_t len = 0;
+        int r = clones_log(d, c, d->cfg.invoke_timeout_ms, &text, &len, &err);
+        clones_put(d, c);
+        if (r == -EBUSY)
+                api_error(d, resp, API_E_CLONE_BUSY, "%s", err.msg);
+        else if (r < 0)
+                api_error(d, resp, API_E_INTERNAL, "%s", err.msg);
+        else
+                api_reply_raw(resp, 200, "text/plain; charset=utf-8", text, len);
+}

@@ -33,6 +33,8 @@ const struct api_route api_routes[] = {
      api_exec_clone_delete, "destroy a clone"},
     {"POST", "/v1/clones/{id}/invoke", "timeout_ms", OP_CLONE_INVOKE, SPROUT_MB_REQ_SIZE, true,
      api_parse_invoke, api_exec_clone_invoke, "invoke a clone"},
+    {"GET", "/v1/clones/{id}/log", "", OP_CLONE_LOG, 0, true, api_parse_none, api_exec_clone_log,
+     "a clone's log: its console and its handler's output"},
 };
 const unsigned api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -2,6 +2,7 @@
  * under the live-clone limit first, so a burst beyond it is a 429, not a failure halfway through;
  * the last reference hands the clone to the reaper, so no request waits for KVM teardown. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,16 +289,9 @@ int clones_create(struct sproutd *d, struct dsnap *e, unsigned n, enum dclone_or
 int clones_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t len,
                   int64_t timeout_ms, char **resp, size_t *resp_len, struct sprout_err *err)
 {
-        struct timespec until;
         /* A deadline on the monotonic clock: a wall-clock step (NTP, an admin) must neither
          * shorten nor stretch how long a request waits for a busy clone. */
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (timeout_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000;
-        }
+        struct timespec until = sprout_mono_after_ms(timeout_ms);
         if (pthread_mutex_clocklock(&c->run_lock, CLOCK_MONOTONIC, &until))
                 return sprout_err_set(err, -EBUSY,
                                       "clone %s stayed busy with another request for %lld ms",
@@ -380,4 +374,28 @@ void clones_release_oneshot(struct sproutd *d, struct dclone *c, bool reusable)
                 clones_put_locked(d, c);
         }
         pthread_mutex_unlock(&d->lock);
+}
+
+/* The console ring holds at most this much; escaping can make a byte four. */
+#define CLONE_LOG_MAX (4u * 64u * 1024u)
+
+int clones_log(struct sproutd *d, struct dclone *c, int64_t timeout_ms, char **text, size_t *len,
+               struct sprout_err *err)
+{
+        (void)d;
+        /* The vCPU thread writes the log while it runs the guest: read it between requests. */
+        struct timespec until = sprout_mono_after_ms(timeout_ms);
+        if (pthread_mutex_clocklock(&c->run_lock, CLOCK_MONOTONIC, &until))
+                return sprout_err_set(err, -EBUSY,
+                                      "clone %s stayed busy with a request for %lld ms", c->id,
+                                      (long long)timeout_ms);
+        char *buf = malloc(CLONE_LOG_MAX + 1);
+        if (buf)
+                *len =
+                    sprout_vm_console_tail(sprout_clone_vm(c->c), buf, CLONE_LOG_MAX + 1, UINT_MAX);
+        pthread_mutex_unlock(&c->run_lock);
+        if (!buf)
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        *text = buf;
+        return 0;
 }

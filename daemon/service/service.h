@@ -211,6 +211,11 @@ unsigned clones_remove_snapshot_locked(struct sproutd *d, struct dsnap *e);
  * -ETIMEDOUT no answer, -EPROTO/-ESHUTDOWN/-EIO the guest failed (the clone is now dead). */
 int clones_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t len,
                   int64_t timeout_ms, char **resp, size_t *resp_len, struct sprout_err *err);
+/* The clone's log: what its guest wrote to the console and through LOG rings (a handler's output),
+ * oldest first, escaped, bounded by the console ring; *text is malloc'd. Waits up to timeout_ms for
+ * a request on the clone to finish (-EBUSY). */
+int clones_log(struct sproutd *d, struct dclone *c, int64_t timeout_ms, char **text, size_t *len,
+               struct sprout_err *err);
 /* A reusable idle clone of e (with a reference), or NULL. */
 struct dclone *clones_take_idle(struct sproutd *d, struct dsnap *e);
 /* After a one-shot: back to e's idle pool when reusable, else destroyed. Consumes a reference. */

@@ -239,6 +239,12 @@ static void case_api(void)
         CHECK(r.status == 200 && r.body && strstr(r.body, "\"seq\":2"), "second invoke: %s",
               r.body ? r.body : "");
         reply_free(&r);
+        /* Its log: text, read between its requests. */
+        snprintf(path, sizeof(path), "/v1/clones/%s/log", c1);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(r.status == 200 && !r.json, "the clone's log: %ld '%.200s'", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
         snprintf(path, sizeof(path), "/v1/clones/%s", c1);
         http_json(&d, "GET", path, NULL, &r);
         CHECK(r.status == 200 && jint(r.json, "invocations") == 2 &&
@@ -1783,6 +1789,10 @@ static void case_tenants(void)
                       "%s %s... of root's snapshot as uid 65534: %ld '%s' (absent: %ld '%s')",
                       acts[i].method, acts[i].url_pre, st[0], msg[0], st[1], msg[1]);
         }
+        /* A clone's log is a clone's: an unknown one is not found. */
+        http_as(&d, true, "GET", "/v1/clones/00000000-0000-4000-8000-000000000000/log", NULL, &r);
+        CHECK_ERR(r, 404, "clone_not_found", "no clone");
+        reply_free(&r);
         list_as(&d, false, &r);
         CHECK(lists_snapshot(&r, roots), "root's snapshot survived the other tenant's DELETE");
         reply_free(&r);
