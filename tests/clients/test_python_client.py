@@ -259,6 +259,8 @@ def unit_real(sc, d, images, root, kvm):
           "invoke_clone on an unknown clone: NotFound clone_not_found")
     check(raises(lambda: c.clone_info(ZERO), sc.NotFound, "clone_not_found") is not None,
           "clone_info unknown: NotFound")
+    check(raises(lambda: c.log(ZERO), sc.NotFound, "clone_not_found") is not None,
+          "log of an unknown clone: NotFound")
     check(raises(lambda: c.delete_clone(ZERO), sc.NotFound, "clone_not_found") is not None,
           "delete_clone unknown: NotFound")
     check(raises(lambda: c.delete_snapshot(ZERO, force=True), sc.NotFound, "snapshot_not_found")
@@ -583,6 +585,7 @@ def run_kvm(sc, sproutd, images):
               b.response.get("echo") == {"step": 2}, f"state carries: {a.response} {b.response}")
         check(a.clone_id == ids[0] and o.response.get("seq") == 1, f"clones are apart: {o.response}")
         check(c.clone_info(ids[0]).invocations == 2, f"clone_info: {c.clone_info(ids[0])}")
+        check(isinstance(c.log(ids[0]), str), "a clone's log is text")
         listed = {x.id for x in c.clones(snapshot=snap.id)}
         check(set(ids) <= listed and set(ids) <= {x.id for x in c.clones()},
               f"clones() lists them: {listed}")

@@ -289,6 +289,12 @@ class Client:
         return self._invoke(f"/v1/clones/{_id('clone_id', clone_id)}/invoke", event,
                             {"timeout_ms": _timeout_ms(timeout_ms)})
 
+    def log(self, clone_id: str) -> str:
+        """GET /v1/clones/{id}/log: the clone's console and its handler's output, oldest first
+        (escaped by the daemon; bounded by its console ring)."""
+        _, _, data = self._call("GET", f"/v1/clones/{_id('clone_id', clone_id)}/log")
+        return data.decode("utf-8", "replace")
+
     def delete_clone(self, clone_id: str) -> Dict[str, Any]:
         """DELETE /v1/clones/{id}: ``{"deleted": id}``."""
         return self._json("DELETE", f"/v1/clones/{_id('clone_id', clone_id)}")
