@@ -68,6 +68,23 @@ struct io_device_ops {
                        struct sprout_err *err);
 };
 
+/* Record types of a vCPU section (docs/snapshot-format.md, "VM state"): each the KVM struct of
+ * that ioctl. */
+enum vcpu_rec {
+        VREC_MP_STATE = 1,
+        VREC_REGS,
+        VREC_SREGS,
+        VREC_FPU,
+        VREC_XSAVE,
+        VREC_XCRS,
+        VREC_DEBUGREGS,
+        VREC_LAPIC,
+        VREC_MSRS,
+        VREC_EVENTS,
+        VREC_CPUID,
+        VREC_TSC_KHZ,
+};
+
 /* Record types of the devices section (docs/snapshot-format.md, "Device state"). */
 enum device_rec {
         DREC_SERIAL_RAW = 1, /* the UART as sprout 0.1 stored it: its host struct (legacy) */

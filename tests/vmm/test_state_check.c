@@ -651,19 +651,7 @@ static void case_sregs(void)
 
 /* ---- restore itself: checks before the first ioctl ---- */
 
-enum {
-        VREC_MP_STATE = 1,
-        VREC_REGS,
-        VREC_SREGS,
-        VREC_FPU,
-        VREC_XSAVE,
-        VREC_XCRS,
-        VREC_DEBUGREGS,
-        VREC_LAPIC,
-        VREC_MSRS,
-        VREC_EVENTS,
-        VREC_CPUID
-};
+/* The record types are the VMM's own (enum vcpu_rec, vmm_internal.h). */
 
 struct vcpu_parts {
         struct kvm_mp_state mp;

@@ -10,20 +10,6 @@
 #include "state_blob.h"
 #include "vmm_internal.h"
 
-enum vcpu_rec {
-        VREC_MP_STATE = 1,
-        VREC_REGS,
-        VREC_SREGS,
-        VREC_FPU,
-        VREC_XSAVE,
-        VREC_XCRS,
-        VREC_DEBUGREGS,
-        VREC_LAPIC,
-        VREC_MSRS,
-        VREC_EVENTS,
-        VREC_CPUID,
-        VREC_TSC_KHZ,
-};
 
 /* Reads the MSRs KVM lists, skipping any this host refuses to read (KVM stops at the first). */
 static int save_msrs(struct sprout_vm *vm, struct blob *b, struct sprout_err *err)
