@@ -10,7 +10,6 @@
 #include "state_blob.h"
 #include "vmm_internal.h"
 
-
 /* Reads the MSRs KVM lists, skipping any this host refuses to read (KVM stops at the first). */
 static int save_msrs(struct sprout_vm *vm, struct blob *b, struct sprout_err *err)
 {
