@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../snapshot/snap_test.h"
 #include "sprout/snapshot.h"
 
 #define PAGE SNAP_PAGE_SIZE
@@ -29,22 +30,14 @@ static int write_one(const char *dir, const char *name, uint64_t ram_size, uint3
         /* A fixed UUID and single-threaded writes keep the seeds the same from run to run, bar
          * the creation time. */
         static const uint8_t uuid[16] = {0x5e, 0xed, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
-        struct snap_write_opts o = {.path = path,
-                                    .uuid = uuid,
-                                    .zstd_level = 19,
-                                    .chunk_size = chunk,
-                                    .threads = 1,
-                                    .host = {.host_kind = 1,
-                                             .cpu_vendor = "GenuineIntel",
-                                             .family = 6,
-                                             .model = 85,
-                                             .stepping = 7,
-                                             .kvm_api = 12},
-                                    .vcpus = 1,
-                                    .sections = secs,
-                                    .nsections = nsec,
-                                    .ram = ram,
-                                    .ram_size = ram_size};
+        /* The snapshot tests' host facts (t_opts), with this seed's layout. */
+        struct snap_write_opts o = t_opts(path, ram, ram_size);
+        o.uuid = uuid;
+        o.zstd_level = 19;
+        o.chunk_size = chunk;
+        o.threads = 1;
+        o.sections = secs;
+        o.nsections = nsec;
         int rc = snap_write(&o, NULL, &err);
         if (rc < 0)
                 fprintf(stderr, "%s: %s\n", path, err.msg);
