@@ -166,9 +166,15 @@ int sprout_kvm_open(struct sprout_kvm **out, struct sprout_err *err)
         memcpy(kvm->cpu_vendor + 4, &d, 4);
         memcpy(kvm->cpu_vendor + 8, &c, 4);
         kvm->kind = detect_host_kind();
-        sp_debug("kvm: host kind %s, vendor %s, %u cpuid entries, %u msrs",
+        char sig[13] = {0};
+        __cpuid(0x40000000, a, b, c, d);
+        memcpy(sig, &b, 4);
+        memcpy(sig + 4, &c, 4);
+        memcpy(sig + 8, &d, 4);
+        kvm->tr_needs_available_tss = kvm->kind == SPROUT_HOST_SVM && !strcmp(sig, "TCGTCGTCGTCG");
+        sp_debug("kvm: host kind %s, vendor %s, %u cpuid entries, %u msrs%s",
                  sprout_host_kind_name(kvm->kind), kvm->cpu_vendor, kvm->supported_cpuid->nent,
-                 kvm->nmsrs);
+                 kvm->nmsrs, kvm->tr_needs_available_tss ? ", emulated by QEMU TCG" : "");
         *out = kvm;
         return 0;
 fail:

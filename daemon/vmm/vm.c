@@ -332,9 +332,11 @@ int sprout_vm_event_error(const struct sprout_vm_event *ev, const char *who, con
                 return sprout_err_set(err, -ETIMEDOUT, "%s did not %s within %lld ms", who, awaited,
                                       (long long)timeout_ms);
         case SPROUT_EV_PANIC:
-                return sprout_err_set(err, -EPROTO, "%s: the runtime failed: %s", who, ev->detail);
+                return sprout_err_set(err, -EPROTO, "%s failed before it could %s: %s", who,
+                                      awaited, ev->detail);
         case SPROUT_EV_STOPPED:
-                return sprout_err_set(err, -ESHUTDOWN, "%s stopped: %s", who, ev->detail);
+                return sprout_err_set(err, -ESHUTDOWN, "%s stopped before it could %s: %s", who,
+                                      awaited, ev->detail);
         default:
                 return sprout_err_set(err, -EPROTO, "%s sent event %d when it should %s", who,
                                       ev->kind, awaited);

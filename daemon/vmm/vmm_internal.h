@@ -28,6 +28,11 @@ struct sprout_kvm {
         uint32_t *msr_index;                /* KVM_GET_MSR_INDEX_LIST, owned */
         uint32_t nmsrs;
         char cpu_vendor[13];
+        /* The host CPU is QEMU's software emulation (hypervisor signature "TCGTCGTCGTCG"), as
+         * under scripts/nested-kvm.sh: its I/O-permission check accepts only an available TSS
+         * (type 9) in TR, not the busy one (11) that KVM reports and VMX requires, so a restored
+         * guest's ioperm() doorbell would fault (docs/testing.md, "Hosts without /dev/kvm"). */
+        bool tr_needs_available_tss;
 };
 
 /* KVM_CREATE_VM, retried while it is interrupted: a VM fd, or a negative errno. */
@@ -114,27 +119,36 @@ extern const struct io_device_ops i8042_ops;
 
 /* ---- the sprout device: doorbell and mailbox ---- */
 
-/* A token bucket for the lines a guest makes the host write: GUEST_LOG_BURST at once, then
- * GUEST_LOG_PER_S a second. A guest that rings in a loop costs the host a few lines, not a log. */
-#define GUEST_LOG_BURST 20
-#define GUEST_LOG_PER_S 10
+/* A token bucket: `burst` units at once, then `per_s` a second. Two budgets use it. Lines a
+ * guest makes the daemon write to its own log (GUEST_WARN_*): a guest that rings in a loop costs
+ * the host a few lines, not a log. Bytes of the guest's LOG text (GUEST_LOG_*), which go to the
+ * clone's own bounded log and to a console echo when one is asked for: generous, so that what a
+ * handler prints is kept in order and whole (docs/guest-protocol.md, LOG), yet a guest ringing in
+ * a loop cannot keep an echo's file or terminal busy. */
+#define GUEST_WARN_BURST 20
+#define GUEST_WARN_PER_S 10
+#define GUEST_LOG_BURST  (8 << 20)
+#define GUEST_LOG_PER_S  (1 << 20)
 struct log_bucket {
         bool primed;         /* false: full, not yet used */
         int64_t last_ns;     /* CLOCK_MONOTONIC when credit was last added */
-        int64_t credit_ns;   /* time saved up, at most GUEST_LOG_BURST lines' worth */
-        uint64_t suppressed; /* lines refused since the last one let through */
+        int64_t credit_ns;   /* time saved up, at most a burst's worth */
+        uint64_t suppressed; /* takes refused since the last one let through */
+        uint64_t refused;    /* takes refused in all */
 };
 
-/* Whether one more line may be written at now_ns. When it may and lines were refused before it,
- * *resumed gets how many (for a "N lines suppressed" line) and the count restarts; else 0. */
-bool log_bucket_take(struct log_bucket *b, int64_t now_ns, uint64_t *resumed);
+/* Whether `units` more may be written at now_ns, at per_s a second with a burst of `burst`. When
+ * they may and takes were refused before, *resumed gets how many (for a "N suppressed" line) and
+ * the count restarts; else 0. */
+bool log_bucket_take(struct log_bucket *b, int64_t now_ns, int64_t units, int64_t per_s,
+                     int64_t burst, uint64_t *resumed);
 
 struct sprout_dev {
         uint8_t *mailbox;    /* host mapping of the mailbox memslot, SPROUT_MAILBOX_SIZE bytes */
         uint32_t pending_db; /* the doorbell value of the last ring, consumed by the run loop */
         bool rang;
         uint32_t last_req_len;    /* bytes of the previous request, which the next one wipes */
-        struct log_bucket log_rl; /* guest LOG lines into the console log */
+        struct log_bucket log_rl; /* bytes of guest LOG text into the console log */
         struct log_bucket
             warn_rl; /* daemon log lines a guest causes (unknown commands, odd rings) */
 };

@@ -1484,7 +1484,8 @@ static void case_deploy(void)
         char root[1000];
         snprintf(root, sizeof(root), "%s/images", d.state);
         REQUIRE(mkdir(root, 0755) == 0, "mkdir %s: %s", root, strerror(errno));
-        const char *flags[] = {"--image-roots", root, NULL};
+        /* The Python image takes minutes to boot on a PVM host: a limit above the default's. */
+        const char *flags[] = {"--image-roots", root, "--prewarm-timeout-s", "900", NULL};
         REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start");
         snprintf(fn, sizeof(fn), "%s/tests/python/functions/yaml-orders", SPROUT_SOURCE_DIR);
         /* Built beneath the daemon's image root by choosing it from GET /v1/health. */

@@ -433,7 +433,7 @@ static void case_foreign(void)
               "rewriting with a new CPU feature");
         r = sprout_base_load(kvm, p, 0, &b, &err);
         char want[64];
-        snprintf(want, sizeof(want), "leaf 7 EDX bit %d", added_bit);
+        snprintf(want, sizeof(want), "leaf 0x7.0 EDX bit %d", added_bit);
         CHECK(r == -ENOTSUP && strstr(err.msg, want),
               "a CPU feature this host lacks (%s): r=%d '%s'", want, r, err.msg);
         sprout_base_free(b);

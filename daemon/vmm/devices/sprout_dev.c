@@ -48,7 +48,8 @@ static void doorbell_io(struct sprout_vm *vm, void *dev, uint64_t offset, uint8_
         }
         if (offset != 0 || len != 4) {
                 uint64_t missed;
-                if (log_bucket_take(&d->warn_rl, sprout_mono_ns(), &missed))
+                if (log_bucket_take(&d->warn_rl, sprout_mono_ns(), 1, GUEST_WARN_PER_S,
+                                    GUEST_WARN_BURST, &missed))
                         sp_debug("sprout device: ignored %u-byte doorbell write at offset %llu "
                                  "(%llu lines suppressed before it)",
                                  len, (unsigned long long)offset, (unsigned long long)missed);
@@ -63,9 +64,10 @@ const struct io_device_ops sprout_db_ops = {
     .io = doorbell_io,
 };
 
-bool log_bucket_take(struct log_bucket *b, int64_t now_ns, uint64_t *resumed)
+bool log_bucket_take(struct log_bucket *b, int64_t now_ns, int64_t units, int64_t per_s,
+                     int64_t burst, uint64_t *resumed)
 {
-        const int64_t cost = 1000000000LL / GUEST_LOG_PER_S, full = GUEST_LOG_BURST * cost;
+        const int64_t unit = 1000000000LL / per_s, cost = units * unit, full = burst * unit;
         *resumed = 0;
         if (!b->primed) {
                 b->primed = true;
@@ -81,6 +83,7 @@ bool log_bucket_take(struct log_bucket *b, int64_t now_ns, uint64_t *resumed)
         }
         if (b->credit_ns < cost) {
                 b->suppressed++;
+                b->refused++;
                 return false;
         }
         b->credit_ns -= cost;
@@ -100,6 +103,44 @@ static void copy_guest_text(char *out, size_t cap, const volatile uint8_t *src, 
         if (n && raw[n - 1] == '\n')
                 n--;
         sprout_escape(out, cap, raw, n, 0);
+}
+
+/* A LOG ring: its text read once, then each line of it one console line behind "[guest] ", so
+ * that a guest's text can never pass for the host's own notes ("[sprout] ..."), however it is cut.
+ * The log budget is charged with what reaches the console. */
+static void log_guest_lines(struct sprout_vm *vm, const volatile uint8_t *src, uint32_t len)
+{
+        static const char prefix[] = "[guest] ";
+        uint8_t raw[SPROUT_MB_LOG_SIZE];
+        size_t n = len < sizeof(raw) ? len : sizeof(raw); /* a lying length only truncates */
+        for (size_t i = 0; i < n; i++)
+                raw[i] = src[i];
+        if (n && raw[n - 1] == '\n')
+                n--;
+        int64_t lines = 1;
+        for (size_t i = 0; i < n; i++)
+                lines += raw[i] == '\n';
+        uint64_t missed;
+        if (!log_bucket_take(&vm->sdev.log_rl, sprout_mono_ns(),
+                             (int64_t)n + lines * (int64_t)sizeof(prefix), GUEST_LOG_PER_S,
+                             GUEST_LOG_BURST, &missed))
+                return;
+        if (missed) {
+                char note[96];
+                int k = snprintf(note, sizeof(note), "[sprout] %llu guest log lines suppressed\n",
+                                 (unsigned long long)missed);
+                console_log_put(&vm->console, note, (size_t)k);
+        }
+        char text[4 * SPROUT_MB_LOG_SIZE + 1]; /* escaped: up to 4 bytes a byte */
+        for (size_t at = 0; at <= n;) {
+                const uint8_t *nl = memchr(raw + at, '\n', n - at);
+                size_t end = nl ? (size_t)(nl - raw) : n;
+                sprout_escape(text, sizeof(text), raw + at, end - at, 0);
+                console_log_put(&vm->console, prefix, sizeof(prefix) - 1);
+                console_log_put(&vm->console, text, strlen(text));
+                console_log_put(&vm->console, "\n", 1);
+                at = end + 1;
+        }
 }
 
 int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event *ev)
@@ -148,27 +189,9 @@ int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event 
                 ev->arg = n;
                 return 1;
         }
-        case SPROUT_CMD_LOG: {
-                uint64_t missed;
-                if (!log_bucket_take(&vm->sdev.log_rl, sprout_mono_ns(), &missed))
-                        return 0;
-                if (missed) {
-                        char note[96];
-                        int k = snprintf(note, sizeof(note),
-                                         "[sprout] %llu guest log lines suppressed\n",
-                                         (unsigned long long)missed);
-                        console_log_put(&vm->console, note, (size_t)k);
-                }
-                uint32_t n = h->log_len;
-                char text[4 * SPROUT_MB_LOG_SIZE + 1]; /* escaped: up to 4 bytes a byte */
-                if (n > SPROUT_MB_LOG_SIZE)
-                        n = SPROUT_MB_LOG_SIZE; /* a lying length only truncates */
-                copy_guest_text(text, sizeof(text), log_area, n);
-                console_log_put(&vm->console, "[guest] ", 8);
-                console_log_put(&vm->console, text, strlen(text));
-                console_log_put(&vm->console, "\n", 1);
+        case SPROUT_CMD_LOG:
+                log_guest_lines(vm, log_area, h->log_len);
                 return 0;
-        }
         case SPROUT_CMD_PANIC: {
                 uint32_t n = h->log_len;
                 if (n > SPROUT_MB_LOG_SIZE)
@@ -186,7 +209,8 @@ int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event 
         default: {
                 /* One guest once rang 86,000 of these in a second: the log is the host's. */
                 uint64_t missed;
-                if (!log_bucket_take(&vm->sdev.warn_rl, sprout_mono_ns(), &missed))
+                if (!log_bucket_take(&vm->sdev.warn_rl, sprout_mono_ns(), 1, GUEST_WARN_PER_S,
+                                     GUEST_WARN_BURST, &missed))
                         return 0;
                 if (missed)
                         sp_warn("sprout device: %llu lines about this guest's rings suppressed",

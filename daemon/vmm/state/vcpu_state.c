@@ -294,7 +294,18 @@ int vcpu_restore(struct sprout_vm *vm, const void *data, size_t len, struct spro
         }
         free(m);
         SET_REC(KVM_SET_REGS, VREC_REGS, "KVM_SET_REGS");
-        SET_REC(KVM_SET_SREGS, VREC_SREGS, "KVM_SET_SREGS");
+        struct kvm_sregs *sr = rec_copy(&rs, VREC_SREGS, 0);
+        if (!sr)
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        /* SVM neither checks nor tracks TR's busy bit (KVM ORs it in when it reads TR), so the
+         * available type is what the guest's own LTR left there; see tr_needs_available_tss. */
+        if (kvm->tr_needs_available_tss)
+                sr->tr.type &= ~2u;
+        r = ioctl(vm->vcpu_fd, KVM_SET_SREGS, sr);
+        int sr_errno = errno;
+        free(sr);
+        if (r < 0)
+                return sprout_err_errno(err, -sr_errno, "restoring vCPU state: KVM_SET_SREGS");
         if (rs.rec[VREC_XSAVE]) {
                 void *x = rec_copy(&rs, VREC_XSAVE, kvm->xsave_size);
                 if (!x)
