@@ -109,7 +109,19 @@ qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "${mem}G" -d
   -serial "file:$run/console.log" -kernel "$kit/vmlinuz" -initrd "$kit/initrd.gz" \
   -append "console=ttyS0 quiet panic=-1 sprout_nested=$run" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,id=hostroot,multidevs=remap \
-  2> >(grep -v "TCG doesn't support requested feature" >&2) || true
+  2> >(grep -v "TCG doesn't support requested feature" >&2) &
+qemu=$!
+# The emulated VM's own kernel sometimes locks up for good (seen: every vCPU "stuck" in the idle
+# loop); a run that would hang until its timeout stops here instead, and says so.
+while kill -0 "$qemu" 2>/dev/null; do
+  if grep -q "soft lockup - CPU" "$run/console.log" 2>/dev/null; then
+    echo "nested-kvm: the VM's kernel locked up (QEMU TCG, not the command); stopping it" >&2
+    kill "$qemu" 2>/dev/null || true
+    break
+  fi
+  sleep 2
+done
+wait "$qemu" 2>/dev/null || true
 sleep 1
 kill "$tailer" 2>/dev/null || true
 wait "$tailer" 2>/dev/null || true
