@@ -303,7 +303,8 @@ static void case_bad_input(void)
                 return;
         }
         struct sprout_vm_config good = sprout_manifest_vm_config(m);
-        /* These cases name their bad files by path, so the manifest's own open fds must not be used. */
+        /* These cases name their bad files by path, so the manifest's own open fds must not be
+         * used. */
         good.have_fds = false;
         struct sprout_vm_config c = good;
 
