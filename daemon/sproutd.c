@@ -30,6 +30,7 @@ static struct sproutd *sproutd_new(void)
         pthread_mutex_init(&d->lock, NULL);
         pthread_cond_init(&d->jobs_cv, NULL);
         d->lock_fd = -1;
+        d->cgroup_fd = -1;
         d->started_ns = sprout_mono_ns();
         return d;
 }
@@ -45,6 +46,7 @@ static void teardown(struct sproutd *d)
         }
         pthread_mutex_unlock(&d->lock);
         reaper_stop(d);
+        placement_stop(d);
 }
 
 /* 0 after a clean stop, 1 when prewarm threads still run (nothing may be freed), or -errno. */
@@ -54,7 +56,8 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
         int lfd = -1, r;
 
         if ((r = state_dir_open(d, &err)) < 0 || (r = snapshot_key_open(d, &err)) < 0 ||
-            (r = owners_init(d, &err)) < 0) {
+            (r = owners_init(d, &err)) < 0 || (r = placement_init(d, &err)) < 0 ||
+            (r = cgroups_init(d, &err)) < 0) {
                 sp_err("%s", err.msg);
                 goto out;
         }
@@ -87,10 +90,15 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
         for (struct dsnap *e = d->snaps; e; e = e->next)
                 nsnaps++;
         pthread_mutex_unlock(&d->lock);
-        sp_info("sproutd %s serving on %s (state %s, %s host, %u snapshots, %lld workers)",
+        char where[64] = "in this process";
+        if (d->cfg.clones_per_worker)
+                snprintf(where, sizeof(where), "in worker processes of %lld",
+                         (long long)d->cfg.clones_per_worker);
+        sp_info("sproutd %s serving on %s (state %s, %s host, %u snapshots, %lld threads, clones "
+                "%s)",
                 SPROUT_VERSION, d->cfg.socket_path, d->cfg.state_dir,
                 d->kvm ? sprout_host_kind_name(sprout_kvm_host_kind(d->kvm)) : "none (no KVM)",
-                nsnaps, (long long)d->cfg.workers);
+                nsnaps, (long long)d->cfg.workers, where);
 
         int sig;
         while (sigwait(sigs, &sig) == 0 && sig == SIGHUP)
@@ -117,6 +125,7 @@ out:
         if (d->kvm)
                 sprout_kvm_close(d->kvm);
         snapshot_key_close(d);
+        cgroups_close(d);
         state_dir_close(d);
         return r;
 }

@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake pkg-config clang-format
   clang libclang-rt-14-dev # the fuzz targets: libFuzzer and the sanitizer runtimes (scripts/fuzz.sh)
   liburing-dev libzstd-dev uuid-dev libjansson-dev libarchive-dev libmicrohttpd-dev libxxhash-dev libcurl4-openssl-dev
-  libsodium-dev
+  libsodium-dev libseccomp-dev
   busybox-static cpio curl zstd python3 python3-dev python3-yaml
   linux-source-6.1 bc bison flex libelf-dev libssl-dev
   qemu-system-x86

@@ -21,6 +21,12 @@ int bench_boot(const char *image, long n, bool qemu, bool json);
  * invocations through the socket and in-process. */
 int bench_api(const char *socket, const char *id, long seconds, long n, const char *req, bool json);
 
+/* Live idle clones through the API: every `step` clones up to n, the creation rate, host memory
+ * per clone, RSS, descriptors, idle host CPU (over idle_s seconds) and first-invoke latency of
+ * `sample` clones. */
+int bench_density(const char *socket, const char *id, long n, long step, long batch,
+                  long sample, double idle_s, bool json);
+
 /* One result row: a human line, or with json one JSON object. */
 static inline void bench_row(const char *what, struct latency_summary s, const char *unit,
                              bool json)

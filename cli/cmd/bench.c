@@ -13,7 +13,9 @@ static void usage(FILE *f)
             f,
             "usage: sprout bench clone SNAPSHOT [-n N] [--pool P] [--request JSON] [--no-qemu] "
             "[--json]\n"
-            "       sprout bench boot IMAGE [-n N] [--no-qemu] [--json]\n\n"
+            "       sprout bench boot IMAGE [-n N] [--no-qemu] [--json]\n"
+            "       sprout bench api SNAPSHOT_ID ...      (sprout bench api --help)\n"
+            "       sprout bench density SNAPSHOT_ID ...  (sprout bench density --help)\n\n"
             "clone: restores N clones (default 1000) of SNAPSHOT in batches of P pooled VM shells\n"
             "       (default 16), invokes each, and reports restore latency (call to vCPU "
             "runnable),\n"
@@ -61,10 +63,48 @@ static int bench_api_cmd(int argc, char **argv)
         return bench_api(socket, argv[optind], seconds, n, req, json);
 }
 
+static const struct cli_verb density_verb = {
+    .name = "bench density",
+    .operands = 1,
+    .usage_text =
+        "usage: sprout bench density SNAPSHOT_ID [-n N] [--step S] [--batch B] [--sample K]\n"
+        "                            [--idle-s SEC] [--json]\n\n"
+        "Through sproutd's socket: creates N live clones (default 10000), B per request\n"
+        "(default 256), and every S clones (default 1000) prints the creation rate of the\n"
+        "step, host memory per clone (MemAvailable's drop), sproutd's and its workers' RSS,\n"
+        "descriptors and threads, host CPU while all clones idle for SEC seconds (default 5)\n"
+        "and the first invocation's p50/p99 over K clones (default 100). Deletes the clones\n"
+        "at the end. Run as root: it reads the workers' /proc entries. Start sproutd with\n"
+        "--max-clones at least N.\n",
+};
+
+static int bench_density_cmd(int argc, char **argv)
+{
+        const char *socket = NULL;
+        long n = 10000, step = 1000, batch = 256, sample = 100, idle_s = 5;
+        bool json = false;
+        const struct cli_opt opts[] = {
+            CLI_LONG_AS("count", 'n', &n, 1, 100000, "-n"),
+            CLI_LONG("step", 0, &step, 1, 100000),
+            CLI_LONG("batch", 0, &batch, 1, 256),
+            CLI_LONG("sample", 0, &sample, 0, 10000),
+            CLI_LONG("idle-s", 0, &idle_s, 0, 600),
+            CLI_SOCKET(&socket),
+            CLI_JSON(&json),
+            CLI_END,
+        };
+        int status;
+        if (cli_parse_opts(&density_verb, opts, argc, argv, &status) < 0)
+                return status;
+        return bench_density(socket, argv[optind], n, step, batch, sample, (double)idle_s, json);
+}
+
 int sprout_cmd_bench(int argc, char **argv)
 {
         if (argc > 1 && !strcmp(argv[1], "api"))
                 return bench_api_cmd(argc - 1, argv + 1);
+        if (argc > 1 && !strcmp(argv[1], "density"))
+                return bench_density_cmd(argc - 1, argv + 1);
         long n = -1, pool = 16;
         const char *req = "{}";
         bool json = false, no_qemu = false;

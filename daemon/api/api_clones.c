@@ -51,7 +51,7 @@ void api_exec_clone_list(struct sproutd *d, const struct api_cmd *cmd, struct ap
         }
         qsort(v, n, sizeof(*v), by_created);
         /* The references keep each clone's VM mapped while smaps is read without the lock. */
-        clones_private_bytes(v, n, priv);
+        clones_private_bytes(d, v, n, priv);
         json_t *arr = json_array();
         int64_t now = sprout_mono_ns();
         pthread_mutex_lock(&d->lock);
@@ -122,7 +122,7 @@ void api_exec_clone_show(struct sproutd *d, const struct api_cmd *cmd, struct ap
                 return;
         }
         uint64_t priv;
-        clones_private_bytes(&c, 1, &priv);
+        clones_private_bytes(d, &c, 1, &priv);
         pthread_mutex_lock(&d->lock);
         json_t *o = api_clone_json(c, sprout_mono_ns(), &priv);
         clones_put_locked(d, c);
@@ -160,6 +160,8 @@ void api_exec_clone_log(struct sproutd *d, const struct api_cmd *cmd, struct api
         clones_put(d, c);
         if (r == -EBUSY)
                 api_error(d, resp, API_E_CLONE_BUSY, "%s", err.msg);
+        else if (r == -ECONNRESET)
+                api_error(d, resp, API_E_WORKER_DIED, "%s", err.msg);
         else if (r < 0)
                 api_error(d, resp, API_E_INTERNAL, "%s", err.msg);
         else

@@ -45,6 +45,9 @@ static void invoke_error(struct sproutd *d, struct api_resp *resp, int r,
         case -ENOMEM:
                 code = API_E_INTERNAL;
                 break;
+        case -ECONNRESET:
+                code = API_E_WORKER_DIED;
+                break;
         default:
                 code = API_E_INVOKE_FAILED;
         }

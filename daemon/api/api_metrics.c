@@ -79,6 +79,9 @@ char *api_metrics_render(struct sproutd *d, size_t *len)
             (double)atomic_load(&m->clones_reaped_idle));
         one(f, "counter", "sprout_base_loads_total", "snapshots loaded as bases",
             (double)atomic_load(&m->base_loads));
+        one(f, "counter", "sprout_worker_deaths_total",
+            "worker processes that died or were killed (their clones with them)",
+            (double)atomic_load(&m->workers_died));
         one(f, "counter", "sprout_ready_clones_taken_total",
             "fresh clones taken from a ready pool instead of restored",
             (double)atomic_load(&m->ready_taken));
@@ -132,6 +135,8 @@ char *api_metrics_render(struct sproutd *d, size_t *len)
         one(f, "gauge", "sprout_base_ram_bytes", "guest RAM of the loaded bases",
             (double)base_bytes);
         one(f, "gauge", "sprout_shells_pooled", "VM shells prepared for restores", shells);
+        one(f, "gauge", "sprout_worker_processes", "worker processes holding clones",
+            placement_workers(d));
         one(f, "gauge", "sprout_workers_busy", "workers running a request", busy);
         one(f, "gauge", "sprout_requests_queued", "requests waiting for a worker", queued);
         one(f, "gauge", "sprout_prewarms_running", "prewarms booting or writing", jobs);

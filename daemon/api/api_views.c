@@ -124,6 +124,9 @@ void api_clone_error(struct sproutd *d, struct api_resp *resp, int r, const stru
         case -ENODEV:
                 code = API_E_KVM_UNAVAILABLE;
                 break;
+        case -ECONNRESET:
+                code = API_E_WORKER_DIED;
+                break;
         default:
                 code = API_E_CLONE_FAILED;
         }

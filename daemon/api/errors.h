@@ -32,6 +32,7 @@
         X(SNAPSHOT_LOAD_FAILED, 500, "snapshot_load_failed")                                       \
         X(CLONE_FAILED, 500, "clone_failed")                                                       \
         X(INVOKE_FAILED, 502, "invoke_failed")                                                     \
+        X(WORKER_DIED, 502, "worker_died")                                                         \
         X(SHUTTING_DOWN, 503, "shutting_down")                                                     \
         X(KVM_UNAVAILABLE, 503, "kvm_unavailable")                                                 \
         X(INVOKE_TIMEOUT, 504, "invoke_timeout")

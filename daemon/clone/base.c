@@ -21,6 +21,8 @@ struct sprout_base {
         unsigned nsections;
         struct sprout_base_info info;
         char *manifest;       /* NUL-terminated copy of the manifest section */
+        void *owned;          /* an adopted base's copy of its sections (snap is NULL) */
+        uint32_t host_kind;   /* the host kind the snapshot recorded */
         pthread_mutex_t lock; /* guards the pool */
         struct sprout_vm *pool[POOL_MAX];
         unsigned npool;
@@ -83,6 +85,7 @@ int sprout_base_load_keyed(struct sprout_kvm *kvm, const char *path, const struc
                 b->sections[b->nsections++] =
                     (struct sprout_vm_section){.tag = s.tag, .data = s.data, .len = s.len};
         }
+        b->host_kind = si->host.host_kind;
         r = sprout_vm_check_compat(kvm, si->host.host_kind, b->sections, b->nsections, err);
         if (r < 0)
                 goto fail;
@@ -96,6 +99,62 @@ int sprout_base_load_keyed(struct sprout_kvm *kvm, const char *path, const struc
 fail:
         sprout_base_free(b);
         return r;
+}
+
+int sprout_base_adopt(struct sprout_kvm *kvm, const struct sprout_base_export *x,
+                      struct sprout_base **out, struct sprout_err *err)
+{
+        if (x->nsections > SPROUT_VM_MAX_SECTIONS || x->ram_size > SPROUT_RAM_MAX || !x->ram_size ||
+            x->ram_size % (2ULL << 20))
+                return sprout_err_set(err, -EINVAL, "a base of %llu bytes in %u sections",
+                                      (unsigned long long)x->ram_size, x->nsections);
+        struct sprout_base *b = calloc(1, sizeof(*b));
+        size_t total = 0;
+        for (unsigned i = 0; i < x->nsections; i++)
+                total += x->sections[i].len;
+        if (!b || !(b->owned = malloc(total ? total : 1))) {
+                free(b);
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        }
+        b->kvm = kvm;
+        b->memfd = -1;
+        pthread_mutex_init(&b->lock, NULL);
+        ready_pool_init(&b->ready);
+        char *p = b->owned;
+        for (unsigned i = 0; i < x->nsections; i++) {
+                uint32_t tag = x->sections[i].tag;
+                if (tag < SPROUT_SEC_VCPU || tag > SPROUT_SEC_DEVICES) {
+                        sprout_base_free(b);
+                        return sprout_err_set(err, -EINVAL, "a base section with tag %u", tag);
+                }
+                memcpy(p, x->sections[i].data, x->sections[i].len);
+                b->sections[b->nsections++] =
+                    (struct sprout_vm_section){.tag = tag, .data = p, .len = x->sections[i].len};
+                p += x->sections[i].len;
+        }
+        int r = sprout_vm_check_compat(kvm, x->host_kind, b->sections, b->nsections, err);
+        if (r < 0) {
+                sprout_base_free(b);
+                return r;
+        }
+        b->host_kind = x->host_kind;
+        b->memfd = x->memfd; /* ours now */
+        memcpy(b->info.uuid, x->uuid, 16);
+        b->info.ram_size = x->ram_size;
+        *out = b;
+        return 0;
+}
+
+void sprout_base_export(const struct sprout_base *b, struct sprout_base_export *x)
+{
+        memset(x, 0, sizeof(*x));
+        memcpy(x->uuid, b->info.uuid, 16);
+        x->ram_size = b->info.ram_size;
+        x->host_kind = b->host_kind;
+        x->memfd = b->memfd;
+        x->nsections = b->nsections;
+        for (unsigned i = 0; i < b->nsections; i++)
+                x->sections[i] = b->sections[i];
 }
 
 const struct sprout_base_info *sprout_base_info(const struct sprout_base *b)
@@ -193,6 +252,7 @@ void sprout_base_free(struct sprout_base *b)
                 close(b->memfd);
         snap_close(b->snap);
         free(b->manifest);
+        free(b->owned);
         pthread_mutex_destroy(&b->lock);
         free(b);
 }

@@ -111,7 +111,8 @@ int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sp
                 (unsigned long long)(bi->ram_size >> 20), (double)(sprout_mono_ns() - t0) / 1e6,
                 bi->load.mb_per_s);
         atomic_fetch_add(&d->metrics.base_loads, 1);
-        if (db->target || db->ready_target) {
+        /* With workers, each worker keeps its own shells and ready clones of the base. */
+        if (!d->cfg.clones_per_worker && (db->target || db->ready_target)) {
                 r = pthread_create(&db->thread, NULL, pool_main, db);
                 if (r) {
                         r = sprout_err_errno(err, -r, "starting the shell pool thread");
@@ -141,12 +142,20 @@ void dbase_kick(struct dbase *db)
 
 unsigned dbase_pooled(struct dbase *db)
 {
-        return sprout_base_pooled(db->b);
+        unsigned shells, ready;
+        if (!db->d->cfg.clones_per_worker)
+                return sprout_base_pooled(db->b);
+        placement_pools(db->d, db, &shells, &ready);
+        return shells;
 }
 
 unsigned dbase_ready(struct dbase *db)
 {
-        return sprout_base_ready_count(db->b);
+        unsigned shells, ready;
+        if (!db->d->cfg.clones_per_worker)
+                return sprout_base_ready_count(db->b);
+        placement_pools(db->d, db, &shells, &ready);
+        return ready;
 }
 
 void dbase_free(struct dbase *db)
@@ -160,6 +169,8 @@ void dbase_free(struct dbase *db)
                 pthread_mutex_unlock(&db->lock);
                 pthread_join(db->thread, NULL);
         }
+        if (db->d->cfg.clones_per_worker)
+                placement_forget_base(db->d, db);
         sprout_base_free(db->b); /* destroys the ready clones still pooled */
         if (db->ready_slots) {
                 pthread_mutex_lock(&db->d->lock);

@@ -8,6 +8,7 @@
 
 #include "sprout/log.h"
 #include "service.h"
+#include "wproc.h"
 
 const char *dclone_state_name(enum dclone_state s)
 {
@@ -169,6 +170,18 @@ static int ensure_base(struct sproutd *d, struct dsnap *e, struct dbase **out,
         return r;
 }
 
+/* Whether out[i]'s id is in the table or among out[0..i). */
+static bool clone_id_taken_locked(struct sproutd *d, struct dclone **out, unsigned i)
+{
+        for (struct dclone *c = d->table[bucket(out[i]->id)]; c; c = c->hnext)
+                if (!strcmp(c->id, out[i]->id))
+                        return true;
+        for (unsigned j = 0; j < i; j++)
+                if (!strcmp(out[j]->id, out[i]->id))
+                        return true;
+        return false;
+}
+
 static int reserve(struct sproutd *d, struct dsnap *e, unsigned n, struct dbase **db,
                    struct sprout_err *err)
 {
@@ -206,29 +219,19 @@ static struct dclone *make_one(struct sproutd *d, struct dsnap *e, struct dbase 
                 return NULL;
         }
         int64_t t0 = sprout_mono_ns();
-        /* A one-shot call takes a ready clone (restored and warmed up ahead) when the base has
-         * one: its slot was reserved like any clone's; the pool thread makes another. */
-        bool ready = origin != DC_API && sprout_clone_take_ready(dbase_base(db), &c->c) == 0;
-        int r = 0;
-        if (ready) {
-                t.pooled = true;
-                atomic_fetch_add(&d->metrics.ready_taken, 1);
-        } else {
-                r = sprout_clone_create(dbase_base(db), -1, &c->c, &t, err);
-        }
-        if (t.pooled || r < 0)
-                dbase_kick(db);
-        if (r < 0) {
+        bool ready = false;
+        if (vmhost_create(d, e, db, origin, c, &t, &ready, err) < 0) {
                 free(c);
                 return NULL;
         }
+        if (ready)
+                atomic_fetch_add(&d->metrics.ready_taken, 1);
         int64_t now = sprout_mono_ns();
         if (!ready)
                 histo_observe(&d->metrics.restore, (int64_t)(t.restore_ms * 1e6));
         histo_observe(&d->metrics.clone, now - t0 + extra_ns);
         atomic_fetch_add(&d->metrics.clones_created, 1);
         pthread_mutex_init(&c->run_lock, NULL);
-        snprintf(c->id, sizeof(c->id), "%s", sprout_clone_id(c->c));
         c->snap = e;
         c->origin = origin;
         c->state = DC_IDLE;
@@ -269,6 +272,15 @@ int clones_create(struct sproutd *d, struct dsnap *e, unsigned n, enum dclone_or
         pthread_mutex_lock(&d->lock);
         if (r == 0 && !e->listed)
                 r = sprout_err_set(err, -ENOENT, "snapshot %s was deleted", e->id);
+        /* A worker names its clones; one that reuses an id (a random UUID never repeats) is lying,
+         * and must not shadow another clone in the table. */
+        for (unsigned i = 0; r == 0 && origin != DC_ONESHOT && i < n; i++)
+                if (clone_id_taken_locked(d, out, i)) {
+                        r = sprout_err_set(err, -EPROTO, "a worker gave clone %s an id in use",
+                                           out[i]->id);
+                        if (out[i]->w)
+                                wproc_kill(out[i]->w, "a worker reused a clone id");
+                }
         if (r < 0) {
                 /* All or nothing: what was made is torn down like any clone. */
                 unreserve_locked(d, e, n - made);
@@ -298,34 +310,25 @@ int clones_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t l
                                       c->id, (long long)timeout_ms);
         pthread_mutex_lock(&d->lock);
         if (c->state == DC_DEAD) {
+                bool died = c->worker_died;
                 pthread_mutex_unlock(&d->lock);
                 pthread_mutex_unlock(&c->run_lock);
-                return sprout_err_set(err, -EPIPE, "clone %s is dead: %s", c->id, c->dead_reason);
+                return sprout_err_set(err, died ? -ECONNRESET : -EPIPE, "clone %s is dead: %s",
+                                      c->id, c->dead_reason);
         }
         c->state = DC_BUSY;
         pthread_mutex_unlock(&d->lock);
 
-        const void *out;
-        size_t out_len = 0;
         int64_t t0 = sprout_mono_ns();
-        int r = sprout_clone_invoke(c->c, req, len, timeout_ms, &out, &out_len, err);
+        int r = vmhost_invoke(d, c, req, len, timeout_ms, resp, resp_len, err);
         int64_t ns = sprout_mono_ns() - t0;
-        if (r == 0) {
-                /* The response lives in the mailbox only until the next run: copy it now. */
-                *resp = malloc(out_len + 1);
-                if (*resp) {
-                        memcpy(*resp, out, out_len);
-                        (*resp)[out_len] = '\0';
-                        *resp_len = out_len;
-                } else {
-                        r = sprout_err_set(err, -ENOMEM, "out of memory");
-                }
-        }
         bool dead = r < 0 && r != -EMSGSIZE && r != -ENOMEM;
         pthread_mutex_lock(&d->lock);
         c->invocations++;
         c->last_used_ns = sprout_mono_ns();
         c->state = dead ? DC_DEAD : DC_IDLE;
+        if (r == -ECONNRESET)
+                c->worker_died = true;
         if (dead)
                 snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
         pthread_mutex_unlock(&d->lock);
@@ -376,26 +379,22 @@ void clones_release_oneshot(struct sproutd *d, struct dclone *c, bool reusable)
         pthread_mutex_unlock(&d->lock);
 }
 
-/* The console ring holds at most this much; escaping can make a byte four. */
-#define CLONE_LOG_MAX (4u * 64u * 1024u)
-
 int clones_log(struct sproutd *d, struct dclone *c, int64_t timeout_ms, char **text, size_t *len,
                struct sprout_err *err)
 {
-        (void)d;
         /* The vCPU thread writes the log while it runs the guest: read it between requests. */
         struct timespec until = sprout_mono_after_ms(timeout_ms);
         if (pthread_mutex_clocklock(&c->run_lock, CLOCK_MONOTONIC, &until))
                 return sprout_err_set(err, -EBUSY,
                                       "clone %s stayed busy with a request for %lld ms", c->id,
                                       (long long)timeout_ms);
-        char *buf = malloc(CLONE_LOG_MAX + 1);
-        if (buf)
-                *len =
-                    sprout_vm_console_tail(sprout_clone_vm(c->c), buf, CLONE_LOG_MAX + 1, UINT_MAX);
+        char why[sizeof(c->dead_reason)];
+        pthread_mutex_lock(&d->lock);
+        bool died = c->worker_died;
+        snprintf(why, sizeof(why), "%s", c->dead_reason);
+        pthread_mutex_unlock(&d->lock);
+        int r = died ? sprout_err_set(err, -ECONNRESET, "clone %s is dead: %s", c->id, why)
+                     : vmhost_log(d, c, text, len, err);
         pthread_mutex_unlock(&c->run_lock);
-        if (!buf)
-                return sprout_err_set(err, -ENOMEM, "out of memory");
-        *text = buf;
-        return 0;
+        return r;
 }

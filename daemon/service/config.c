@@ -48,6 +48,21 @@ static const struct opt opts[] = {
     {"pool-ready", INT(pool_ready), 0, 64,
      "N: ready clones each loaded snapshot keeps for fresh one-shot calls"},
     {"reapers", INT(reapers), 1, 16, "N: threads tearing clones down"},
+    {"clones-per-worker", INT(clones_per_worker), 0, 4096,
+     "K: clones of one tenant per jailed worker process; 0 holds them all in sproutd itself"},
+    {"worker-exe", STR(worker_exe, O_PATH), 0, 0,
+     "PATH: the sprout-worker binary (default: the one built or installed with sproutd)"},
+    {"worker-uid-base", INT(worker_uid_base), 1, 0xfffe0000LL,
+     "UID: workers run as UID..UID+worker-uids-1, each its own (uid and gid alike)"},
+    {"worker-uids", INT(worker_uids), 1, 1 << 20, "N: how many uids workers may use"},
+    {"worker-seccomp", INT(worker_seccomp), 0, 1,
+     "0|1: the workers' seccomp allow-lists (1; 0 only to find a missing system call)"},
+    {"cgroup-root", STR(cgroup_root, O_STRING), 0, 0,
+     "DIR: a cgroup v2 directory delegated to sproutd; each tenant's workers go in DIR/tenant-UID"},
+    {"tenant-memory-max", INT(tenant_memory_max), 0, 1LL << 50,
+     "BYTES: memory.max of each tenant's cgroup (0: no limit; needs --cgroup-root)"},
+    {"worker-test-hooks", INT(worker_test_hooks), 0, 1,
+     "0|1: let the daemon tests make a worker break its filter (never in production)"},
     {"invoke-timeout-ms", INT(invoke_timeout_ms), 1, 3600000,
      "MS: default time limit of an invocation"},
     {"max-invoke-timeout-ms", INT(max_invoke_timeout_ms), 1, 3600000,
@@ -103,6 +118,11 @@ static void set_defaults(struct sproutd_config *c)
         c->pool_shells = 8;
         c->pool_ready = 2;
         c->reapers = 2;
+        c->clones_per_worker = 64;
+        /* Far above the uids of users and of Debian's subordinate ranges (100000 + 65536 n). */
+        c->worker_uid_base = 1500000000;
+        c->worker_uids = 65536;
+        c->worker_seccomp = 1;
         c->invoke_timeout_ms = 10000;
         c->max_invoke_timeout_ms = 300000;
         c->idle_timeout_s = 300;

@@ -25,8 +25,14 @@ struct sproutd_config {
         int64_t max_prewarms;               /* prewarms booting at once; more wait as "queued" */
         int64_t max_prewarm_jobs;           /* prewarms queued or running before 429 */
         int64_t pool_shells;                /* VM shells each loaded base keeps prepared */
-        int64_t pool_ready; /* ready clones each loaded base keeps for fresh one-shots */
-        int64_t reapers;    /* threads that tear clones down */
+        int64_t pool_ready;        /* ready clones each loaded base keeps for fresh one-shots */
+        int64_t reapers;           /* threads that tear clones down */
+        int64_t clones_per_worker; /* K: 0 keeps clones in this process (docs/workers.md) */
+        char worker_exe[PATH_MAX]; /* "": the built or installed sprout-worker */
+        int64_t worker_uid_base, worker_uids;
+        int64_t worker_seccomp, worker_test_hooks;
+        char cgroup_root[PATH_MAX]; /* "": workers are not put in cgroups */
+        int64_t tenant_memory_max;  /* bytes; 0: none */
         int64_t invoke_timeout_ms;
         int64_t max_invoke_timeout_ms;
         int64_t idle_timeout_s;    /* an idle clone is destroyed after this long */

@@ -32,6 +32,7 @@ struct metrics {
         atomic_uint_fast64_t oneshot_reused, oneshot_fresh;
         atomic_uint_fast64_t ready_taken; /* fresh clones that were ready clones */
         atomic_uint_fast64_t prewarms_ok, prewarms_failed, base_loads;
+        atomic_uint_fast64_t workers_died; /* worker processes that died or were killed */
 };
 
 void histo_observe(struct histo *h, int64_t ns);

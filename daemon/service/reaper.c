@@ -15,7 +15,7 @@ struct reaper_arg {
 
 static void destroy_clone(struct sproutd *d, struct dclone *c)
 {
-        sprout_clone_destroy(c->c);
+        vmhost_destroy(d, c);
         pthread_mutex_destroy(&c->run_lock);
         atomic_fetch_add(&d->metrics.clones_destroyed, 1);
         pthread_mutex_lock(&d->lock);
@@ -57,6 +57,8 @@ static void sweep(struct sproutd *d)
         pthread_mutex_unlock(&d->lock);
         for (size_t i = 0; i < nb; i++)
                 dbase_free(bases[i]);
+        if (d->cfg.clones_per_worker)
+                placement_sweep(d, now);
         jobs_join(d, false, 0);
 }
 

@@ -67,12 +67,17 @@ enum dclone_origin { DC_API, DC_POOL, DC_ONESHOT };
 const char *dclone_state_name(enum dclone_state s);
 const char *dclone_origin_name(enum dclone_origin o);
 
+struct wproc;
+
 struct dclone {
         struct dclone *hnext;     /* clone table bucket */
         struct dclone *idle_next; /* entry->idle */
         struct dclone *reap_next; /* reaper queue */
         struct dsnap *snap;       /* holds a reference */
-        struct sprout_clone *c;
+        struct sprout_clone *c;   /* in this process (clones_per_worker 0), else NULL */
+        struct wproc *w;          /* else the worker holding it (a reference), and its slot there */
+        uint32_t wslot;
+        bool worker_died;         /* dead because its worker died (502 worker_died) */
         pthread_mutex_t run_lock; /* held by the thread driving the vCPU */
         char id[SPROUTD_ID_LEN];
         enum dclone_state state;
@@ -113,6 +118,16 @@ struct reaper {
         atomic_uint queued;
 };
 
+/* The worker processes (placement.c). Lock order: base_lock, d->lock, lock. */
+struct placement {
+        pthread_mutex_t lock;      /* the list, each worker's refs, clone slots and base table */
+        pthread_mutex_t base_lock; /* held while a worker's base table is being changed */
+        struct wproc *workers;
+        unsigned nworkers;
+        uint8_t *uid_used; /* worker_uids entries */
+        unsigned next_index;
+};
+
 struct sproutd {
         struct sproutd_config cfg;
         struct sprout_kvm *kvm; /* NULL when the host has no usable KVM: kvm_error says why */
@@ -136,10 +151,12 @@ struct sproutd {
 
         struct sprout_image_roots image_roots; /* where clients' images may be (config) */
         struct workers workers;
+        struct placement placement;
         struct reaper reaper;
         struct metrics metrics;
         struct api_server *api; /* the API layer's own state (daemon/api/api.h): opaque here */
         gid_t admin_gid;        /* --admin-group: its members see every tenant's */
+        int cgroup_fd;          /* --cgroup-root, or -1 */
         bool admin_gid_set;
 };
 
@@ -220,10 +237,51 @@ int clones_log(struct sproutd *d, struct dclone *c, int64_t timeout_ms, char **t
 struct dclone *clones_take_idle(struct sproutd *d, struct dsnap *e);
 /* After a one-shot: back to e's idle pool when reusable, else destroyed. Consumes a reference. */
 void clones_release_oneshot(struct sproutd *d, struct dclone *c, bool reusable);
-/* Private bytes of each clone, in one pass over /proc/self/smaps (clone_memory.c). */
-void clones_private_bytes(struct dclone **cs, size_t n, uint64_t *out);
+/* Private bytes of each clone: one pass over each holding process's smaps (vmhost.c). */
+void clones_private_bytes(struct sproutd *d, struct dclone **cs, size_t n, uint64_t *out);
 /* Clones idle longer than the timeout are removed. Under d->lock. */
 void clones_reap_idle_locked(struct sproutd *d, int64_t now);
+
+/* ---- vmhost.c: where a clone's VM lives, in this process or in a worker (docs/workers.md) ---- */
+
+/* Restores a clone of e into c (c->c, or c->w and c->wslot) and sets c->id; a one-shot may get a
+ * ready clone (*ready). */
+int vmhost_create(struct sproutd *d, struct dsnap *e, struct dbase *db, enum dclone_origin origin,
+                  struct dclone *c, struct sprout_clone_timing *t, bool *ready,
+                  struct sprout_err *err);
+/* Errors as clones_invoke's, and -ECONNRESET: the worker died (every clone of it is dead). */
+int vmhost_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t len,
+                  int64_t timeout_ms, char **resp, size_t *resp_len, struct sprout_err *err);
+int vmhost_log(struct sproutd *d, struct dclone *c, char **text, size_t *len,
+               struct sprout_err *err);
+void vmhost_destroy(struct sproutd *d, struct dclone *c);
+
+/* ---- placement.c: the worker processes ---- */
+int placement_init(struct sproutd *d, struct sprout_err *err);
+/* A slot for a new clone of db in one of tenant's workers (a new one if none has room), the
+ * worker holding db; *w carries a reference that placement_release gives back. */
+int placement_take(struct sproutd *d, uid_t tenant, struct dbase *db, bool want_ready,
+                   struct wproc **w, uint32_t *slot, uint32_t *bslot, struct sprout_err *err);
+void placement_release(struct sproutd *d, struct wproc *w, uint32_t slot);
+/* The worker's reader thread, when the worker is gone (stopped: on purpose). */
+void placement_worker_died(struct sproutd *d, struct wproc *w, bool stopped);
+/* Every worker drops db (its last clone is gone; the broker frees it next). */
+void placement_forget_base(struct sproutd *d, struct dbase *db);
+void placement_note_pools(struct sproutd *d, struct wproc *w, uint32_t bslot, unsigned shells,
+                          unsigned ready);
+/* Shells and ready clones the workers keep for db. */
+void placement_pools(struct sproutd *d, struct dbase *db, unsigned *shells, unsigned *ready);
+unsigned placement_workers(struct sproutd *d);
+/* Stops workers that have had no clone for base_keep_s. */
+void placement_sweep(struct sproutd *d, int64_t now);
+/* Stops every worker; their clones must be gone. */
+void placement_stop(struct sproutd *d);
+
+/* ---- cgroups.c: a cgroup per tenant for its workers, where the host delegated one ---- */
+int cgroups_init(struct sproutd *d, struct sprout_err *err);
+/* Moves a new worker into its tenant's cgroup (made on first use, with --tenant-memory-max). */
+int cgroups_place(struct sproutd *d, uid_t tenant, pid_t pid, struct sprout_err *err);
+void cgroups_close(struct sproutd *d);
 
 /* ---- jobs.c: prewarms ---- */
 

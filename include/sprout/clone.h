@@ -10,6 +10,7 @@
 #include "sprout/err.h"
 #include "sprout/snapshot.h"
 #include "sprout/vmm.h"
+#include "sprout/vmstate.h"
 
 /* ---- images as VMs ---- */
 
@@ -75,6 +76,24 @@ int sprout_base_load(struct sprout_kvm *kvm, const char *path, unsigned threads,
 int sprout_base_load_keyed(struct sprout_kvm *kvm, const char *path, const struct snap_key *key,
                            unsigned threads, struct sprout_base **out, struct sprout_err *err);
 const struct sprout_base_info *sprout_base_info(const struct sprout_base *b);
+
+/* What another process needs to make clones of a loaded base (the daemon's workers,
+ * docs/workers.md): its RAM memfd and its state sections. */
+struct sprout_base_export {
+        uint8_t uuid[16];
+        uint64_t ram_size;
+        uint32_t host_kind; /* recorded in the snapshot */
+        int memfd;
+        struct sprout_vm_section sections[SPROUT_VM_MAX_SECTIONS];
+        unsigned nsections;
+};
+/* Fills x from b; the memfd and section data stay b's. */
+void sprout_base_export(const struct sprout_base *b, struct sprout_base_export *x);
+/* A base from another process's export: the sections are copied and checked against this host
+ * (sprout_vm_check_compat) and every record again at each restore; x->memfd becomes the base's on
+ * success (the caller keeps it on failure). */
+int sprout_base_adopt(struct sprout_kvm *kvm, const struct sprout_base_export *x,
+                      struct sprout_base **out, struct sprout_err *err);
 
 /* Prepares up to n VM shells (VM fd, memslots over the base, irqchip, vCPU) so clones skip that
  * work. Thread-safe; meant to run off the clone path (a background thread in the daemon). */

@@ -1822,6 +1822,402 @@ static void case_tenants(void)
         CHECK(system(cmd) == 0, "cleanup");
 }
 
+/* ---- workers: each tenant's clones in jailed processes of its own (docs/workers.md) ---- */
+
+struct wpids {
+        pid_t pid[16];
+        unsigned tenant[16];
+        size_t n;
+};
+
+/* The daemon's worker processes: its children running sprout-worker, and the tenant each serves
+ * (from its --tenant argument). */
+static void find_workers(const struct daemon *d, struct wpids *w)
+{
+        w->n = 0;
+        char path[64], buf[4096];
+        /* Children of any of the daemon's threads: each thread lists its own. */
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "cat /proc/%d/task/*/children 2>/dev/null", (int)d->pid);
+        char *out = NULL;
+        run(cmd, &out);
+        for (char *tok = out ? strtok(out, " \n") : NULL; tok && w->n < 16;
+             tok = strtok(NULL, " \n")) {
+                pid_t pid = (pid_t)atoi(tok);
+                snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+                FILE *c = fopen(path, "r");
+                if (!c)
+                        continue;
+                size_t n = fread(buf, 1, sizeof(buf) - 1, c);
+                fclose(c);
+                buf[n] = '\0';
+                if (strcmp(buf, "sprout-worker"))
+                        continue;
+                long tenant = -1;
+                for (size_t i = 0; i + 1 < n; i += strlen(buf + i) + 1)
+                        if (!strcmp(buf + i, "--tenant"))
+                                tenant = atol(buf + i + strlen(buf + i) + 1);
+                w->pid[w->n] = pid;
+                w->tenant[w->n++] = (unsigned)tenant;
+        }
+        free(out);
+}
+
+static size_t workers_of(const struct wpids *w, unsigned tenant, pid_t *first)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < w->n; i++)
+                if (w->tenant[i] == tenant) {
+                        if (!n && first)
+                                *first = w->pid[i];
+                        n++;
+                }
+        return n;
+}
+
+/* A field of /proc/PID/status ("Uid:", "Seccomp:", ...), the rest of its line; "" if absent. */
+static const char *proc_status(pid_t pid, const char *field, char *buf, size_t len)
+{
+        char path[64], line[512];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        buf[0] = '\0';
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof(line), f))
+                if (!strncmp(line, field, strlen(field))) {
+                        const char *v = line + strlen(field);
+                        while (*v == ' ' || *v == '\t')
+                                v++;
+                        snprintf(buf, len, "%.*s", (int)strcspn(v, "\n"), v);
+                        break;
+                }
+        if (f)
+                fclose(f);
+        return buf;
+}
+
+static bool same_ns(pid_t a, pid_t b, const char *ns)
+{
+        char pa[64], pb[64], la[64] = "", lb[64] = "";
+        snprintf(pa, sizeof(pa), "/proc/%d/ns/%s", (int)a, ns);
+        snprintf(pb, sizeof(pb), "/proc/%d/ns/%s", (int)b, ns);
+        ssize_t na = readlink(pa, la, sizeof(la) - 1), nb = readlink(pb, lb, sizeof(lb) - 1);
+        return na > 0 && nb > 0 && na == nb && !memcmp(la, lb, (size_t)na);
+}
+
+/* The jail as the host sees it: its own uid, no capabilities, no_new_privs, seccomp, namespaces
+ * of its own, and a root holding nothing but /proc. */
+static void check_jail(const struct daemon *d, pid_t w)
+{
+        char v[256];
+        unsigned uid = 0;
+        sscanf(proc_status(w, "Uid:", v, sizeof(v)), "%u", &uid);
+        CHECK(uid >= 1500000000u, "worker %d runs as uid %u, not the daemon's", (int)w, uid);
+        CHECK(!strcmp(proc_status(w, "CapEff:", v, sizeof(v)), "0000000000000000") &&
+                  !strcmp(proc_status(w, "CapPrm:", v, sizeof(v)), "0000000000000000"),
+              "worker %d has no capabilities (CapEff %s)", (int)w, v);
+        CHECK(!strcmp(proc_status(w, "NoNewPrivs:", v, sizeof(v)), "1"),
+              "worker %d no_new_privs: %s", (int)w, v);
+        CHECK(!strcmp(proc_status(w, "Seccomp:", v, sizeof(v)), "2"), "worker %d seccomp mode: %s",
+              (int)w, v);
+        static const char *const nss[] = {"mnt", "pid", "net", "ipc", "uts"};
+        for (size_t i = 0; i < 5; i++)
+                CHECK(!same_ns(d->pid, w, nss[i]), "worker %d has its own %s namespace", (int)w,
+                      nss[i]);
+        char cmd[128], *out = NULL;
+        snprintf(cmd, sizeof(cmd), "ls -A /proc/%d/root/", (int)w);
+        int rc = run(cmd, &out);
+        CHECK(rc == 0 && out && !strcmp(out, "proc\n"), "worker %d's root holds only proc: '%s'",
+              (int)w, out ? out : "");
+        free(out);
+}
+
+/* POST /v1/clones of n clones of snap; their ids into ids[]. */
+static size_t make_clones(struct daemon *d, const char *snap, int n, char ids[][40])
+{
+        struct reply r;
+        char body[160];
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":%d}", snap, n);
+        http_json(d, "POST", "/v1/clones", body, &r);
+        CHECK(r.status == 201, "%d clones of %s: %ld %s", n, snap, r.status, r.body ? r.body : "");
+        json_t *arr = json_object_get(r.json, "clones");
+        size_t k = 0;
+        for (; k < json_array_size(arr) && k < (size_t)n; k++)
+                snprintf(ids[k], 40, "%s", jstr(json_array_get(arr, k), "id"));
+        reply_free(&r);
+        return k;
+}
+
+/* An invocation that holds its clone for 20 s, on a thread of its own. */
+struct slow_call {
+        struct daemon *d;
+        char path[160];
+        struct reply r;
+};
+
+static void *slow_call_main(void *arg)
+{
+        struct slow_call *h = arg;
+        http_json(h->d, "POST", h->path, "{\"hold_ms\":20000}", &h->r);
+        return NULL;
+}
+
+/* The metric once it reaches want (the broker counts a death when it has reaped the worker). */
+static long long wait_metric(struct daemon *d, const char *name, long long want, double timeout_s)
+{
+        long long v = -1;
+        for (double until = sprout_mono_s() + timeout_s; sprout_mono_s() < until; usleep(20000))
+                if ((v = metric(d, name)) == want)
+                        break;
+        return v;
+}
+
+static long invoke_clone(struct daemon *d, const char *id, const char *query, struct reply *r)
+{
+        char path[160];
+        snprintf(path, sizeof(path), "/v1/clones/%.39s/invoke%s", id, query ? query : "");
+        http_json(d, "POST", path, "{\"name\":\"worker\"}", r);
+        return r->status;
+}
+
+static void case_workers(void)
+{
+        struct daemon d;
+        struct reply r;
+        char b[40], path[1200], ca[3][40], cb[2][40], cc[1][40];
+        make_state(&d, "workers");
+        const char *fixture = add_fixture_snapshot(&d);
+        REQUIRE(fixture != NULL, "the fixture snapshot");
+        char a[40];
+        snprintf(a, sizeof(a), "%s", fixture);
+        const char *flags[] = {
+            "--clones-per-worker", "2", "--pool-ready", "0", "--worker-test-hooks", "1", NULL};
+        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start");
+        /* A second snapshot of the same image, which becomes uid 65534's. */
+        snprintf(path, sizeof(path), "{\"image\":\"%s/hello\"}", t_images);
+        http_json(&d, "POST", "/v1/snapshots", path, &r);
+        snprintf(b, sizeof(b), "%s", jstr(r.json, "id"));
+        reply_free(&r);
+        static const char *const ready[] = {"ready", "failed", NULL};
+        REQUIRE(!strcmp(wait_status(&d, b, ready, 600), "ready"), "the second snapshot");
+        REQUIRE(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop");
+        snprintf(path, sizeof(path), "%s/snapshots/%s.owner", d.state, b);
+        FILE *f = fopen(path, "w");
+        REQUIRE(f && fprintf(f, "%d\n", NOBODY) > 0 && fclose(f) == 0, "writing %s", path);
+        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start again");
+
+        /* Three of root's clones need two workers (K = 2); uid 65534's two clones one of its own.
+         */
+        REQUIRE(make_clones(&d, a, 3, ca) == 3 && make_clones(&d, b, 2, cb) == 2, "clones");
+        struct wpids w;
+        find_workers(&d, &w);
+        pid_t wb = 0;
+        CHECK(w.n == 3 && workers_of(&w, 0, NULL) == 2 && workers_of(&w, NOBODY, &wb) == 1,
+              "3 workers: 2 for root, 1 for uid 65534 (found %zu; root %zu, 65534 %zu)", w.n,
+              workers_of(&w, 0, NULL), workers_of(&w, NOBODY, NULL));
+        for (size_t i = 0; i < w.n; i++)
+                check_jail(&d, w.pid[i]);
+        for (int i = 0; i < 3; i++) {
+                CHECK(invoke_clone(&d, ca[i], NULL, &r) == 200 && strstr(r.body, "worker"),
+                      "root's clone %d answers: %ld %s", i, r.status, r.body ? r.body : "");
+                reply_free(&r);
+        }
+        for (int i = 0; i < 2; i++) {
+                CHECK(invoke_clone(&d, cb[i], NULL, &r) == 200,
+                      "uid 65534's clone %d answers: %ld %s", i, r.status, r.body ? r.body : "");
+                reply_free(&r);
+        }
+        /* Memory comes from the workers: a clone that ran has private pages. */
+        snprintf(path, sizeof(path), "/v1/clones/%s", ca[0]);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(r.status == 200 && jint(r.json, "private_bytes") > 0,
+              "private bytes from the worker: %s", r.body ? r.body : "");
+        reply_free(&r);
+        /* A one-shot runs in a worker as well. */
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", a);
+        http_json(&d, "POST", path, "{\"name\":\"oneshot\"}", &r);
+        CHECK(r.status == 200 && strstr(r.body, "oneshot"), "a one-shot: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones/%s/log", ca[0]);
+        http(&d, "GET", path, NULL, NULL, 0, &r);
+        CHECK(r.status == 200, "a clone's log through its worker: %ld", r.status);
+        reply_free(&r);
+
+        /* SIGKILL uid 65534's worker in the middle of an invocation: that call, and every clone
+         * of the worker after it, fail with worker_died; root's clones do not notice. */
+        REQUIRE(wb > 0, "uid 65534's worker");
+        struct slow_call h = {.d = &d};
+        snprintf(h.path, sizeof(h.path), "/v1/clones/%s/invoke", cb[0]);
+        pthread_t ht;
+        REQUIRE(pthread_create(&ht, NULL, slow_call_main, &h) == 0, "a held invocation");
+        usleep(1000000);
+        kill(wb, SIGKILL);
+        pthread_join(ht, NULL);
+        CHECK(h.r.status == 502 && !strcmp(err_code(&h.r), "worker_died"),
+              "the invocation its worker died in: %ld %s", h.r.status, h.r.body ? h.r.body : "");
+        reply_free(&h.r);
+        for (int i = 0; i < 2; i++) {
+                invoke_clone(&d, cb[i], NULL, &r);
+                CHECK(r.status == 502 && !strcmp(err_code(&r), "worker_died"),
+                      "a clone of the killed worker: %ld %s", r.status, r.body ? r.body : "");
+                reply_free(&r);
+        }
+        for (int i = 0; i < 3; i++) {
+                CHECK(invoke_clone(&d, ca[i], NULL, &r) == 200,
+                      "root's clone %d after the other tenant's worker died: %ld %s", i, r.status,
+                      r.body ? r.body : "");
+                reply_free(&r);
+        }
+        snprintf(path, sizeof(path), "/v1/clones/%s", cb[0]);
+        http_json(&d, "GET", path, NULL, &r);
+        CHECK(r.status == 200 && !strcmp(jstr(r.json, "state"), "dead") &&
+                  strstr(jstr(r.json, "dead_reason"), "killed by signal 9"),
+              "the dead clone says why: %s", r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(wait_metric(&d, "sprout_worker_deaths_total", 1, 10) == 1,
+              "one worker death counted");
+        /* The tenant gets a new worker. */
+        REQUIRE(make_clones(&d, b, 1, cc) == 1, "a clone after the death");
+        CHECK(invoke_clone(&d, cc[0], NULL, &r) == 200, "it answers: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        find_workers(&d, &w);
+        pid_t wb2 = 0;
+        CHECK(workers_of(&w, NOBODY, &wb2) == 1 && wb2 != wb, "a new worker for uid 65534 (%d)",
+              (int)wb2);
+
+        /* A worker that stops answering is killed after the call's deadline and a grace. */
+        kill(wb2, SIGSTOP);
+        double t0 = sprout_mono_s();
+        invoke_clone(&d, cc[0], "?timeout_ms=200", &r);
+        double took = sprout_mono_s() - t0;
+        CHECK(r.status == 502 && !strcmp(err_code(&r), "worker_died") &&
+                  strstr(err_msg(&r), "did not answer"),
+              "a hung worker: %ld %s", r.status, r.body ? r.body : "");
+        CHECK(took < 60, "the broker gave up on it in %.1f s", took);
+        reply_free(&r);
+        CHECK(invoke_clone(&d, ca[0], NULL, &r) == 200, "root's clone meanwhile: %ld", r.status);
+        reply_free(&r);
+        CHECK(wait_metric(&d, "sprout_worker_deaths_total", 2, 10) == 2,
+              "two worker deaths counted");
+
+        /* A system call outside the allow-list (the test hook makes one) kills the worker. */
+        REQUIRE(make_clones(&d, b, 1, cc) == 1, "a clone in a third worker");
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", cc[0]);
+        http_json(&d, "POST", path, "{\"sprout_test\":\"forbidden_syscall\"}", &r);
+        CHECK(r.status == 502 && !strcmp(err_code(&r), "worker_died") &&
+                  strstr(err_msg(&r), "signal 31"),
+              "a forbidden system call: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(invoke_clone(&d, ca[1], NULL, &r) == 200, "root's clone meanwhile: %ld", r.status);
+        reply_free(&r);
+        CHECK(wait_metric(&d, "sprout_worker_deaths_total", 3, 10) == 3,
+              "three worker deaths counted");
+
+        /* A guest that set the PIT ticking as fast as it can before READY: its clones still
+         * see their PIT so programmed, and KVM keeps no PIT timer for any of them. */
+        snprintf(path, sizeof(path),
+                 "{\"image\":\"%s/hostile\",\"cmdline\":\"SPROUT_HOSTILE=pit\"}", t_images);
+        http_json(&d, "POST", "/v1/snapshots", path, &r);
+        char pit[40];
+        snprintf(pit, sizeof(pit), "%s", jstr(r.json, "id"));
+        reply_free(&r);
+        REQUIRE(!strcmp(wait_status(&d, pit, ready, 600), "ready"), "the PIT snapshot");
+        char cp[8][40];
+        REQUIRE(make_clones(&d, pit, 8, cp) == 8, "clones of the PIT snapshot");
+        for (int i = 0; i < 8; i++) {
+                snprintf(path, sizeof(path), "/v1/clones/%s/invoke", cp[i]);
+                http_json(&d, "POST", path, "\"P\"", &r);
+                CHECK(r.status == 200 && r.body && !strcmp(r.body, "pit 2"),
+                      "clone %d's PIT channel 0 is periodic: %ld %s", i, r.status,
+                      r.body ? r.body : "");
+                reply_free(&r);
+        }
+        char *tl = NULL;
+        int rc = run("cat /proc/timer_list", &tl);
+        CHECK(rc == 0 && tl && (strstr(tl, "hrtimer_wakeup") || strstr(tl, "tick_sched_timer")),
+              "/proc/timer_list lists the host's timers");
+        CHECK(tl && !strstr(tl, "pit_timer_fn"), "no PIT hrtimer is armed for the idle clones");
+        free(tl);
+
+        /* Deleting the dead clones works; a clean stop ends every worker. */
+        for (int i = 0; i < 2; i++) {
+                snprintf(path, sizeof(path), "/v1/clones/%s", cb[i]);
+                http_json(&d, "DELETE", path, NULL, &r);
+                CHECK(r.status == 204 || r.status == 200, "delete a dead clone: %ld", r.status);
+                reply_free(&r);
+        }
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "sproutd stops");
+        for (size_t i = 0; i < w.n; i++)
+                CHECK(kill(w.pid[i], 0) < 0 && errno == ESRCH, "worker %d is gone", (int)w.pid[i]);
+}
+
+/* ---- many: 1,000 live clones, spread over workers of K each, all answering ---- */
+
+static void case_many(void)
+{
+        struct daemon d;
+        struct reply r;
+        enum { N = 1000, K = 64 };
+        static char ids[N][40];
+        make_state(&d, "many");
+        const char *id = add_fixture_snapshot(&d);
+        REQUIRE(id != NULL, "the fixture snapshot");
+        const char *flags[] = {"--max-clones",
+                               "1100",
+                               "--clones-per-worker",
+                               "64",
+                               "--pool-ready",
+                               "0",
+                               "--base-keep-s",
+                               "1",
+                               NULL};
+        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start");
+        double t0 = sprout_mono_s();
+        size_t n = 0;
+        while (n < N) {
+                size_t got = make_clones(&d, id, N - n < 250 ? (int)(N - n) : 250, ids + n);
+                if (!got)
+                        break;
+                n += got;
+        }
+        double secs = sprout_mono_s() - t0;
+        printf("%zu live clones in %.1f s (%.0f /s)\n", n, secs, (double)n / secs);
+        REQUIRE(n == N, "%d live clones: %zu made", N, n);
+        struct wpids w;
+        find_workers(&d, &w);
+        CHECK(w.n == (N + K - 1) / K, "%d clones in %zu workers of %d", N, w.n, K);
+        http_json(&d, "GET", "/v1/clones", NULL, &r);
+        CHECK(r.status == 200 && json_array_size(json_object_get(r.json, "clones")) == N,
+              "GET /v1/clones lists %d", N);
+        reply_free(&r);
+        /* Every 50th answers, from every worker. */
+        int ok = 0;
+        for (size_t i = 0; i < N; i += 50) {
+                if (invoke_clone(&d, ids[i], NULL, &r) == 200)
+                        ok++;
+                reply_free(&r);
+        }
+        CHECK(ok == N / 50, "%d of %d sampled clones answer", ok, N / 50);
+        for (size_t i = 0; i < N; i++) {
+                char path[128];
+                snprintf(path, sizeof(path), "/v1/clones/%.39s", ids[i]);
+                http_json(&d, "DELETE", path, NULL, &r);
+                if (r.status != 204 && r.status != 200)
+                        CHECK(0, "delete %s: %ld", ids[i], r.status);
+                reply_free(&r);
+        }
+        /* With no clones for --base-keep-s, the workers are stopped. */
+        for (double until = sprout_mono_s() + 60; sprout_mono_s() < until; usleep(200000)) {
+                find_workers(&d, &w);
+                if (!w.n)
+                        break;
+        }
+        CHECK(w.n == 0, "idle workers stopped: %zu left", w.n);
+        CHECK(metric(&d, "sprout_worker_deaths_total") == 0, "no worker died");
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "sproutd stops");
+}
+
 int main(int argc, char **argv)
 {
         static const struct {
@@ -1834,6 +2230,7 @@ int main(int argc, char **argv)
             {"drain", case_drain},         {"cli", case_cli},
             {"files", case_files},         {"deploy", case_deploy},
             {"keys", case_keys},           {"tenants", case_tenants},
+            {"workers", case_workers},     {"many", case_many},
         };
         if (argc != 6) {
                 fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");

@@ -1,7 +1,9 @@
 /* A guest handler that lies to the VMM: impossible lengths, unknown commands, odd-sized rings. The
  * VMM must survive every one, and report the lies it cannot ignore. Driven by tests/vmm/.
  * With SPROUT_HOSTILE=spin on the kernel command line it never rings READY: it logs "spinning" and
- * loops in user mode, for tests of deadlines that must hold however fast the host boots. */
+ * loops in user mode, for tests of deadlines that must hold however fast the host boots. With
+ * SPROUT_HOSTILE=pit it programs the PIT to tick as fast as it can before READY. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +23,21 @@ int main(void)
                 for (volatile int spin = 1; spin;)
                         ;
         }
+        if (mode && !strcmp(mode, "pit")) {
+                /* PIT channel 0 periodic (mode 2) at the fastest rate: a clone restored with this
+                 * would make KVM fire a host hrtimer every kvm.min_timer_period_us while idle. */
+                if (ioperm(0x40, 4, 1) == 0) {
+                        outb(0x34, 0x43); /* channel 0, lobyte/hibyte, mode 2 */
+                        outb(2, 0x40);
+                        outb(0, 0x40);
+                        outb(0xe2, 0x43); /* read back channel 0's status */
+                        unsigned st = inb(0x40);
+                        static const char fmt[] = "pit: mode %u";
+                        char msg[32];
+                        int n = snprintf(msg, sizeof(msg), fmt, (st >> 1) & 7);
+                        sprout_guest_log(&g, msg, (uint32_t)n);
+                }
+        }
         /* Before READY: every lie here must be survivable, and READY must still arrive. */
         g.hdr->log_len = 0xffffffffu; /* LOG with a length past the log area: truncated */
         sprout_guest_ring(&g, SPROUT_CMD_LOG, 0);
@@ -37,7 +54,12 @@ int main(void)
                 const void *req;
                 uint32_t len;
                 sprout_guest_request(&g, &req, &len);
-                char c = len ? *(const char *)req : 0;
+                /* The first byte picks the lie; through the API a body is JSON, so a string
+                 * ("P") counts from after its quote. */
+                const char *q = req;
+                if (len > 1 && q[0] == '"')
+                        q++, len--;
+                char c = len ? *q : 0;
                 if (c == 'B') { /* a response longer than the response area */
                         g.hdr->resp_len = 0xfffffff0u;
                         sprout_guest_ring(&g, SPROUT_CMD_DONE, 0);
@@ -53,6 +75,11 @@ int main(void)
                         memcpy(g.mb + SPROUT_MB_RESP_OFF, "ok", 2);
                         g.hdr->resp_len = 2;
                         sprout_guest_ring(&g, SPROUT_CMD_DONE, 0);
+                } else if (c == 'P') { /* PIT channel 0's mode, as this clone sees it */
+                        outb(0xe2, 0x43);
+                        char out[16];
+                        int n = snprintf(out, sizeof(out), "pit %u", (inb(0x40) >> 1) & 7);
+                        sprout_guest_respond(&g, out, (uint32_t)n);
                 } else if (c == 'V') { /* READY again with a foreign ABI major */
                         g.hdr->abi_version = 0x7f0000u;
                         sprout_guest_ring(&g, SPROUT_CMD_READY, 0);

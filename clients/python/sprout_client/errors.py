@@ -58,7 +58,8 @@ class InternalError(SproutError):
 
 
 class GuestError(SproutError):
-    """502 invoke_failed: the guest panicked, stopped or broke the protocol; the clone is dead."""
+    """502 invoke_failed: the guest panicked, stopped or broke the protocol; the clone is dead.
+    502 worker_died: the worker process holding the clone died; all of its clones are dead."""
 
 
 class Unavailable(SproutError):
@@ -129,7 +130,7 @@ for _cls, _codes in (
                "clone_busy clone_dead"),
     (TooManyRequests, "too_many_clones queue_full too_many_prewarms too_many_connections"),
     (InternalError, "internal snapshot_load_failed clone_failed"),
-    (GuestError, "invoke_failed"),
+    (GuestError, "invoke_failed worker_died"),
     (Unavailable, "shutting_down kvm_unavailable"),
     (InvokeTimeout, "invoke_timeout"),
 ):

@@ -1,0 +1,250 @@
+/* sprout bench density SNAPSHOT_ID: how many live idle clones one host holds, through the API. It
+ * creates clones up to N in batches and, at every step, prints the creation rate of that step, host
+ * memory per clone (the drop of MemAvailable, kernel memory included), the broker's and workers'
+ * RSS and descriptors, host CPU while everything is idle (/proc/stat), and the first-invoke
+ * latency of a random sample of clones. Must run as root to read the workers' /proc entries. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+#include "client.h"
+#include "sprout/clock.h"
+#include "sprout/stats.h"
+
+#define BATCH_MAX 256
+
+static int64_t mem_available_kib(void)
+{
+        FILE *f = fopen("/proc/meminfo", "r");
+        char line[256];
+        long long kb = -1;
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return kb;
+}
+
+/* Busy and total jiffies of all CPUs. */
+static void cpu_jiffies(uint64_t *busy, uint64_t *total)
+{
+        unsigned long long v[8] = {0};
+        FILE *f = fopen("/proc/stat", "r");
+        if (f) {
+                if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+                           &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+                        memset(v, 0, sizeof(v));
+                fclose(f);
+        }
+        *total = 0;
+        for (int i = 0; i < 8; i++)
+                *total += v[i];
+        *busy = *total - v[3] - v[4]; /* idle, iowait */
+}
+
+/* The daemon's pid: the peer of a connection to its socket. */
+static pid_t daemon_pid(const char *path)
+{
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct ucred cr = {0};
+        socklen_t len = sizeof(cr);
+        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+                cr.pid = 0;
+        if (s >= 0)
+                close(s);
+        return cr.pid;
+}
+
+struct procs {
+        uint64_t rss_kib; /* broker + workers */
+        unsigned fds, workers, threads;
+};
+
+static void add_proc(pid_t pid, struct procs *p)
+{
+        char path[64], line[256];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof(line), f)) {
+                unsigned long long kb;
+                unsigned t;
+                if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+                        p->rss_kib += kb;
+                if (sscanf(line, "Threads: %u", &t) == 1)
+                        p->threads += t;
+        }
+        if (f)
+                fclose(f);
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+        DIR *d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d));)
+                p->fds += e->d_name[0] != '.';
+        if (d)
+                closedir(d);
+}
+
+/* The daemon and its children (the workers), from every thread's children list. */
+static void sample_procs(pid_t daemon, struct procs *p)
+{
+        memset(p, 0, sizeof(*p));
+        add_proc(daemon, p);
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)daemon);
+        DIR *d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char cp[320];
+                snprintf(cp, sizeof(cp), "/proc/%d/task/%s/children", (int)daemon, e->d_name);
+                FILE *f = fopen(cp, "r");
+                int child;
+                while (f && fscanf(f, "%d", &child) == 1) {
+                        add_proc(child, p);
+                        p->workers++;
+                }
+                if (f)
+                        fclose(f);
+        }
+        if (d)
+                closedir(d);
+}
+
+struct density {
+        struct client cl;
+        const char *snap;
+        char (*ids)[40];
+        size_t n;
+};
+
+static int create_batch(struct density *ds, unsigned k)
+{
+        char body[160];
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":%u}", ds->snap, k);
+        struct client_resp r;
+        int e = client_call(&ds->cl, "POST", "/v1/clones", body, strlen(body), 600000, &r);
+        if (e < 0 || r.status != 201) {
+                fprintf(stderr, "sprout bench density: creating clone %zu: %ld %.300s\n", ds->n,
+                        e < 0 ? (long)e : r.status, r.body ? r.body : ds->cl.errbuf);
+                client_resp_free(&r);
+                return -1;
+        }
+        json_t *arr = json_object_get(r.json, "clones");
+        for (size_t i = 0; i < json_array_size(arr); i++)
+                snprintf(ds->ids[ds->n++], 40, "%s",
+                         json_string_value(json_object_get(json_array_get(arr, i), "id")));
+        client_resp_free(&r);
+        return 0;
+}
+
+/* First invocations of a random sample of clones not invoked before (swapped to the end). */
+static struct latency_summary sample_invokes(struct density *ds, size_t *invoked, size_t k)
+{
+        double *lat = calloc(k ? k : 1, sizeof(*lat));
+        size_t got = 0;
+        for (size_t i = 0; lat && i < k && *invoked < ds->n; i++) {
+                size_t left = ds->n - *invoked;
+                size_t j = (size_t)random() % left;
+                char tmp[40];
+                memcpy(tmp, ds->ids[j], 40);
+                memcpy(ds->ids[j], ds->ids[left - 1], 40);
+                memcpy(ds->ids[left - 1], tmp, 40);
+                (*invoked)++;
+                char path[128];
+                snprintf(path, sizeof(path), "/v1/clones/%s/invoke", tmp);
+                struct client_resp r;
+                int64_t t0 = sprout_mono_ns();
+                int e = client_call(&ds->cl, "POST", path, "{}", 2, 60000, &r);
+                double ms = (double)(sprout_mono_ns() - t0) / 1e6;
+                if (e == 0 && r.status == 200)
+                        lat[got++] = ms;
+                client_resp_free(&r);
+        }
+        struct latency_summary s = summarize(lat, got);
+        free(lat);
+        return s;
+}
+
+int bench_density(const char *socket, const char *id, long n, long step, long batch, long sample,
+                  double idle_s, bool json)
+{
+        struct density ds = {.snap = id};
+        if (client_open(&ds.cl, socket))
+                return 3;
+        pid_t dpid = daemon_pid(ds.cl.socket);
+        ds.ids = calloc((size_t)n, sizeof(*ds.ids));
+        if (!ds.ids || !dpid) {
+                fprintf(stderr, "sprout bench density: %s\n",
+                        ds.ids ? "cannot find sproutd's pid on its socket" : "out of memory");
+                client_close(&ds.cl);
+                free(ds.ids);
+                return 1;
+        }
+        srandom(1);
+        int64_t avail0 = mem_available_kib();
+        struct procs p0;
+        sample_procs(dpid, &p0);
+        if (!json)
+                printf("%7s %9s %12s %11s %9s %7s %8s %8s %10s %10s\n", "clones", "create/s",
+                       "host KiB/cl", "RSS MiB", "workers", "fds", "threads", "idle CPU",
+                       "inv p50 ms", "inv p99 ms");
+        size_t invoked = 0;
+        int rc = 0;
+        while (ds.n < (size_t)n && rc == 0) {
+                size_t target = ds.n + (size_t)step > (size_t)n ? (size_t)n : ds.n + (size_t)step;
+                size_t from = ds.n;
+                int64_t t0 = sprout_mono_ns();
+                while (ds.n < target && rc == 0) {
+                        size_t k = target - ds.n < (size_t)batch ? target - ds.n : (size_t)batch;
+                        rc = create_batch(&ds, (unsigned)k);
+                }
+                double secs = (double)(sprout_mono_ns() - t0) / 1e9;
+                if (rc)
+                        break;
+                double rate = (double)(ds.n - from) / secs;
+                /* Idle: nothing asked of the daemon while the CPU is sampled. */
+                uint64_t b0, t0j, b1, t1j;
+                cpu_jiffies(&b0, &t0j);
+                usleep((useconds_t)(idle_s * 1e6));
+                cpu_jiffies(&b1, &t1j);
+                double idle_cpu = t1j > t0j ? 100.0 * (double)(b1 - b0) / (double)(t1j - t0j) : 0;
+                int64_t avail = mem_available_kib();
+                double per_clone = (double)(avail0 - avail) / (double)ds.n;
+                struct procs pr;
+                sample_procs(dpid, &pr);
+                struct latency_summary s = sample_invokes(&ds, &invoked, (size_t)sample);
+                if (json)
+                        printf("{\"bench\":\"density\",\"clones\":%zu,\"create_per_s\":%.1f,"
+                               "\"host_kib_per_clone\":%.1f,\"rss_kib\":%llu,\"workers\":%u,"
+                               "\"fds\":%u,\"threads\":%u,\"idle_cpu_pct\":%.2f,"
+                               "\"invoke_n\":%zu,\"invoke_p50_ms\":%.3f,\"invoke_p99_ms\":%.3f}\n",
+                               ds.n, rate, per_clone, (unsigned long long)pr.rss_kib, pr.workers,
+                               pr.fds, pr.threads, idle_cpu, s.n, s.p50, s.p99);
+                else
+                        printf("%7zu %9.1f %12.1f %11.1f %9u %7u %8u %7.2f%% %10.3f %10.3f\n", ds.n,
+                               rate, per_clone, (double)pr.rss_kib / 1024.0, pr.workers, pr.fds,
+                               pr.threads, idle_cpu, s.p50, s.p99);
+                fflush(stdout);
+        }
+        /* Leave the daemon as it was. */
+        for (size_t i = 0; i < ds.n; i++) {
+                char path[128];
+                snprintf(path, sizeof(path), "/v1/clones/%s", ds.ids[i]);
+                struct client_resp r;
+                if (client_call(&ds.cl, "DELETE", path, NULL, 0, 60000, &r) == 0)
+                        client_resp_free(&r);
+        }
+        client_close(&ds.cl);
+        free(ds.ids);
+        return rc ? 1 : 0;
+}

@@ -1,0 +1,422 @@
+/* A worker process, broker side. Spawned with clone() into new mount, pid, ipc, net and uts
+ * namespaces (where the host lets us; else a plain fork, said once), then exec'd as sprout-worker
+ * with its socket on fd 3. One thread per worker reads its replies and wakes the caller waiting
+ * for each; everything it reads is checked, and a worker that breaks the protocol, dies or does
+ * not answer in time is killed, which fails its clones and nobody else's. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sprout/clock.h"
+#include "sprout/log.h"
+#include "service.h"
+#include "wire.h"
+#include "wproc.h"
+
+#define HELLO_TIMEOUT_MS 10000
+
+struct wcall {
+        struct wcall *next;
+        uint32_t seq;
+        uint16_t type;
+        bool done;
+        pthread_cond_t cv;
+        struct wreply *rep;
+};
+
+static const char *worker_exe(const struct sproutd *d)
+{
+        if (d->cfg.worker_exe[0])
+                return d->cfg.worker_exe;
+        return access(SPROUT_WORKER_DEFAULT, X_OK) == 0 ? SPROUT_WORKER_DEFAULT
+                                                        : SPROUT_WORKER_INSTALLED;
+}
+
+/* The child: fd 3 is the socket, nothing else is open but stdio. Never returns. */
+static void child_exec(const struct sproutd *d, int sock, uid_t tenant, uid_t uid, bool ns)
+{
+        if (dup2(sock, 3) < 0)
+                _exit(127);
+        syscall(SYS_close_range, 4, ~0U, 0);
+        char k[16], t[16], u[16], lvl[4];
+        snprintf(k, sizeof(k), "%lld", (long long)d->cfg.clones_per_worker);
+        snprintf(t, sizeof(t), "%u", (unsigned)tenant);
+        snprintf(u, sizeof(u), "%u", (unsigned)uid);
+        snprintf(lvl, sizeof(lvl), "%d", sprout_log_level);
+        const char *exe = worker_exe(d);
+        char *argv[20];
+        int n = 0;
+        argv[n++] = (char *)"sprout-worker";
+        argv[n++] = (char *)"--fd";
+        argv[n++] = (char *)"3";
+        argv[n++] = (char *)"--tenant";
+        argv[n++] = t;
+        argv[n++] = (char *)"--max-clones";
+        argv[n++] = k;
+        argv[n++] = (char *)"--log-level";
+        argv[n++] = lvl;
+        if (geteuid() == 0) {
+                argv[n++] = (char *)"--uid";
+                argv[n++] = u;
+                argv[n++] = (char *)"--gid";
+                argv[n++] = u;
+        }
+        if (ns)
+                argv[n++] = (char *)"--new-root";
+        if (!d->cfg.worker_seccomp)
+                argv[n++] = (char *)"--no-seccomp";
+        if (d->cfg.worker_test_hooks)
+                argv[n++] = (char *)"--test-hooks";
+        argv[n] = NULL;
+        char *envp[] = {NULL};
+        execve(exe, argv, envp);
+        fprintf(stderr, "sprout-worker: exec %s: %s\n", exe, strerror(errno));
+        _exit(127);
+}
+
+/* clone() as fork() with new namespaces; a plain fork where they are refused (an unprivileged
+ * sproutd, a container without them). */
+static pid_t start_child(const struct sproutd *d, int sock, uid_t tenant, uid_t uid, bool *ns)
+{
+        static atomic_bool warned;
+        long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS;
+        pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+        *ns = true;
+        if (pid < 0 && (errno == EPERM || errno == EINVAL || errno == ENOSPC)) {
+                if (!atomic_exchange(&warned, true))
+                        sp_warn("workers run without namespaces: clone() refused them (%s)",
+                                strerror(errno));
+                *ns = false;
+                pid = fork();
+        }
+        if (pid == 0)
+                child_exec(d, sock, tenant, uid, *ns);
+        return pid;
+}
+
+static void fail_calls_locked(struct wproc *w)
+{
+        for (struct wcall *c = w->calls; c; c = c->next) {
+                c->done = true;
+                c->rep->status = -ECONNRESET;
+                c->rep->worker_died = true;
+                snprintf(c->rep->msg, sizeof(c->rep->msg), "%s", w->dead_reason);
+                pthread_cond_signal(&c->cv);
+        }
+        w->calls = NULL;
+}
+
+static void *reader_main(void *arg)
+{
+        struct wproc *w = arg;
+        void *buf = malloc(WIRE_MAX_PAYLOAD);
+        char why[128] = "";
+        for (int r = buf ? 0 : -ENOMEM; r == 0;) {
+                struct wire_msg m;
+                r = wire_recv(w->sock, &m, buf);
+                if (r < 0) {
+                        if (r != -ECONNRESET)
+                                snprintf(why, sizeof(why), "its replies broke the protocol (%s)",
+                                         strerror(-r));
+                        break;
+                }
+                wire_msg_close(&m); /* a worker has no descriptor to give us */
+                if (m.hdr.type == WIRE_POOLS && m.hdr.seq == 0) {
+                        struct wire_pools pc;
+                        if (m.hdr.len != sizeof(pc)) {
+                                snprintf(why, sizeof(why), "it sent a malformed pools note");
+                                break;
+                        }
+                        memcpy(&pc, buf, sizeof(pc));
+                        placement_note_pools(w->d, w, m.hdr.obj, pc.shells > 64 ? 64 : pc.shells,
+                                             pc.ready > 64 ? 64 : pc.ready);
+                        continue;
+                }
+                pthread_mutex_lock(&w->lock);
+                struct wcall **pc = &w->calls;
+                while (*pc && (*pc)->seq != m.hdr.seq)
+                        pc = &(*pc)->next;
+                struct wcall *c = *pc;
+                if (!c || c->type != m.hdr.type || m.hdr.status > 0 || m.hdr.status < -4095) {
+                        pthread_mutex_unlock(&w->lock);
+                        snprintf(why, sizeof(why), "it sent a reply to no request (%s #%u)",
+                                 wire_type_name(m.hdr.type), m.hdr.seq);
+                        break;
+                }
+                *pc = c->next;
+                c->rep->status = m.hdr.status;
+                if (m.hdr.status < 0) {
+                        /* Worker text: it reaches logs and clients escaped, never raw. */
+                        size_t n = m.hdr.len < sizeof(c->rep->msg) - 1 ? m.hdr.len
+                                                                       : sizeof(c->rep->msg) - 1;
+                        memcpy(c->rep->msg, buf, n);
+                        c->rep->msg[n] = '\0';
+                        for (size_t i = 0; i < n; i++)
+                                if ((unsigned char)c->rep->msg[i] < 0x20)
+                                        c->rep->msg[i] = ' ';
+                } else if (m.hdr.len) {
+                        c->rep->payload = malloc(m.hdr.len);
+                        if (c->rep->payload) {
+                                memcpy(c->rep->payload, buf, m.hdr.len);
+                                c->rep->len = m.hdr.len;
+                        } else {
+                                c->rep->status = -ENOMEM;
+                                snprintf(c->rep->msg, sizeof(c->rep->msg), "out of memory");
+                        }
+                }
+                c->done = true;
+                pthread_cond_signal(&c->cv);
+                pthread_mutex_unlock(&w->lock);
+        }
+        free(buf);
+        /* Whatever ended the stream, the worker is finished: make sure, then say how it went.
+         * Once reaping is set no one else signals the pid, which may be reused after the wait. */
+        pthread_mutex_lock(&w->lock);
+        w->reaping = true;
+        kill(w->pid, SIGKILL);
+        pthread_mutex_unlock(&w->lock);
+        int st = 0;
+        while (waitpid(w->pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        char how[64];
+        if (WIFSIGNALED(st))
+                snprintf(how, sizeof(how), "killed by signal %d (%s)", WTERMSIG(st),
+                         strsignal(WTERMSIG(st)));
+        else
+                snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(st));
+        pthread_mutex_lock(&w->lock);
+        if (!w->dead_reason[0])
+                snprintf(w->dead_reason, sizeof(w->dead_reason),
+                         "worker %d of tenant %u died: %s%s%s", (int)w->pid, (unsigned)w->tenant,
+                         why[0] ? why : how, why[0] ? ", " : "", why[0] ? how : "");
+        w->dead = true;
+        bool stopping = w->stopping;
+        fail_calls_locked(w);
+        pthread_mutex_unlock(&w->lock);
+        placement_worker_died(w->d, w, stopping);
+        return NULL;
+}
+
+/* Waits for HELLO on the fresh socket, with a deadline: a worker that cannot start says why on
+ * stderr (the daemon's log) and exits. */
+static int await_hello(struct wproc *w, struct sprout_err *err)
+{
+        struct pollfd p = {.fd = w->sock, .events = POLLIN};
+        int n = poll(&p, 1, HELLO_TIMEOUT_MS);
+        if (n <= 0)
+                return sprout_err_set(err, -ETIMEDOUT, "the worker did not start within %d ms",
+                                      HELLO_TIMEOUT_MS);
+        struct wire_msg m;
+        struct wire_hello h;
+        void *buf = malloc(WIRE_MAX_PAYLOAD);
+        int r = buf ? wire_recv(w->sock, &m, buf) : -ENOMEM;
+        if (r == 0) {
+                wire_msg_close(&m);
+                if (m.hdr.type != WIRE_HELLO || m.hdr.len != sizeof(h))
+                        r = -EPROTO;
+                else
+                        memcpy(&h, buf, sizeof(h));
+        }
+        free(buf);
+        if (r < 0)
+                return sprout_err_set(err, r == -ECONNRESET ? -ECHILD : r,
+                                      "the worker %s (its log says why)",
+                                      r == -ECONNRESET ? "exited at start" : "broke the protocol");
+        w->jailed = h.jailed;
+        return 0;
+}
+
+int wproc_spawn(struct sproutd *d, uid_t tenant, unsigned index, struct wproc **out,
+                struct sprout_err *err)
+{
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return sprout_err_errno(err, -errno, "socketpair for a worker");
+        /* One message is up to WIRE_MAX_PAYLOAD; root may size the buffers past wmem_max. */
+        for (int i = 0; i < 2; i++) {
+                int sz = WIRE_SOCKBUF;
+                if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+                        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+                if (setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+                        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        }
+        struct wproc *w = calloc(1, sizeof(*w));
+        unsigned k = (unsigned)d->cfg.clones_per_worker;
+        if (!w || !(w->slot_used = calloc(k, 1))) {
+                free(w);
+                close(sv[0]);
+                close(sv[1]);
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        }
+        w->d = d;
+        w->tenant = tenant;
+        w->index = index;
+        w->uid = (uid_t)(d->cfg.worker_uid_base + index);
+        w->max_clones = k;
+        w->sock = sv[0];
+        w->next_seq = 1;
+        w->refs = 1;
+        w->idle_since_ns = sprout_mono_ns();
+        pthread_mutex_init(&w->lock, NULL);
+        bool ns;
+        w->pid = start_child(d, sv[1], tenant, w->uid, &ns);
+        int saved = errno;
+        close(sv[1]);
+        int r;
+        if (w->pid < 0) {
+                r = sprout_err_errno(err, -saved, "starting a worker");
+                goto fail;
+        }
+        /* Into the tenant's cgroup before it holds any guest memory. */
+        if ((r = cgroups_place(d, tenant, w->pid, err)) < 0 || (r = await_hello(w, err)) < 0) {
+                kill(w->pid, SIGKILL);
+                waitpid(w->pid, NULL, 0);
+                goto fail;
+        }
+        r = pthread_create(&w->reader, NULL, reader_main, w);
+        if (r) {
+                kill(w->pid, SIGKILL);
+                waitpid(w->pid, NULL, 0);
+                r = sprout_err_errno(err, -r, "starting a worker's reader thread");
+                goto fail;
+        }
+        sp_info("worker %d for tenant %u started (uid %u, K %u%s%s%s)", (int)w->pid,
+                (unsigned)tenant, (unsigned)w->uid, k, w->jailed & 1 ? ", namespaces" : "",
+                w->jailed & 2 ? ", own uid" : "", w->jailed & 4 ? ", seccomp" : "");
+        *out = w;
+        return 0;
+fail:
+        close(w->sock);
+        pthread_mutex_destroy(&w->lock);
+        free(w->slot_used);
+        free(w);
+        return r;
+}
+
+int wproc_call(struct wproc *w, unsigned type, uint32_t obj, const void *p1, size_t n1,
+               const void *p2, size_t n2, int fd, int64_t timeout_ms, struct wreply *rep,
+               struct sprout_err *err)
+{
+        memset(rep, 0, sizeof(*rep));
+        struct wcall c = {.type = (uint16_t)type, .rep = rep};
+        sprout_cond_init_mono(&c.cv);
+        pthread_mutex_lock(&w->lock);
+        int r = 0;
+        if (w->dead) {
+                r = sprout_err_set(err, -ECONNRESET, "%s", w->dead_reason);
+                pthread_mutex_unlock(&w->lock);
+                pthread_cond_destroy(&c.cv);
+                return r;
+        }
+        c.seq = w->next_seq++;
+        if (!w->next_seq)
+                w->next_seq = 1;
+        c.next = w->calls;
+        w->calls = &c;
+        struct wire_hdr h = {.type = (uint16_t)type, .seq = c.seq, .obj = obj};
+        /* Sent under the lock so the reader cannot see the reply before the call is listed, and
+         * without waiting: a worker whose socket buffer (megabytes) is full has stopped reading,
+         * and no caller may block on it. */
+        r = wire_send(w->sock, &h, p1, n1, p2, n2, fd, true);
+        if (r < 0) {
+                for (struct wcall **pc = &w->calls; *pc; pc = &(*pc)->next)
+                        if (*pc == &c) {
+                                *pc = c.next;
+                                break;
+                        }
+                pthread_mutex_unlock(&w->lock);
+                pthread_cond_destroy(&c.cv);
+                if (r == -EAGAIN) {
+                        char why[128];
+                        snprintf(why, sizeof(why),
+                                 "worker %d of tenant %u stopped reading requests", (int)w->pid,
+                                 (unsigned)w->tenant);
+                        wproc_kill(w, why);
+                        return sprout_err_set(err, -ECONNRESET, "%s", why);
+                }
+                return r == -EPIPE || r == -ECONNRESET
+                           ? sprout_err_set(err, -ECONNRESET, "worker %d of tenant %u died",
+                                            (int)w->pid, (unsigned)w->tenant)
+                           : sprout_err_errno(err, r, "sending to worker %d", (int)w->pid);
+        }
+        struct timespec until = sprout_mono_after_ms(timeout_ms);
+        while (!c.done)
+                if (pthread_cond_timedwait(&c.cv, &w->lock, &until) == ETIMEDOUT && !c.done)
+                        break;
+        bool late = !c.done;
+        if (late)
+                for (struct wcall **pc = &w->calls; *pc; pc = &(*pc)->next)
+                        if (*pc == &c) {
+                                *pc = c.next;
+                                break;
+                        }
+        pthread_mutex_unlock(&w->lock);
+        pthread_cond_destroy(&c.cv);
+        if (late) {
+                char why[128];
+                snprintf(why, sizeof(why), "worker %d of tenant %u did not answer a %s in %lld ms",
+                         (int)w->pid, (unsigned)w->tenant, wire_type_name(type),
+                         (long long)timeout_ms);
+                wproc_kill(w, why);
+                return sprout_err_set(err, -ECONNRESET, "%s", why);
+        }
+        if (rep->worker_died)
+                return sprout_err_set(err, -ECONNRESET, "%s", rep->msg);
+        return 0;
+}
+
+void wreply_free(struct wreply *rep)
+{
+        free(rep->payload);
+        rep->payload = NULL;
+}
+
+bool wproc_dead(struct wproc *w, char *why, size_t len)
+{
+        pthread_mutex_lock(&w->lock);
+        bool dead = w->dead;
+        if (dead && why)
+                snprintf(why, len, "%s", w->dead_reason);
+        pthread_mutex_unlock(&w->lock);
+        return dead;
+}
+
+void wproc_kill(struct wproc *w, const char *why)
+{
+        pthread_mutex_lock(&w->lock);
+        if (!w->dead_reason[0])
+                snprintf(w->dead_reason, sizeof(w->dead_reason), "%s", why);
+        w->dead = true; /* no new call goes to it; the reader fails the pending ones */
+        if (!w->reaping) {
+                sp_warn("%s: killing it", why);
+                kill(w->pid, SIGKILL);
+        }
+        pthread_mutex_unlock(&w->lock);
+}
+
+void wproc_free(struct wproc *w)
+{
+        /* A worker sees the end of its stream and exits; the reader thread sees it go. */
+        pthread_mutex_lock(&w->lock);
+        w->stopping = !w->dead;
+        pthread_mutex_unlock(&w->lock);
+        shutdown(w->sock, SHUT_RDWR);
+        if (pthread_equal(pthread_self(), w->reader))
+                pthread_detach(w->reader); /* it returns right after this */
+        else
+                pthread_join(w->reader, NULL);
+        close(w->sock);
+        pthread_mutex_destroy(&w->lock);
+        free(w->slot_used);
+        free(w);
+}

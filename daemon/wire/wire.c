@@ -1,0 +1,126 @@
+/* Framing of the broker <-> worker protocol (wire.h): one message per sendmsg on a SOCK_SEQPACKET
+ * socket, so a message is never split or merged, and descriptors ride in SCM_RIGHTS. */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+const char *wire_type_name(unsigned type)
+{
+        static const char *const names[] = {
+            [WIRE_HELLO] = "hello",           [WIRE_BASE_ADD] = "base-add",
+            [WIRE_BASE_DROP] = "base-drop",   [WIRE_CLONE_NEW] = "clone-new",
+            [WIRE_CLONE_INVOKE] = "invoke",   [WIRE_CLONE_LOG] = "log",
+            [WIRE_CLONE_DROP] = "clone-drop", [WIRE_CLONE_MEMORY] = "memory",
+            [WIRE_POOLS] = "pools",
+        };
+        return type < WIRE_TYPE_END && names[type] ? names[type] : "unknown";
+}
+
+int wire_send(int sock, const struct wire_hdr *h, const void *p1, size_t n1, const void *p2,
+              size_t n2, int fd, bool nowait)
+{
+        struct wire_hdr hdr = *h;
+        if (n1 + n2 > WIRE_MAX_PAYLOAD)
+                return -EMSGSIZE;
+        hdr.magic = WIRE_MAGIC;
+        hdr.version = WIRE_VERSION;
+        hdr.len = (uint32_t)(n1 + n2);
+        struct iovec iov[3] = {
+            {.iov_base = &hdr, .iov_len = sizeof(hdr)},
+            {.iov_base = (void *)p1, .iov_len = n1},
+            {.iov_base = (void *)p2, .iov_len = n2},
+        };
+        union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+        } ctl;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 3};
+        if (fd >= 0) {
+                memset(&ctl, 0, sizeof(ctl));
+                mh.msg_control = ctl.buf;
+                mh.msg_controllen = sizeof(ctl.buf);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        }
+        for (;;) {
+                ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
+                if (n >= 0)
+                        return (size_t)n == sizeof(hdr) + n1 + n2 ? 0 : -EPROTO;
+                if (errno != EINTR)
+                        return -errno;
+        }
+}
+
+/* Closes every descriptor a control message carried; returns how many. */
+static unsigned close_fds(struct msghdr *mh, int *first)
+{
+        unsigned n = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (first && n == 0)
+                                *first = fd;
+                        else
+                                close(fd);
+                        n++;
+                }
+        }
+        return n;
+}
+
+int wire_recv(int sock, struct wire_msg *m, void *buf)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+                struct cmsghdr align;
+        } ctl;
+        struct iovec iov[2] = {
+            {.iov_base = &m->hdr, .iov_len = sizeof(m->hdr)},
+            {.iov_base = buf, .iov_len = WIRE_MAX_PAYLOAD},
+        };
+        struct msghdr mh = {
+            .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl)};
+        m->payload = NULL;
+        m->fd = -1;
+        ssize_t n;
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        int fd = -1;
+        unsigned nfds = close_fds(&mh, &fd);
+        bool bad = (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(m->hdr) ||
+                   m->hdr.magic != WIRE_MAGIC || m->hdr.version != WIRE_VERSION ||
+                   m->hdr.type == 0 || m->hdr.type >= WIRE_TYPE_END ||
+                   m->hdr.len != (size_t)n - sizeof(m->hdr) || nfds > WIRE_MAX_FDS;
+        if (bad) {
+                if (fd >= 0)
+                        close(fd);
+                return -EPROTO;
+        }
+        m->fd = fd;
+        m->payload = m->hdr.len ? buf : NULL;
+        return 0;
+}
+
+void wire_msg_close(struct wire_msg *m)
+{
+        if (m->fd >= 0)
+                close(m->fd);
+        m->fd = -1;
+}
