@@ -3,6 +3,7 @@
  * with worker_died and the broker logs the signal, which is how a missing entry shows itself. */
 #include <errno.h>
 #include <seccomp.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
 
 #include "worker.h"
@@ -82,6 +83,16 @@ static int load(bool control, struct sprout_err *err)
         if (r == 0)
                 r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
                                      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00u, KVMIO_TYPE << 8));
+        /* Read-only opens: glibc reads the CPU count from /sys on some clone threads' paths
+         * (seen as SIGSYS under load, not pinned down further). The root is empty and read-only
+         * but for our own pid namespace's /proc, so a read-only open reaches nothing else; no
+         * flag that creates or writes passes. */
+        if (r == 0 && !control)
+                r = seccomp_rule_add(
+                    f, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+                    SCMP_A2(SCMP_CMP_MASKED_EQ,
+                            (scmp_datum_t)(O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE),
+                            O_RDONLY));
         if (r == 0)
                 r = seccomp_load(f);
         seccomp_release(f);

@@ -34,6 +34,7 @@ struct worker {
         pthread_mutex_t lock; /* the tables, and each base's clone count */
         struct wbase *bases[WORKER_MAX_BASES];
         struct wclone **clones; /* o.max_clones slots */
+        unsigned nlive;         /* clones in them */
         uint32_t jailed;        /* wire_hello.jailed */
 };
 

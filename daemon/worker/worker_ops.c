@@ -54,7 +54,12 @@ static void *pool_main(void *arg)
                 wb->kicked = false;
                 pthread_mutex_unlock(&wb->lock);
                 struct sprout_err err = {0};
-                int r = sprout_base_prepare(wb->b, wb->shells, &err);
+                /* Shells only for clones that still fit: a full worker keeps none. */
+                pthread_mutex_lock(&wb->w->lock);
+                unsigned room = wb->w->o.max_clones - wb->w->nlive;
+                pthread_mutex_unlock(&wb->w->lock);
+                unsigned shells = wb->shells < room ? wb->shells : room;
+                int r = sprout_base_prepare(wb->b, shells, &err);
                 if (r == 0 && wb->ready) {
                         r = sprout_base_prepare_ready(wb->b, wb->ready, &err);
                         if (r == -ENOTSUP) {
@@ -62,7 +67,7 @@ static void *pool_main(void *arg)
                                 r = 0;
                         }
                         if (r == 0)
-                                r = sprout_base_prepare(wb->b, wb->shells, &err);
+                                r = sprout_base_prepare(wb->b, shells, &err);
                 }
                 pthread_mutex_lock(&wb->lock);
                 if (r < 0) {
@@ -188,6 +193,7 @@ static void clone_finish(struct wclone *wc)
         pthread_mutex_lock(&w->lock);
         w->clones[wc->slot] = NULL;
         wc->base->clones--;
+        w->nlive--;
         pthread_mutex_unlock(&w->lock);
         pthread_mutex_destroy(&wc->lock);
         pthread_cond_destroy(&wc->cv);
@@ -312,6 +318,7 @@ static int clone_new(struct worker *w, struct wire_msg *m, struct sprout_err *er
         if (r == 0) {
                 w->clones[m->hdr.obj] = wc;
                 wb->clones++;
+                w->nlive++;
         }
         pthread_mutex_unlock(&w->lock);
         if (r < 0) {
