@@ -36,7 +36,7 @@ struct wproc {
         struct wcall *calls;
         uint32_t next_seq;
         bool dead, reaping, stopping;
-        char dead_reason[160];
+        char dead_reason[320];
         /* Under the placement lock: */
         unsigned refs;    /* the placement list's and each clone's */
         unsigned nclones; /* slots taken */
@@ -53,7 +53,7 @@ struct wreply {
         void *payload;
         size_t len;
         bool worker_died; /* no reply: the worker is gone */
-        char msg[256];
+        char msg[320];
 };
 
 /* Starts a jailed worker for tenant; *out holds one reference. */
