@@ -24,7 +24,7 @@ lib=$(cd "$root" && ls -d usr/lib/*/sprout 2>/dev/null | head -n 1)
 unit=$root/usr/lib/systemd/system/sproutd.service
 check "the unit starts /usr/bin/sproutd" grep -q '^ExecStart=/usr/bin/sproutd ' "$unit"
 check "the unit names the installed kernel" grep -q "^Environment=SPROUT_KERNEL=/$lib/vmlinux$" "$unit"
-for f in usr/bin/sprout usr/bin/sproutd "$lib/sprout-agent" "$lib/vmlinux" "$lib/python/mkimage.py" \
+for f in usr/bin/sprout usr/bin/sproutd "$lib/sprout-worker" "$lib/sprout-agent" "$lib/vmlinux" "$lib/python/mkimage.py" \
   "$lib/python/sprout_shim.py"; do
   check "the package holds /$f" test -s "$root/$f"
 done
