@@ -24,8 +24,8 @@ int bench_api(const char *socket, const char *id, long seconds, long n, const ch
 /* Live idle clones through the API: every `step` clones up to n, the creation rate, host memory
  * per clone, RSS, descriptors, idle host CPU (over idle_s seconds) and first-invoke latency of
  * `sample` clones. */
-int bench_density(const char *socket, const char *id, long n, long step, long batch,
-                  long sample, double idle_s, bool json);
+int bench_density(const char *socket, const char *id, long n, long step, long batch, long sample,
+                  double idle_s, bool json);
 
 /* One result row: a human line, or with json one JSON object. */
 static inline void bench_row(const char *what, struct latency_summary s, const char *unit,

@@ -132,13 +132,14 @@ int vmhost_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t l
         } else if (rep.len > SPROUT_MB_RESP_SIZE) {
                 wproc_kill(c->w, "a worker answered more than a mailbox holds");
                 r = sprout_err_set(err, -ECONNRESET, "the worker broke the protocol");
-        } else if (!(*resp = malloc(rep.len + 1))) {
+        } else if (rep.payload) {
+                *resp = rep.payload; /* the reader's copy, NUL-terminated: no second copy */
+                *resp_len = rep.len;
+                rep.payload = NULL;
+        } else if (!(*resp = calloc(1, 1))) {
                 r = sprout_err_set(err, -ENOMEM, "out of memory");
         } else {
-                if (rep.len)
-                        memcpy(*resp, rep.payload, rep.len);
-                (*resp)[rep.len] = '\0';
-                *resp_len = rep.len;
+                *resp_len = 0;
         }
         wreply_free(&rep);
         return r;

@@ -165,8 +165,10 @@ static void *reader_main(void *arg)
                                 if ((unsigned char)c->rep->msg[i] < 0x20)
                                         c->rep->msg[i] = ' ';
                 } else if (m.hdr.len) {
-                        c->rep->payload = malloc(m.hdr.len);
+                        /* NUL-terminated, so a response can be handed on as it is. */
+                        c->rep->payload = malloc(m.hdr.len + 1);
                         if (c->rep->payload) {
+                                ((char *)c->rep->payload)[m.hdr.len] = '\0';
                                 memcpy(c->rep->payload, buf, m.hdr.len);
                                 c->rep->len = m.hdr.len;
                         } else {

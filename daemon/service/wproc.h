@@ -47,7 +47,8 @@ struct wproc {
         struct wproc_base bases[WPROC_MAX_BASES];
 };
 
-/* A reply: status (0 or the worker's negative errno, with msg), payload malloc'd (NULL if none). */
+/* A reply: status (0 or the worker's negative errno, with msg), payload malloc'd and
+ * NUL-terminated (NULL if none). */
 struct wreply {
         int status;
         void *payload;
