@@ -224,10 +224,10 @@ static struct dclone *make_one(struct sproutd *d, struct dsnap *e, struct dbase 
                 free(c);
                 return NULL;
         }
+        int64_t now = sprout_mono_ns();
         if (ready)
                 atomic_fetch_add(&d->metrics.ready_taken, 1);
-        int64_t now = sprout_mono_ns();
-        if (!ready)
+        else
                 histo_observe(&d->metrics.restore, (int64_t)(t.restore_ms * 1e6));
         histo_observe(&d->metrics.clone, now - t0 + extra_ns);
         atomic_fetch_add(&d->metrics.clones_created, 1);

@@ -196,7 +196,7 @@ void vmhost_destroy(struct sproutd *d, struct dclone *c)
 }
 
 /* The clones of one worker, in one CLONE_MEMORY call. */
-static void remote_bytes(struct dclone **cs, size_t n, struct wproc *w, uint64_t *out)
+static void remote_bytes(struct dclone **cs, size_t n, struct wproc *w, uint64_t *out, bool *done)
 {
         uint32_t *slots = calloc(n, sizeof(*slots));
         size_t *which = calloc(n, sizeof(*which));
@@ -205,6 +205,7 @@ static void remote_bytes(struct dclone **cs, size_t n, struct wproc *w, uint64_t
                 goto out;
         for (size_t i = 0; i < n; i++)
                 if (cs[i]->w == w) {
+                        done[i] = true;
                         slots[k] = cs[i]->wslot;
                         which[k++] = i;
                 }
@@ -239,12 +240,10 @@ void clones_private_bytes(struct sproutd *d, struct dclone **cs, size_t n, uint6
         if (local)
                 (void)sprout_smaps_anon(starts, n, out);
         free(starts);
-        /* In workers: one call per worker, for its clones. */
-        for (size_t i = 0; i < n; i++) {
-                bool first = cs[i]->w != NULL && !wproc_dead(cs[i]->w, NULL, 0);
-                for (size_t j = 0; first && j < i; j++)
-                        first = cs[j]->w != cs[i]->w;
-                if (first)
-                        remote_bytes(cs, n, cs[i]->w, out);
-        }
+        /* In workers: one call per worker, for all its clones (done marks them). */
+        bool *done = n ? calloc(n, sizeof(*done)) : NULL;
+        for (size_t i = 0; done && i < n; i++)
+                if (!done[i] && cs[i]->w && !wproc_dead(cs[i]->w, NULL, 0))
+                        remote_bytes(cs, n, cs[i]->w, out, done);
+        free(done);
 }
