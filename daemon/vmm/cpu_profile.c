@@ -16,6 +16,10 @@
 #define CPUID7_EBX_ERMS             (1u << 9)
 #define CPUID7_EBX_SMAP             (1u << 20)
 #define CPUID7_EDX_FSRM             (1u << 4)
+#define CR4_UMIP                    (1ull << 11)
+#define CR4_FSGSBASE                (1ull << 16)
+#define CR4_SMEP                    (1ull << 20)
+#define CR4_SMAP                    (1ull << 21)
 #define KVM_CPUID_FEATURES          0x40000001u
 #define KVM_FEATURE_ASYNC_PF        (1u << 4)
 #define KVM_FEATURE_ASYNC_PF_VMEXIT (1u << 10)
@@ -70,6 +74,16 @@ int cpu_profile_cpuid(const struct sprout_kvm *kvm, unsigned vcpu_id, struct kvm
                 }
         }
         *out = c;
+        return 0;
+}
+
+uint64_t cpu_profile_host_cr4(const struct sprout_kvm *kvm)
+{
+        /* Seen on an Intel PVM host: CPUID 7 hides FSGSBASE and SMEP, yet KVM_GET_SREGS reports
+         * both set in a booted guest's CR4 and KVM_SET_SREGS takes them back. SMAP and UMIP are
+         * the host's other protection bits of the same kind. */
+        if (kvm->kind == SPROUT_HOST_PVM)
+                return CR4_FSGSBASE | CR4_SMEP | CR4_SMAP | CR4_UMIP;
         return 0;
 }
 

@@ -271,9 +271,10 @@ int state_check_lapic(const struct kvm_lapic_state *lapic, uint32_t vcpu_id, uin
 int state_check_events(const struct kvm_vcpu_events *ev, struct sprout_err *err);
 int state_check_mp_state(const struct kvm_mp_state *mp, struct sprout_err *err);
 /* Control registers, EFER, segments, descriptor tables and the APIC base, against the vCPU's
- * (already checked) CPUID. */
+ * (already checked) CPUID. host_cr4 holds the CR4 bits this host's KVM puts in a guest's CR4 by
+ * itself, whatever its CPUID (cpu_profile_host_cr4). */
 int state_check_sregs(const struct kvm_sregs *sregs, const struct kvm_cpuid2 *cpuid,
-                      struct sprout_err *err);
+                      uint64_t host_cr4, struct sprout_err *err);
 /* RFLAGS and RIP, in the mode sregs (already checked) put the vCPU in. */
 int state_check_regs(const struct kvm_regs *regs, const struct kvm_sregs *sregs,
                      struct sprout_err *err);
@@ -303,6 +304,10 @@ int mptable_write(struct sprout_vm *vm, unsigned ncpus, struct sprout_err *err);
 /* The CPUID a guest gets on this host, with what the host kind cannot run hidden. Caller frees. */
 int cpu_profile_cpuid(const struct sprout_kvm *kvm, unsigned vcpu_id, struct kvm_cpuid2 **out,
                       struct sprout_err *err);
+
+/* CR4 bits the host's KVM reports in, and accepts for, a guest's CR4 whatever the guest's CPUID:
+ * on PVM the guest runs on the host's own CR4 (docs/architecture.md, "Host kinds"); 0 elsewhere. */
+uint64_t cpu_profile_host_cr4(const struct sprout_kvm *kvm);
 
 /* Command-line options the host kind needs (hiding what CPUID cannot hide on PVM); "" if none. */
 const char *cpu_profile_cmdline(const struct sprout_kvm *kvm);

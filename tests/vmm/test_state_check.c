@@ -566,7 +566,7 @@ static void case_sregs(void)
         struct kvm_cpuid2 *cpuid = profile();
         struct kvm_sregs s = sregs_valid();
         struct kvm_regs r = regs_valid();
-        ACCEPTED(state_check_sregs(&s, cpuid, &err), "Linux user mode");
+        ACCEPTED(state_check_sregs(&s, cpuid, 0, &err), "Linux user mode");
         ACCEPTED(state_check_regs(&r, &s, &err), "Linux user registers");
         s.cs = seg(0x10, 11, 0, true);
         s.ss = seg(0x18, 3, 0, false);
@@ -577,17 +577,29 @@ static void case_sregs(void)
         s.gs.s = 1;
         s.gs.g = 1;
         r.rip = 0xffffffff81e3c2b1;
-        ACCEPTED(state_check_sregs(&s, cpuid, &err), "Linux kernel mode");
+        ACCEPTED(state_check_sregs(&s, cpuid, 0, &err), "Linux kernel mode");
         ACCEPTED(state_check_regs(&r, &s, &err), "a kernel RIP");
         s = sregs_valid();
         s.apic_base = XAPIC_BASE;
-        ACCEPTED(state_check_sregs(&s, cpuid, &err), "xAPIC");
+        ACCEPTED(state_check_sregs(&s, cpuid, 0, &err), "xAPIC");
+        /* A PVM host reports its own FSGSBASE and SMEP in the guest's CR4 with CPUID hiding both:
+         * accepted there (cpu_profile_host_cr4), refused on a host that does no such thing. */
+        s = sregs_valid();
+        leaf(cpuid, 7, 0)->ebx &= ~((1u << 0) | (1u << 7));
+        REFUSED(state_check_sregs(&s, cpuid, 0, &err), "CR4.FSGSBASE is set (CR4 0x370ef0)",
+                "FSGSBASE hidden by CPUID");
+        struct sprout_kvm pvm = host;
+        pvm.kind = SPROUT_HOST_PVM;
+        ACCEPTED(state_check_sregs(&s, cpuid, cpu_profile_host_cr4(&pvm), &err),
+                 "FSGSBASE and SMEP on a PVM host");
+        free(cpuid);
+        cpuid = profile();
 
 #define FORGE(stmt, why, what)                                                                     \
         do {                                                                                       \
                 struct kvm_sregs f = sregs_valid();                                                \
                 stmt;                                                                              \
-                REFUSED(state_check_sregs(&f, cpuid, &err), why, what);                            \
+                REFUSED(state_check_sregs(&f, cpuid, 0, &err), why, what);                         \
         } while (0)
         FORGE(f.cr0 |= 1ull << 6, "CR0 0x80050073 sets reserved bits 0x40", "CR0 bit 6");
         FORGE(f.cr0 |= 1ull << 32, "sets reserved bits", "CR0 bit 32");
@@ -595,7 +607,8 @@ static void case_sregs(void)
         FORGE(f.cr0 |= 1ull << 29, "NW without CD", "NW alone");
         FORGE(f.cr4 |= 1ull << 15, "CR4 0x378ef0 sets reserved bits 0x8000", "CR4 bit 15");
         FORGE(f.cr4 |= 1ull << 14, "reserved bits 0x4000", "CR4.SMXE");
-        FORGE(f.cr4 |= 1ull << 12, "CR4.LA57 is set but the vCPU's CPUID lacks", "LA57");
+        FORGE(f.cr4 |= 1ull << 12, "CR4.LA57 is set (CR4 0x371ef0) but the vCPU's CPUID lacks",
+              "LA57");
         FORGE(f.cr4 |= 1ull << 22, "CR4.PKE is set", "PKE without PKU");
         FORGE(f.cr4 |= 1ull << 13, "CR4.VMXE is set", "VMXE without VMX");
         FORGE(f.cr4 &= ~0x20ull, "long mode without CR4.PAE", "long mode without PAE");

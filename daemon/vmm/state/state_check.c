@@ -597,7 +597,7 @@ static int check_segment(const struct kvm_segment *s, const char *name, unsigned
         return 0;
 }
 
-int state_check_sregs(const struct kvm_sregs *s, const struct kvm_cpuid2 *cpuid,
+int state_check_sregs(const struct kvm_sregs *s, const struct kvm_cpuid2 *cpuid, uint64_t host_cr4,
                       struct sprout_err *err)
 {
         bool lma = s->efer & EFER_LMA;
@@ -618,13 +618,13 @@ int state_check_sregs(const struct kvm_sregs *s, const struct kvm_cpuid2 *cpuid,
                 if (!(cr4 & b))
                         continue;
                 cr4 &= ~b;
-                if (cr4_bits[i].fn >= 0 &&
+                if (!(host_cr4 & b) && cr4_bits[i].fn >= 0 &&
                     !cpuid_has(cpuid, (uint32_t)cr4_bits[i].fn, (uint32_t)cr4_bits[i].idx,
                                cr4_bits[i].reg, cr4_bits[i].fbit))
                         return sprout_err_set(err, -EINVAL,
-                                              "CR4.%s is set but the vCPU's CPUID lacks the "
-                                              "feature",
-                                              cr4_bits[i].name);
+                                              "CR4.%s is set (CR4 0x%llx) but the vCPU's CPUID "
+                                              "lacks the feature",
+                                              cr4_bits[i].name, (unsigned long long)s->cr4);
         }
         if (cr4)
                 return sprout_err_set(err, -EINVAL, "CR4 0x%llx sets reserved bits 0x%llx",

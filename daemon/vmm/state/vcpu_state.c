@@ -227,7 +227,7 @@ static int check_vcpu(const struct sprout_kvm *kvm, const struct vcpu_recs *rs,
         if (r == 0)
                 r = state_check_msrs(msrs, rs->len[VREC_MSRS], kvm->msr_index, kvm->nmsrs, err);
         if (r == 0)
-                r = state_check_sregs(&sregs, cpuid, err);
+                r = state_check_sregs(&sregs, cpuid, cpu_profile_host_cr4(kvm), err);
         if (r == 0)
                 r = state_check_regs(&regs, &sregs, err);
         if (r == 0)
