@@ -69,6 +69,7 @@ static pid_t daemon_pid(const char *path)
 struct procs {
         uint64_t rss_kib; /* broker + workers */
         unsigned fds, workers, threads;
+        uint64_t cpu_ticks; /* user + system, every thread of theirs */
 };
 
 static void add_proc(pid_t pid, struct procs *p)
@@ -84,6 +85,19 @@ static void add_proc(pid_t pid, struct procs *p)
                 if (sscanf(line, "Threads: %u", &t) == 1)
                         p->threads += t;
         }
+        if (f)
+                fclose(f);
+        /* utime and stime are fields 14 and 15, after the ")" that ends the command name. */
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        f = fopen(path, "r");
+        char st[1024];
+        size_t got = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
+        st[got] = '\0';
+        char *paren = strrchr(st, ')');
+        unsigned long long ut, sy;
+        if (paren && sscanf(paren + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                            &ut, &sy) == 2)
+                p->cpu_ticks += ut + sy;
         if (f)
                 fclose(f);
         snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
@@ -118,6 +132,25 @@ static void sample_procs(pid_t daemon, struct procs *p)
         }
         if (d)
                 closedir(d);
+}
+
+/* Host CPU (percent of all CPUs, from /proc/stat) over idle_s seconds in which nothing is asked of
+ * the daemon; *sprout gets the share of it spent by sproutd and its workers themselves. */
+static double idle_cpu_pct(double idle_s, pid_t dpid, double *sprout)
+{
+        uint64_t b0, t0j, b1, t1j;
+        struct procs p0, p1;
+        sample_procs(dpid, &p0);
+        cpu_jiffies(&b0, &t0j);
+        usleep((useconds_t)(idle_s * 1e6));
+        cpu_jiffies(&b1, &t1j);
+        sample_procs(dpid, &p1);
+        /* /proc/stat and /proc/PID/stat both count in USER_HZ ticks. */
+        if (sprout)
+                *sprout = t1j > t0j && p1.cpu_ticks >= p0.cpu_ticks
+                              ? 100.0 * (double)(p1.cpu_ticks - p0.cpu_ticks) / (double)(t1j - t0j)
+                              : 0;
+        return t1j > t0j ? 100.0 * (double)(b1 - b0) / (double)(t1j - t0j) : 0;
 }
 
 struct density {
@@ -194,10 +227,17 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
         int64_t avail0 = mem_available_kib();
         struct procs p0;
         sample_procs(dpid, &p0);
+        /* What the host spends with no clone at all (its own services, sproutd idle): the idle
+         * figures below are read against it. */
+        double base_cpu = idle_cpu_pct(idle_s, dpid, NULL);
+        if (json)
+                printf("{\"bench\":\"density\",\"clones\":0,\"idle_cpu_pct\":%.2f}\n", base_cpu);
+        else
+                printf("host CPU with no clones: %.2f%% (over %.0f s)\n", base_cpu, idle_s);
         if (!json)
-                printf("%7s %9s %12s %11s %9s %7s %8s %8s %10s %10s\n", "clones", "create/s",
+                printf("%7s %9s %12s %11s %9s %7s %8s %8s %10s %10s %10s\n", "clones", "create/s",
                        "host KiB/cl", "RSS MiB", "workers", "fds", "threads", "idle CPU",
-                       "inv p50 ms", "inv p99 ms");
+                       "of sprout", "inv p50 ms", "inv p99 ms");
         size_t invoked = 0;
         int rc = 0;
         while (ds.n < (size_t)n && rc == 0) {
@@ -212,12 +252,8 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
                 if (rc)
                         break;
                 double rate = (double)(ds.n - from) / secs;
-                /* Idle: nothing asked of the daemon while the CPU is sampled. */
-                uint64_t b0, t0j, b1, t1j;
-                cpu_jiffies(&b0, &t0j);
-                usleep((useconds_t)(idle_s * 1e6));
-                cpu_jiffies(&b1, &t1j);
-                double idle_cpu = t1j > t0j ? 100.0 * (double)(b1 - b0) / (double)(t1j - t0j) : 0;
+                double sprout_cpu;
+                double idle_cpu = idle_cpu_pct(idle_s, dpid, &sprout_cpu);
                 int64_t avail = mem_available_kib();
                 double per_clone = (double)(avail0 - avail) / (double)ds.n;
                 struct procs pr;
@@ -227,13 +263,16 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
                         printf("{\"bench\":\"density\",\"clones\":%zu,\"create_per_s\":%.1f,"
                                "\"host_kib_per_clone\":%.1f,\"rss_kib\":%llu,\"workers\":%u,"
                                "\"fds\":%u,\"threads\":%u,\"idle_cpu_pct\":%.2f,"
+                               "\"idle_cpu_added_pct\":%.2f,\"idle_sprout_cpu_pct\":%.2f,"
                                "\"invoke_n\":%zu,\"invoke_p50_ms\":%.3f,\"invoke_p99_ms\":%.3f}\n",
                                ds.n, rate, per_clone, (unsigned long long)pr.rss_kib, pr.workers,
-                               pr.fds, pr.threads, idle_cpu, s.n, s.p50, s.p99);
+                               pr.fds, pr.threads, idle_cpu, idle_cpu - base_cpu, sprout_cpu, s.n,
+                               s.p50, s.p99);
                 else
-                        printf("%7zu %9.1f %12.1f %11.1f %9u %7u %8u %7.2f%% %10.3f %10.3f\n", ds.n,
-                               rate, per_clone, (double)pr.rss_kib / 1024.0, pr.workers, pr.fds,
-                               pr.threads, idle_cpu, s.p50, s.p99);
+                        printf("%7zu %9.1f %12.1f %11.1f %9u %7u %8u %7.2f%% %9.2f%% %10.3f "
+                               "%10.3f\n",
+                               ds.n, rate, per_clone, (double)pr.rss_kib / 1024.0, pr.workers,
+                               pr.fds, pr.threads, idle_cpu, sprout_cpu, s.p50, s.p99);
                 fflush(stdout);
         }
         /* Leave the daemon as it was. */

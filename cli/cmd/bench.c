@@ -73,9 +73,10 @@ static const struct cli_verb density_verb = {
         "(default 256), and every S clones (default 1000) prints the creation rate of the\n"
         "step, host memory per clone (MemAvailable's drop), sproutd's and its workers' RSS,\n"
         "descriptors and threads, host CPU while all clones idle for SEC seconds (default 5)\n"
-        "and the first invocation's p50/p99 over K clones (default 100). Deletes the clones\n"
-        "at the end. Run as root: it reads the workers' /proc entries. Start sproutd with\n"
-        "--max-clones at least N.\n",
+        "and the part of it sproutd and its workers spent, and the first invocation's\n"
+        "p50/p99 over K clones (default 100). First, the host CPU with no clones, for\n"
+        "comparison. Deletes the clones at the end. Run as root: it reads the workers'\n"
+        "/proc entries. Start sproutd with --max-clones at least N.\n",
 };
 
 static int bench_density_cmd(int argc, char **argv)

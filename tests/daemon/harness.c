@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -107,6 +108,9 @@ static pid_t spawn(struct daemon *d, const char *const *flags)
         argv[n] = NULL;
         pid_t pid = fork();
         if (pid == 0) {
+                /* A test that fails part-way leaves no daemon (and no workers, which follow
+                 * their broker) running behind it. */
+                prctl(PR_SET_PDEATHSIG, SIGTERM);
                 int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
                 if (fd >= 0) {
                         dup2(fd, 2);
