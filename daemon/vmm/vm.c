@@ -223,8 +223,14 @@ int vm_new(struct sprout_kvm *kvm, uint64_t mem_size, int base_fd, int console_f
                 r = sprout_err_errno(err, -errno, "KVM_CREATE_IRQCHIP");
                 goto fail;
         }
+        /* A booting kernel calibrates against the PIT; a clone (RAM from a base) has long been
+         * running on the LAPIC timer and kvm-clock. KVM gives every PIT a kernel thread
+         * (kvm-pit/N), a stack and a task, ~40 KiB a clone, and a periodic channel 0 could make it
+         * fire a host timer for every idle clone: clones get none, and their PIT ports read as
+         * all ones (docs/workers.md, "Idle clones"). */
+        vm->has_pit = base_fd < 0;
         struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-        if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
+        if (vm->has_pit && ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
                 r = sprout_err_errno(err, -errno, "KVM_CREATE_PIT2");
                 goto fail;
         }

@@ -193,6 +193,7 @@ struct sprout_vm {
         bool stopped; /* the guest asked to stop (reset, poweroff) */
         char stop_reason[128];
         bool broken;           /* an unrecoverable exit happened; only destroy is legal */
+        bool has_pit;          /* booted VMs only: a clone gets no in-kernel PIT (vm_new) */
         int64_t clock_skew_ns; /* guest CLOCK_REALTIME minus the host's, measured at READY */
         int64_t last_exit_ns;  /* CLOCK_MONOTONIC when the vCPU last left KVM_RUN for us */
         uint32_t guest_abi; /* the ABI the guest's READY reported (kept in snapshots); 0: unknown */

@@ -2114,8 +2114,9 @@ static void case_workers(void)
         CHECK(wait_metric(&d, "sprout_worker_deaths_total", 3, 10) == 3,
               "three worker deaths counted");
 
-        /* A guest that set the PIT ticking as fast as it can before READY: its clones still
-         * see their PIT so programmed, and KVM keeps no PIT timer for any of them. */
+        /* A guest that set the PIT ticking as fast as it can before READY: its clones have no
+         * PIT (its ports read as all ones, so mode 7), and KVM keeps no PIT timer and no
+         * kvm-pit thread for any of them. */
         snprintf(path, sizeof(path),
                  "{\"image\":\"%s/hostile\",\"cmdline\":\"SPROUT_HOSTILE=pit\"}", t_images);
         http_json(&d, "POST", "/v1/snapshots", path, &r);
@@ -2128,9 +2129,8 @@ static void case_workers(void)
         for (int i = 0; i < 8; i++) {
                 snprintf(path, sizeof(path), "/v1/clones/%s/invoke", cp[i]);
                 http_json(&d, "POST", path, "\"P\"", &r);
-                CHECK(r.status == 200 && r.body && !strcmp(r.body, "pit 2"),
-                      "clone %d's PIT channel 0 is periodic: %ld %s", i, r.status,
-                      r.body ? r.body : "");
+                CHECK(r.status == 200 && r.body && !strcmp(r.body, "pit 7"),
+                      "clone %d has no PIT: %ld %s", i, r.status, r.body ? r.body : "");
                 reply_free(&r);
         }
         char *tl = NULL;
@@ -2139,6 +2139,23 @@ static void case_workers(void)
               "/proc/timer_list lists the host's timers");
         CHECK(tl && !strstr(tl, "pit_timer_fn"), "no PIT hrtimer is armed for the idle clones");
         free(tl);
+        /* KVM names a PIT's kernel thread after the pid of the process that made it, as that
+         * process sees it: 1 in a worker's pid namespace (the pid itself without namespaces). */
+        struct wpids wp;
+        find_workers(&d, &wp);
+        CHECK(wp.n > 0, "the PIT clones' workers are found");
+        char *comms = NULL;
+        CHECK(run("cat /proc/[0-9]*/comm 2>/dev/null", &comms) == 0 && comms &&
+                  strstr(comms, "kthreadd"),
+              "the host's threads are listed");
+        CHECK(comms && !strstr(comms, "kvm-pit/1\n"), "no worker VM has a kvm-pit thread");
+        for (size_t i = 0; i < wp.n; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "kvm-pit/%d\n", (int)wp.pid[i]);
+                CHECK(comms && !strstr(comms, name), "worker %d has no kvm-pit thread",
+                      (int)wp.pid[i]);
+        }
+        free(comms);
 
         /* Deleting the dead clones works; a clean stop ends every worker. */
         for (int i = 0; i < 2; i++) {

@@ -122,10 +122,11 @@ int vm_state_restore(struct sprout_vm *vm, const void *data, size_t len, struct 
                 return r;
         /* A clone's PIT never ticks: Linux runs on the LAPIC timer and kvm-clock once booted, and a
          * channel 0 left (or forged) periodic would make KVM fire a host hrtimer for every idle
-         * clone, up to kvm.min_timer_period_us apart. With HPET_LEGACY set KVM arms no channel-0
-         * timer at all, now or when the guest reprograms it (docs/workers.md, "Idle clones"). */
+         * clone, up to kvm.min_timer_period_us apart. Clones have no PIT at all (vm_new); the
+         * record is still checked above. Were one restored into a VM that has a PIT, HPET_LEGACY
+         * makes KVM arm no channel-0 timer, now or when the guest reprograms it. */
         v.pit.flags |= KVM_PIT_FLAGS_HPET_LEGACY;
-        if (ioctl(vm->fd, KVM_SET_PIT2, &v.pit) < 0)
+        if (vm->has_pit && ioctl(vm->fd, KVM_SET_PIT2, &v.pit) < 0)
                 return sprout_err_errno(err, -errno, "restoring VM state: KVM_SET_PIT2");
         for (unsigned i = 0; i < 3; i++)
                 if (ioctl(vm->fd, KVM_SET_IRQCHIP, &v.chip[i]) < 0)
