@@ -774,7 +774,7 @@ static void case_restore_order(void)
         for (int forge = 0; forge < 5; forge++) {
                 struct kvm_pit_state2 fp = pit;
                 struct kvm_irqchip fc[3] = {chips[0], chips[1], chips[2]};
-                const char *why = "KVM_SET_PIT2";
+                const char *why = "KVM_SET_IRQCHIP"; /* a clone has no PIT: the first ioctl */
                 if (forge == 1)
                         fp.channels[0].mode = 7, why = "PIT channel 0 mode 7 is not a mode";
                 if (forge == 2)
