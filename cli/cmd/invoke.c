@@ -19,6 +19,8 @@ static void invoke_usage(FILE *f)
                "options:\n"
                "  --snapshot ID     one-shot call on this snapshot\n"
                "  --reuse           let an idle pooled clone serve the one-shot call\n"
+               "  --log             also print what the call logged (its handler's output), to\n"
+               "                    stderr after the response (with --json: \"log\")\n"
                "  --timeout-ms MS   the invocation's time limit\n"
                "  --socket PATH     sproutd's socket\n"
                "  --json            print {\"clone\",\"invoke_ms\",\"response\"}\n"
@@ -51,14 +53,33 @@ static char *read_stdin(size_t *len)
         return buf;
 }
 
+/* --log without --json: the response on stdout as it came, the call's log on stderr. */
+static void print_log_envelope(json_t *o)
+{
+        json_t *resp = json_object_get(o, "response");
+        const char *text = json_string_value(json_object_get(o, "response_text"));
+        if (resp)
+                print_json(resp, JSON_COMPACT | JSON_ENCODE_ANY);
+        else
+                printf("%s\n", text ? text : "");
+        const char *log = json_string_value(json_object_get(o, "log"));
+        if (json_is_true(json_object_get(o, "log_lost")))
+                fputs("[sprout] the start of this call's log is not kept\n", stderr);
+        if (log && *log)
+                fputs(log, stderr);
+        if (log && *log && log[strlen(log) - 1] != '\n')
+                fputc('\n', stderr);
+}
+
 int sprout_cmd_invoke(int argc, char **argv)
 {
         const char *socket = NULL, *snap = NULL;
         long timeout_ms = 0;
-        bool json = false, reuse = false;
+        bool json = false, reuse = false, log = false;
         const struct cli_opt opts[] = {
             CLI_STRING("snapshot", 0, &snap),
             CLI_FLAG("reuse", 0, &reuse),
+            CLI_FLAG("log", 0, &log),
             CLI_LONG("timeout-ms", 0, &timeout_ms, 1, 3600000),
             CLI_SOCKET(&socket),
             CLI_JSON(&json),
@@ -82,12 +103,13 @@ int sprout_cmd_invoke(int argc, char **argv)
                 }
                 arg = stdin_body;
         }
-        char path[256], query[64] = "";
+        char path[256], query[96] = "", tmo[32] = "";
         if (timeout_ms)
-                snprintf(query, sizeof(query), "?timeout_ms=%ld%s", timeout_ms,
-                         reuse ? "&reuse=true" : "");
-        else if (reuse)
-                snprintf(query, sizeof(query), "?reuse=true");
+                snprintf(tmo, sizeof(tmo), "&timeout_ms=%ld", timeout_ms);
+        snprintf(query, sizeof(query), "%s%s%s", reuse ? "&reuse=true" : "", log ? "&log=true" : "",
+                 tmo);
+        if (query[0])
+                query[0] = '?';
         int n = snprintf(path, sizeof(path), "/v1/%s/%s/invoke%s", snap ? "snapshots" : "clones",
                          target, query);
         if (n >= (int)sizeof(path) || strchr(target, '/') || strchr(target, '?')) {
@@ -108,11 +130,21 @@ int sprout_cmd_invoke(int argc, char **argv)
         free(stdin_body);
         if (e < 0 || r.status != 200) {
                 rc = client_fail("invoke", &cl, e, &r);
+        } else if (log && !json_is_object(r.json)) {
+                fprintf(stderr, "sprout invoke: sproutd answered no log envelope\n");
+                rc = CLI_EXIT_FAIL;
         } else if (json) {
                 json_t *o = json_pack("{s:s, s:f}", "clone", r.clone_id, "invoke_ms", r.invoke_ms);
-                json_object_set(o, "response", r.json ? r.json : json_stringn(r.body, r.len));
+                if (log)
+                        json_object_update(o, r.json); /* response (or response_text), log */
+                else
+                        json_object_set_new(o, "response",
+                                            r.json ? json_incref(r.json)
+                                                   : json_stringn(r.body, r.len));
                 print_json(o, JSON_COMPACT);
                 json_decref(o);
+        } else if (log) {
+                print_log_envelope(r.json);
         } else {
                 fwrite(r.body, 1, r.len, stdout);
                 if (!r.len || r.body[r.len - 1] != '\n')

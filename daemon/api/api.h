@@ -67,6 +67,7 @@ struct api_cmd {
         unsigned count;
         char snapshot[SPROUTD_ID_LEN]; /* list filter or clone source; "" for none */
         bool force, reuse;
+        bool log; /* an invocation answers its log beside its response */
         int64_t timeout_ms;
         const char *body; /* an invocation's request, validated JSON */
         size_t body_len;
@@ -124,6 +125,9 @@ void api_reply_raw(struct api_resp *resp, unsigned status, const char *ctype, ch
                    size_t len); /* steals body */
 __attribute__((format(printf, 4, 5))) void api_error(struct sproutd *d, struct api_resp *resp,
                                                      enum api_errc code, const char *fmt, ...);
+
+/* A JSON string of text a client or a guest chose, escaped where it must be (api_views.c). */
+json_t *api_json_text(const char *s, unsigned flags);
 
 /* ---- request checks (api_json.c) ---- */
 enum api_ftype { F_STRING, F_INT, F_BOOL };

@@ -1,8 +1,12 @@
 /* Invocations: on a given clone, and the one-shot call on a snapshot (take a fresh clone, or an
  * idle pooled one when the caller allows reuse; invoke it; give it back or tear it down). The
- * response body is the guest's response, byte for byte. */
+ * response body is the guest's response, byte for byte; with ?log=true it sits in an envelope
+ * beside what the call logged (docs/api.md). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "sprout/escape.h"
 
 #include "api.h"
 
@@ -16,6 +20,9 @@ int api_parse_invoke(struct api_req *rq, json_t *body, struct api_cmd *cmd, stru
                           resp) == -EINVAL)
                 return -EINVAL;
         if (api_query_bool(rq, "reuse", &cmd->reuse, resp) == -EINVAL)
+                return -EINVAL;
+        cmd->log = false;
+        if (api_query_bool(rq, "log", &cmd->log, resp) == -EINVAL)
                 return -EINVAL;
         cmd->body = api_req_body(rq, &cmd->body_len);
         if (!cmd->body_len) {
@@ -54,14 +61,57 @@ static void invoke_error(struct sproutd *d, struct api_resp *resp, int r,
         api_error(d, resp, code, "%s", err->msg);
 }
 
+/* {"log": ..., "log_lost": ..., "response": <the guest's bytes>}: the response is spliced in as
+ * it came, so it stays byte for byte; when it is not JSON, it is "response_text", escaped. */
+static void reply_with_log(struct sproutd *d, struct api_resp *resp, char *out, size_t len,
+                           const struct invoke_log *log)
+{
+        json_t *o = json_object();
+        json_t *text = api_json_text(log->text, SPROUT_ESC_KEEP_LINES);
+        json_t *parsed = json_loadb(out, len, JSON_DECODE_ANY, NULL);
+        bool is_json = parsed != NULL;
+        json_decref(parsed);
+        char *head = NULL, *body = NULL;
+        if (o && text && !json_object_set_new(o, "log", text) &&
+            !json_object_set_new(o, "log_lost", json_boolean(log->lost)) &&
+            (is_json ||
+             !json_object_set_new(o, "response_text", api_json_text(out, SPROUT_ESC_KEEP_LINES))))
+                head = json_dumps(o, JSON_COMPACT);
+        else
+                json_decref(text);
+        json_decref(o);
+        size_t hn = head ? strlen(head) : 0;
+        static const char key[] = ",\"response\":";
+        if (head && (body = malloc(hn + sizeof(key) + len + 1))) {
+                /* head ends with its closing brace: the response goes before it. */
+                size_t n = hn - 1;
+                memcpy(body, head, n);
+                if (is_json) {
+                        memcpy(body + n, key, sizeof(key) - 1);
+                        n += sizeof(key) - 1;
+                        memcpy(body + n, out, len);
+                        n += len;
+                }
+                body[n++] = '}';
+                body[n] = '\0';
+                api_reply_raw(resp, 200, "application/json", body, n);
+        } else {
+                api_error(d, resp, API_E_INTERNAL, "out of memory");
+        }
+        free(head);
+        free(out);
+}
+
 static void run(struct sproutd *d, struct dclone *c, const struct api_cmd *cmd,
                 struct api_resp *resp, int *rc)
 {
         struct sprout_err err = {0};
         char *out = NULL;
         size_t len = 0;
+        struct invoke_log log = {0};
         int64_t t0 = sprout_mono_ns();
-        int r = clones_invoke(d, c, cmd->body, cmd->body_len, cmd->timeout_ms, &out, &len, &err);
+        int r = clones_invoke(d, c, cmd->body, cmd->body_len, cmd->timeout_ms, &out, &len,
+                              cmd->log ? &log : NULL, &err);
         snprintf(resp->clone_id, sizeof(resp->clone_id), "%s", c->id);
         *rc = r;
         if (r < 0) {
@@ -69,7 +119,11 @@ static void run(struct sproutd *d, struct dclone *c, const struct api_cmd *cmd,
                 return;
         }
         resp->invoke_ms = (double)(sprout_mono_ns() - t0) / 1e6;
-        api_reply_raw(resp, 200, "application/json", out, len);
+        if (cmd->log)
+                reply_with_log(d, resp, out, len, &log);
+        else
+                api_reply_raw(resp, 200, "application/json", out, len);
+        free(log.text);
 }
 
 void api_exec_clone_invoke(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)

@@ -10,7 +10,7 @@
 
 /* A JSON string of text a client or a guest chose (paths, errors, the console tail): escaped
  * when it holds what jansson refuses (invalid UTF-8) or a terminal would act on. */
-static json_t *json_text(const char *s, unsigned flags)
+json_t *api_json_text(const char *s, unsigned flags)
 {
         size_t n = s ? strlen(s) : 0;
         if (sprout_text_is_clean(s, n, flags))
@@ -42,10 +42,10 @@ json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e)
         json_t *o = json_object();
         json_object_set_new(o, "id", json_string(e->id));
         json_object_set_new(o, "status", json_string(dsnap_status_name(e->status)));
-        json_object_set_new(o, "image", json_text(e->image_name, 0));
+        json_object_set_new(o, "image", api_json_text(e->image_name, 0));
         if (e->image[0])
-                json_object_set_new(o, "image_path", json_text(e->image, 0));
-        json_object_set_new(o, "path", json_text(e->path, 0));
+                json_object_set_new(o, "image_path", api_json_text(e->image, 0));
+        json_object_set_new(o, "path", api_json_text(e->path, 0));
         json_object_set_new(o, "created", rfc3339(e->created_ns));
         if (e->status == DSNAP_READY) {
                 json_object_set_new(o, "ram_bytes", json_integer((json_int_t)e->ram_size));
@@ -70,10 +70,10 @@ json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e)
                 json_object_set_new(o, "ready_clones", json_integer(dbase_ready(e->base)));
         }
         if (e->status == DSNAP_FAILED) {
-                json_object_set_new(o, "error", json_text(e->error, 0));
+                json_object_set_new(o, "error", api_json_text(e->error, 0));
                 if (e->console_tail)
                         json_object_set_new(o, "console_tail",
-                                            json_text(e->console_tail, SPROUT_ESC_KEEP_LINES));
+                                            api_json_text(e->console_tail, SPROUT_ESC_KEEP_LINES));
         }
         return o;
 }
@@ -94,7 +94,7 @@ json_t *api_clone_json(struct dclone *c, int64_t now, const uint64_t *private_by
         if (private_bytes)
                 json_object_set_new(o, "private_bytes", json_integer((json_int_t)*private_bytes));
         if (c->state == DC_DEAD)
-                json_object_set_new(o, "dead_reason", json_text(c->dead_reason, 0));
+                json_object_set_new(o, "dead_reason", api_json_text(c->dead_reason, 0));
         return o;
 }
 

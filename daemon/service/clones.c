@@ -299,7 +299,8 @@ int clones_create(struct sproutd *d, struct dsnap *e, unsigned n, enum dclone_or
 }
 
 int clones_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t len,
-                  int64_t timeout_ms, char **resp, size_t *resp_len, struct sprout_err *err)
+                  int64_t timeout_ms, char **resp, size_t *resp_len, struct invoke_log *log,
+                  struct sprout_err *err)
 {
         /* A deadline on the monotonic clock: a wall-clock step (NTP, an admin) must neither
          * shorten nor stretch how long a request waits for a busy clone. */
@@ -320,7 +321,7 @@ int clones_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t l
         pthread_mutex_unlock(&d->lock);
 
         int64_t t0 = sprout_mono_ns();
-        int r = vmhost_invoke(d, c, req, len, timeout_ms, resp, resp_len, err);
+        int r = vmhost_invoke(d, c, req, len, timeout_ms, resp, resp_len, log, err);
         int64_t ns = sprout_mono_ns() - t0;
         bool dead = r < 0 && r != -EMSGSIZE && r != -ENOMEM;
         pthread_mutex_lock(&d->lock);

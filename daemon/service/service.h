@@ -226,8 +226,15 @@ unsigned clones_remove_snapshot_locked(struct sproutd *d, struct dsnap *e);
 /* Runs one request on the clone (waiting up to timeout_ms for another request on it to finish).
  * *resp is a malloc'd copy. Errors: -EBUSY still busy, -EPIPE dead before, -EMSGSIZE too big,
  * -ETIMEDOUT no answer, -EPROTO/-ESHUTDOWN/-EIO the guest failed (the clone is now dead). */
+struct invoke_log {
+        char *text; /* what the guest logged during the call, escaped, NUL-terminated; malloc'd */
+        size_t len;
+        bool lost; /* some of it is not in text: the newest WIRE_INVOKE_LOG_MAX bytes are */
+};
+/* With log (NULL: not wanted), also what the call wrote to the clone's log (docs/api.md). */
 int clones_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t len,
-                  int64_t timeout_ms, char **resp, size_t *resp_len, struct sprout_err *err);
+                  int64_t timeout_ms, char **resp, size_t *resp_len, struct invoke_log *log,
+                  struct sprout_err *err);
 /* The clone's log: what its guest wrote to the console and through LOG rings (a handler's output),
  * oldest first, escaped, bounded by the console ring; *text is malloc'd. Waits up to timeout_ms for
  * a request on the clone to finish (-EBUSY). */
@@ -251,7 +258,8 @@ int vmhost_create(struct sproutd *d, struct dsnap *e, struct dbase *db, enum dcl
                   struct sprout_err *err);
 /* Errors as clones_invoke's, and -ECONNRESET: the worker died (every clone of it is dead). */
 int vmhost_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t len,
-                  int64_t timeout_ms, char **resp, size_t *resp_len, struct sprout_err *err);
+                  int64_t timeout_ms, char **resp, size_t *resp_len, struct invoke_log *log,
+                  struct sprout_err *err);
 int vmhost_log(struct sproutd *d, struct dclone *c, char **text, size_t *len,
                struct sprout_err *err);
 void vmhost_destroy(struct sproutd *d, struct dclone *c);

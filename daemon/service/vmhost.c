@@ -100,13 +100,46 @@ int vmhost_create(struct sproutd *d, struct dsnap *e, struct dbase *db, enum dcl
         return r;
 }
 
+/* The part of a worker's invoke reply before the response: the call's log. Checked, escaped again
+ * (whatever the worker sent, what leaves here is escaped text), then the response moved to the
+ * start of the payload. */
+static int take_invoke_log(struct wproc *w, struct wreply *rep, struct invoke_log *log,
+                           struct sprout_err *err)
+{
+        struct wire_invoke_log il;
+        if (rep->len < sizeof(il))
+                goto broken;
+        memcpy(&il, rep->payload, sizeof(il));
+        if (il.log_len > WIRE_INVOKE_LOG_MAX || il.log_len > rep->len - sizeof(il))
+                goto broken;
+        size_t cap = 4 * (size_t)il.log_len + 1;
+        if (!(log->text = malloc(cap)))
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        const char *text = (const char *)rep->payload + sizeof(il);
+        log->len = sprout_escape(log->text, cap, text, il.log_len, SPROUT_ESC_KEEP_LINES);
+        log->lost = il.lost != 0;
+        size_t off = sizeof(il) + il.log_len;
+        rep->len -= off;
+        memmove(rep->payload, (char *)rep->payload + off, rep->len);
+        ((char *)rep->payload)[rep->len] = '\0';
+        return 0;
+broken:
+        wproc_kill(w, "a worker answered a malformed invocation log");
+        return sprout_err_set(err, -ECONNRESET, "the worker broke the protocol");
+}
+
 int vmhost_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t len,
-                  int64_t timeout_ms, char **resp, size_t *resp_len, struct sprout_err *err)
+                  int64_t timeout_ms, char **resp, size_t *resp_len, struct invoke_log *log,
+                  struct sprout_err *err)
 {
         (void)d;
+        if (log)
+                *log = (struct invoke_log){0};
         if (!c->w) {
                 const void *out;
                 size_t out_len = 0;
+                struct sprout_vm *vm = sprout_clone_vm(c->c);
+                uint64_t mark = sprout_vm_console_mark(vm);
                 int r = sprout_clone_invoke(c->c, req, len, timeout_ms, &out, &out_len, err);
                 if (r < 0)
                         return r;
@@ -116,30 +149,44 @@ int vmhost_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t l
                 memcpy(*resp, out, out_len);
                 (*resp)[out_len] = '\0';
                 *resp_len = out_len;
+                if (log && !(log->text = malloc(WIRE_INVOKE_LOG_MAX + 1))) {
+                        free(*resp);
+                        return sprout_err_set(err, -ENOMEM, "out of memory");
+                }
+                if (log)
+                        log->len = sprout_vm_console_since(vm, mark, log->text,
+                                                           WIRE_INVOKE_LOG_MAX + 1, &log->lost);
                 return 0;
         }
         if (len > SPROUT_MB_REQ_SIZE)
                 return sprout_err_set(err, -EMSGSIZE, "a request of %zu bytes (the most is %u)",
                                       len, (unsigned)SPROUT_MB_REQ_SIZE);
-        struct wire_invoke iv = {.timeout_ms = timeout_ms};
+        struct wire_invoke iv = {.timeout_ms = timeout_ms, .flags = log ? WIRE_INVOKE_LOG : 0};
         struct wreply rep;
         int r = wproc_call(c->w, WIRE_CLONE_INVOKE, c->wslot, &iv, sizeof(iv), req, len, -1,
                            timeout_ms + WORKER_GRACE_MS, &rep, err);
         if (r < 0)
                 return r;
-        if (rep.status < 0) {
+        if (rep.status < 0)
                 r = worker_error(&rep, "an invocation", err);
-        } else if (rep.len > SPROUT_MB_RESP_SIZE) {
+        else if (log)
+                r = take_invoke_log(c->w, &rep, log, err);
+        if (r == 0 && rep.len > SPROUT_MB_RESP_SIZE) {
                 wproc_kill(c->w, "a worker answered more than a mailbox holds");
                 r = sprout_err_set(err, -ECONNRESET, "the worker broke the protocol");
-        } else if (rep.payload) {
+        }
+        if (r == 0 && rep.payload) {
                 *resp = rep.payload; /* the reader's copy, NUL-terminated: no second copy */
                 *resp_len = rep.len;
                 rep.payload = NULL;
-        } else if (!(*resp = calloc(1, 1))) {
+        } else if (r == 0 && !(*resp = calloc(1, 1))) {
                 r = sprout_err_set(err, -ENOMEM, "out of memory");
-        } else {
+        } else if (r == 0) {
                 *resp_len = 0;
+        }
+        if (r < 0 && log) {
+                free(log->text);
+                *log = (struct invoke_log){0};
         }
         wreply_free(&rep);
         return r;

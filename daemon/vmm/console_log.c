@@ -16,6 +16,7 @@ int console_log_init(struct console_log *log, size_t cap, int echo_fd)
         log->cap = cap;
         log->len = 0;
         log->head = 0;
+        log->total = 0;
         log->echo_fd = echo_fd;
         return 0;
 }
@@ -33,14 +34,27 @@ void console_log_put(struct console_log *log, const char *data, size_t len)
                 if (log->len < log->cap)
                         log->len++;
         }
+        log->total += len;
 }
 
-size_t console_log_tail(const struct console_log *log, char *out, size_t outlen, unsigned lines)
+size_t console_log_read(const struct console_log *log, uint64_t since, unsigned lines, char *out,
+                        size_t outlen, bool *lost)
 {
+        if (lost)
+                *lost = false;
         if (outlen == 0)
                 return 0;
         size_t start = (log->head + log->cap - log->len) % log->cap;
         size_t n = log->len;
+        uint64_t first = log->total - log->len; /* the mark of buf[start] */
+        if (since > log->total)
+                since = log->total; /* a mark from the future names nothing */
+        if (since > first) {
+                start = (start + (size_t)(since - first)) % log->cap;
+                n -= (size_t)(since - first);
+        } else if (lost && since < first && since != 0) {
+                *lost = true;
+        }
         /* Walk back from the end to find where the last `lines` lines begin; a trailing newline
          * does not count as an empty line. */
         size_t skip_from_end = 0;
@@ -56,6 +70,8 @@ size_t console_log_tail(const struct console_log *log, char *out, size_t outlen,
         size_t take = skip_from_end;
         if (take > outlen - 1)
                 take = outlen - 1;
+        if (lost && take < n)
+                *lost = true;
         size_t from = n - take;
         char *raw = malloc(take + 1), *esc = malloc(4 * take + 1);
         if (!raw || !esc) {
@@ -66,9 +82,18 @@ size_t console_log_tail(const struct console_log *log, char *out, size_t outlen,
         }
         for (size_t i = 0; i < take; i++)
                 raw[i] = log->buf[(start + from + i) % log->cap];
-        size_t m = sprout_escape(esc, 4 * take + 1, raw, take, SPROUT_ESC_KEEP_LINES);
+        size_t skip = 0;
+        if (take < skip_from_end) {
+                /* Cut to fit: start on a line, when one begins in what is kept. */
+                const char *nl = memchr(raw, '\n', take);
+                if (nl && nl + 1 < raw + take)
+                        skip = (size_t)(nl + 1 - raw);
+        }
+        size_t m = sprout_escape(esc, 4 * take + 1, raw + skip, take - skip, SPROUT_ESC_KEEP_LINES);
         /* Escaping grows the text; keep its end (the newest lines), starting on a line. */
         size_t cut = m > outlen - 1 ? m - (outlen - 1) : 0;
+        if (cut && lost)
+                *lost = true;
         if (cut) {
                 const char *nl = memchr(esc + cut, '\n', m - cut);
                 if (nl && nl + 1 < esc + m) {

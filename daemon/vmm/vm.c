@@ -1,6 +1,7 @@
 /* The microVM: KVM VM fd, guest RAM, the mailbox slot, devices, and the run loop that turns KVM
  * exits into device accesses and sprout events. One vCPU, run on the caller's thread. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -369,7 +370,18 @@ const char *sprout_vm_cmdline(const struct sprout_vm *vm)
 
 size_t sprout_vm_console_tail(struct sprout_vm *vm, char *buf, size_t len, unsigned lines)
 {
-        return console_log_tail(&vm->console, buf, len, lines);
+        return console_log_read(&vm->console, 0, lines, buf, len, NULL);
+}
+
+uint64_t sprout_vm_console_mark(const struct sprout_vm *vm)
+{
+        return vm->console.total;
+}
+
+size_t sprout_vm_console_since(struct sprout_vm *vm, uint64_t mark, char *buf, size_t len,
+                               bool *lost)
+{
+        return console_log_read(&vm->console, mark, UINT_MAX, buf, len, lost);
 }
 
 /* ---- running ---- */

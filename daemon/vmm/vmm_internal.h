@@ -42,14 +42,19 @@ int kvm_create_vm_fd(struct sprout_kvm *kvm);
 struct console_log {
         char *buf;
         size_t cap;
-        size_t len;  /* bytes valid, <= cap */
-        size_t head; /* next write position */
-        int echo_fd; /* -1: none */
+        size_t len;     /* bytes valid, <= cap */
+        size_t head;    /* next write position */
+        uint64_t total; /* bytes ever put: a mark for what came after (console_log_read) */
+        int echo_fd;    /* -1: none */
 };
 
 int console_log_init(struct console_log *log, size_t cap, int echo_fd);
 void console_log_put(struct console_log *log, const char *data, size_t len);
-size_t console_log_tail(const struct console_log *log, char *out, size_t outlen, unsigned lines);
+/* The last `lines` lines of what was put after the mark `since` (0: all that is kept), escaped
+ * and NUL-terminated in out, whole lines when it is cut to fit; returns the length. *lost (when
+ * not NULL) says whether something after the mark is missing: it left the ring, or did not fit. */
+size_t console_log_read(const struct console_log *log, uint64_t since, unsigned lines, char *out,
+                        size_t outlen, bool *lost);
 void console_log_free(struct console_log *log);
 
 /* ---- devices on the port I/O and MMIO buses ---- */

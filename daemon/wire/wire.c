@@ -7,7 +7,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "sprout/abi.h"
 #include "wire.h"
+
+_Static_assert(SPROUT_MB_REQ_SIZE + sizeof(struct wire_invoke) <= WIRE_MAX_PAYLOAD &&
+                   SPROUT_MB_RESP_SIZE + sizeof(struct wire_invoke_log) + WIRE_INVOKE_LOG_MAX <=
+                       WIRE_MAX_PAYLOAD,
+               "a request, or a response with its call's log, fits one message");
 
 const char *wire_type_name(unsigned type)
 {

@@ -82,8 +82,18 @@ struct wire_pools {
         uint32_t shells, ready;
 };
 
+#define WIRE_INVOKE_LOG     1u /* wire_invoke.flags: answer the call's log too */
+#define WIRE_INVOKE_LOG_MAX (64u * 1024u)
 struct wire_invoke {
         int64_t timeout_ms;
+        uint32_t flags;
+        uint32_t reserved;
+};
+/* With WIRE_INVOKE_LOG, a reply's payload is this, log_len bytes of the log the call wrote
+ * (escaped, at most WIRE_INVOKE_LOG_MAX: the newest), then the response. */
+struct wire_invoke_log {
+        uint32_t log_len;
+        uint32_t lost; /* some of the call's log is not in it */
 };
 
 /* A received message: the header, a malloc'd payload (NULL when empty) and the fd, if one came. */

@@ -41,6 +41,9 @@ struct worker {
 /* Replies to request h on the worker's socket; status < 0 sends msg as the payload. */
 void worker_reply(struct worker *w, const struct wire_hdr *h, int status, const void *p, size_t n,
                   const char *msg);
+/* A successful reply in two parts: one message, no copy. */
+void worker_reply2(struct worker *w, const struct wire_hdr *h, const void *p1, size_t n1,
+                   const void *p2, size_t n2);
 
 /* worker_ops.c: the requests. The control thread calls worker_handle for each message; clone
  * requests run on the clone's own thread. */

@@ -103,16 +103,25 @@ static int parse(int argc, char **argv, struct worker_opts *o)
         return o->sock >= 0 && optind == argc ? 0 : -EINVAL;
 }
 
+void worker_reply2(struct worker *w, const struct wire_hdr *h, const void *p1, size_t n1,
+                   const void *p2, size_t n2)
+{
+        struct wire_hdr r = {.type = h->type, .seq = h->seq, .obj = h->obj};
+        /* A broker that went away ends us at the next receive; nothing to do here. */
+        (void)wire_send(w->o.sock, &r, p1, n1, p2, n2, -1, false);
+}
+
 void worker_reply(struct worker *w, const struct wire_hdr *h, int status, const void *p, size_t n,
                   const char *msg)
 {
-        struct wire_hdr r = {.type = h->type, .seq = h->seq, .obj = h->obj, .status = status};
         if (status < 0) {
-                p = msg ? msg : "";
-                n = strlen(p);
+                struct wire_hdr r = {
+                    .type = h->type, .seq = h->seq, .obj = h->obj, .status = status};
+                msg = msg ? msg : "";
+                (void)wire_send(w->o.sock, &r, msg, strlen(msg), NULL, 0, -1, false);
+                return;
         }
-        /* A broker that went away ends us at the next receive; nothing to do here. */
-        (void)wire_send(w->o.sock, &r, p, n, NULL, 0, -1, false);
+        worker_reply2(w, h, p, n, NULL, 0);
 }
 
 int main(int argc, char **argv)

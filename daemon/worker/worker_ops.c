@@ -202,13 +202,26 @@ static void clone_finish(struct wclone *wc)
 
 /* Answers the clone's current request. The clone takes the next one from here on: the broker may
  * send it the moment it reads this reply. */
-static void clone_reply(struct wclone *wc, const struct wire_hdr *h, int status, const void *p,
-                        size_t n, const char *msg)
+static void clone_idle(struct wclone *wc)
 {
         pthread_mutex_lock(&wc->lock);
         wc->has_req = false;
         pthread_mutex_unlock(&wc->lock);
+}
+
+static void clone_reply(struct wclone *wc, const struct wire_hdr *h, int status, const void *p,
+                        size_t n, const char *msg)
+{
+        clone_idle(wc);
         worker_reply(wc->w, h, status, p, n, msg);
+}
+
+/* A successful answer in two parts. */
+static void clone_reply2(struct wclone *wc, const struct wire_hdr *h, const void *p1, size_t n1,
+                         const void *p2, size_t n2)
+{
+        clone_idle(wc);
+        worker_reply2(wc->w, h, p1, n1, p2, n2);
 }
 
 /* Runs one request on the clone and answers it; false when it was the last (CLONE_DROP). */
@@ -230,10 +243,28 @@ static bool clone_serve(struct wclone *wc, struct wire_msg *m, char *logbuf)
                         (void)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
                 const void *resp;
                 size_t rlen = 0;
+                struct sprout_vm *vm = sprout_clone_vm(wc->c);
+                uint64_t mark = sprout_vm_console_mark(vm);
                 int r =
                     sprout_clone_invoke(wc->c, (char *)m->payload + sizeof(iv),
                                         m->hdr.len - sizeof(iv), iv.timeout_ms, &resp, &rlen, &err);
-                clone_reply(wc, &m->hdr, r, resp, rlen, err.msg);
+                if (r < 0 || !(iv.flags & WIRE_INVOKE_LOG)) {
+                        clone_reply(wc, &m->hdr, r, resp, rlen, err.msg);
+                        return true;
+                }
+                /* The log part before the response, in logbuf: two parts, no copy of either. */
+                _Static_assert(sizeof(struct wire_invoke_log) + WIRE_INVOKE_LOG_MAX <= LOG_MAX,
+                               "the log buffer holds an invocation's log part");
+                struct wire_invoke_log il = {.lost = 1}, *part = &il;
+                if (logbuf) {
+                        bool lost = false;
+                        il.log_len = (uint32_t)sprout_vm_console_since(
+                            vm, mark, logbuf + sizeof(il), WIRE_INVOKE_LOG_MAX + 1, &lost);
+                        il.lost = lost;
+                        memcpy(logbuf, &il, sizeof(il));
+                        part = (struct wire_invoke_log *)(void *)logbuf;
+                }
+                clone_reply2(wc, &m->hdr, part, sizeof(il) + il.log_len, resp, rlen);
                 return true;
         }
         case WIRE_CLONE_LOG: {

@@ -16,7 +16,10 @@
  *   "hold_ms": N   -> {"hello":"world","held_ms":N,"seq":N}: answers only after N ms (0..300000)
  *                     of the guest's CLOCK_MONOTONIC, spinning in user mode on the vDSO clock, so
  *                     a test can keep an invocation in flight for a known time on any host.
- * Any of them may be in one request (handled in that order). */
+ * Any of them may be in one request (handled in that order). And one that changes no answer:
+ *   "say"          -> writes a line to the clone's log (one LOG ring) before answering, so a test
+ *                     sees an invocation's own log (?log=true).
+ * */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -210,6 +213,14 @@ static uint32_t respond_to(struct hello *h, const char *req, uint32_t len)
         size_t o = append(h->out, 0, h->cap, hello, sizeof(hello) - 1);
 
         h->seq++;
+        if (memmem(req, len, "\"say\"", 5)) {
+                static const char line[] = "hello: said during request ";
+                char msg[sizeof(line) + 24];
+                size_t n = append(msg, 0, sizeof(msg), line, sizeof(line) - 1);
+                n = append_u64(msg, n, sizeof(msg), h->seq);
+                if (n != SIZE_MAX)
+                        sprout_guest_log(&h->g, msg, n);
+        }
         if (id || tm || hd) {
                 unsigned mib = 0, ms = 0;
                 if (id)
@@ -253,9 +264,13 @@ static uint32_t respond_to(struct hello *h, const char *req, uint32_t len)
  * meant to be mapped and faulted in the clone.) */
 static void prime(struct hello *h)
 {
-        static const char samples[][32] = {
-            "{\"a\":[1,2.5e3,null]}", "plain \"text\"\n\xff", "{\"identity\":1,\"touch_mib\":0}",
-            "{\"touch_mib\":65}",     "{\"hold_ms\":0}",      "{\"hold_ms\":300001}"};
+        static const char samples[][32] = {"{\"a\":[1,2.5e3,null]}",
+                                           "plain \"text\"\n\xff",
+                                           "{\"identity\":1,\"touch_mib\":0}",
+                                           "{\"touch_mib\":65}",
+                                           "{\"hold_ms\":0}",
+                                           "{\"hold_ms\":300001}",
+                                           "{\"say\":1}"};
 
         h->priming = 1;
         for (uint32_t off = 0; off < h->cap; off += 4096)

@@ -18,8 +18,10 @@ Responses are JSON objects:
     {"ok": false, "error": {"type": T, "message": M, "traceback": TB}}
 plus "stdout" / "stderr" (what the handler wrote to sys.stdout / sys.stderr during the call) when
 not empty. A stream longer than OUTPUT_MAX characters is cut to its first OUTPUT_MAX characters in
-the response, and "stdout_logged" / "stderr_logged" gives its full length: the whole stream went to
-the clone's log (LOG rings), so nothing is lost.
+the response, and "stdout_logged" / "stderr_logged" gives its full length. Everything the handler
+wrote, both streams in the order it wrote them, also goes to the clone's log (LOG rings) after the
+call, so nothing is lost and the log reads as the handler printed it (GET /v1/clones/{id}/log,
+?log=true on an invocation).
 """
 
 import gc
@@ -59,6 +61,25 @@ def _pin_linecache():
             linecache.cache[name] = (entry[0], None, entry[2], entry[3])
 
 
+class _Tee(io.TextIOBase):
+    """A handler's sys.stdout or sys.stderr during a call: its own stream for the response, and
+    the call's output in the order it was written, for the log."""
+
+    def __init__(self, own, both):
+        super().__init__()
+        self.own, self.both = own, both
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.own.write(text)
+        self.both.write(text)
+        return len(text)
+
+
 class Runtime:
     """The request path, without the device: invoke(request bytes) -> response bytes."""
 
@@ -77,6 +98,9 @@ class Runtime:
             raise TypeError(f"{handler_path}: {function} is not callable")
         self.stdout = io.StringIO()
         self.stderr = io.StringIO()
+        self.output = io.StringIO()  # both streams, in order: the call's log
+        self.tee_out = _Tee(self.stdout, self.output)
+        self.tee_err = _Tee(self.stderr, self.output)
         self.encoder = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
         self.output_max = OUTPUT_MAX
         self.warm_request = None  # the request a warm-up serves (set by prime)
@@ -90,7 +114,7 @@ class Runtime:
             return self._encode({"ok": False, "error": {
                 "type": "BadRequest", "message": f"the request is not JSON: {e}"}})
         saved = sys.stdout, sys.stderr
-        sys.stdout, sys.stderr = self.stdout, self.stderr
+        sys.stdout, sys.stderr = self.tee_out, self.tee_err
         try:
             resp = {"ok": True, "result": self.fn(event)}
         except BaseException as e:  # SystemExit too: a handler never ends the runtime
@@ -118,6 +142,12 @@ class Runtime:
         return {"type": name, "message": message, "traceback": text}
 
     def _take_output(self, resp):
+        both = self.output.getvalue()
+        if not both:
+            return
+        self.output.seek(0)
+        self.output.truncate()
+        self.log(both)
         for name, buf in (("stdout", self.stdout), ("stderr", self.stderr)):
             text = buf.getvalue()
             if not text:
@@ -125,7 +155,6 @@ class Runtime:
             buf.seek(0)
             buf.truncate()
             if len(text) > self.output_max:
-                self.log(f"[handler {name}, {len(text)} characters]\n{text}\n")
                 resp[name + "_logged"] = len(text)
                 text = text[:self.output_max]
             resp[name] = text
@@ -141,14 +170,13 @@ class Runtime:
             data = self.encoder.encode(resp).encode()
         if len(data) <= RESPONSE_MAX:
             return data
-        # Too big for the mailbox: the output is in the log already if it was long; say so.
+        # Too big for the mailbox: the output is in the log already; say how much.
         small = {"ok": False, "error": {
             "type": "ResponseTooLarge",
             "message": f"the response is {len(data)} bytes; the response area holds {RESPONSE_MAX}",
             "traceback": ""}}
         for name in ("stdout", "stderr"):
             if name in resp:
-                self.log(f"[handler {name}, {len(resp[name])} characters]\n{resp[name]}\n")
                 small[name + "_logged"] = resp.get(name + "_logged", len(resp[name]))
         return self.encoder.encode(small).encode()
 

@@ -84,6 +84,14 @@ int sprout_vm_run(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_eve
 /* Copies the console log's last `lines` lines, NUL-terminated, into buf; returns the length. */
 size_t sprout_vm_console_tail(struct sprout_vm *vm, char *buf, size_t len, unsigned lines);
 
+/* A mark in the console log: what the guest writes from now on is what follows it. */
+uint64_t sprout_vm_console_mark(const struct sprout_vm *vm);
+
+/* Copies, as sprout_vm_console_tail, what the log holds after `mark`: the newest of it when it
+ * does not fit. *lost says whether any of it is missing (left the ring, or cut to fit). */
+size_t sprout_vm_console_since(struct sprout_vm *vm, uint64_t mark, char *buf, size_t len,
+                               bool *lost);
+
 /* The kernel command line the guest was given (sprout defaults + host profile + config). */
 const char *sprout_vm_cmdline(const struct sprout_vm *vm);
 

@@ -381,6 +381,9 @@ def unit_fake(sc, work):
     routes = {
         ("POST", f"/v1/snapshots/{ZERO}/invoke"): [
             (200, inv_hdrs, b'{"hello":"world","echo":{"name":"x"},"seq":1}'),
+            (200, inv_hdrs, b'{"log":"said \\"x\\",\\n","log_lost":true,"response":{"k": [1, "}"]}}'),
+            (200, inv_hdrs, b'{"log":"","log_lost":false,"response_text":"not json"}'),
+            (200, inv_hdrs, b'{"ok":true}'),
             (200, inv_hdrs, b"not json \xff"),
             (200, inv_hdrs, b'"a string"'),
             (502, {"Sprout-Clone": inv_hdrs["Sprout-Clone"]},
@@ -420,6 +423,16 @@ def unit_fake(sc, work):
         check(r.clone_id == inv_hdrs["Sprout-Clone"] and r.invoke_ms == 0.25,
               f"clone_id, invoke_ms from the headers: {r.clone_id} {r.invoke_ms}")
         check(r.raw == b'{"hello":"world","echo":{"name":"x"},"seq":1}', "raw is the bytes")
+        r = c.invoke(ZERO, {"a": 1}, log=True)
+        check(fake.requests[-1][1] == f"/v1/snapshots/{ZERO}/invoke?log=true", "log=True asks")
+        check(r.log == 'said "x",\n' and r.log_lost is True and r.response == {"k": [1, "}"]} and
+              r.raw == b'{"k": [1, "}"]}', f"the log envelope unwrapped: {r}")
+        r = c.invoke(ZERO, {}, log=True)
+        check(r.log == "" and r.response == b"not json" and not r.is_json,
+              f"a response that is not JSON, with log=True: {r}")
+        check(raises(lambda: c.invoke(ZERO, {}, log=True), sc.ProtocolError, "bad_response")
+              is not None, "no envelope: ProtocolError")
+        check(raises(lambda: c.invoke(ZERO, {}, log=1), TypeError) is not None, "log must be a bool")
         r = c.invoke(ZERO, b'{"pre":"encoded"}')
         check(fake.requests[-1][1] == f"/v1/snapshots/{ZERO}/invoke" and
               fake.requests[-1][3] == b'{"pre":"encoded"}', "bytes events are sent as they are")
@@ -586,6 +599,12 @@ def run_kvm(sc, sproutd, images):
         check(a.clone_id == ids[0] and o.response.get("seq") == 1, f"clones are apart: {o.response}")
         check(c.clone_info(ids[0]).invocations == 2, f"clone_info: {c.clone_info(ids[0])}")
         check(isinstance(c.log(ids[0]), str), "a clone's log is text")
+        said = c.invoke_clone(ids[0], {"say": 1}, log=True)
+        check(said.log == "[guest] hello: said during request 3\n" and not said.log_lost and
+              said.response == {"hello": "world", "echo": {"say": 1}, "seq": 3} and
+              said.raw == b'{"hello":"world","echo":{"say":1},"seq":3}',
+              f"invoke_clone(log=True): the call's log and the response as it came: {said}")
+        check(c.invoke_clone(ids[1], {}).log is None, "no log asked for: log is None")
         listed = {x.id for x in c.clones(snapshot=snap.id)}
         check(set(ids) <= listed and set(ids) <= {x.id for x in c.clones()},
               f"clones() lists them: {listed}")

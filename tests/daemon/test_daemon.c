@@ -173,6 +173,46 @@ static void case_prewarm(void)
 
 /* ---- api: every endpoint, end to end ---- */
 
+/* ?log=true on clone c: the call's own log beside the response spliced in byte for byte, nothing
+ * of the calls before; a call that logs nothing has an empty log; a bad flag is refused. seq is the
+ * clone's next request number. */
+static void check_invoke_log(struct daemon *d, const char *c, int seq, const char *how)
+{
+        struct reply r;
+        char path[256], want[160], line[96];
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke?log=true", c);
+        http_json(d, "POST", path, "{\"say\":1}", &r);
+        snprintf(want, sizeof(want),
+                 ",\"response\":{\"hello\":\"world\",\"echo\":{\"say\":1},\"seq\":%d}}", seq);
+        snprintf(line, sizeof(line), "[guest] hello: said during request %d\n", seq);
+        const char *log = jstr(r.json, "log");
+        CHECK(r.status == 200 && r.body && json_is_object(r.json) && log && !strcmp(log, line) &&
+                  json_is_false(json_object_get(r.json, "log_lost")) &&
+                  strlen(r.body) > strlen(want) &&
+                  !strcmp(r.body + strlen(r.body) - strlen(want), want),
+              "%s: ?log=true gives the call's log and the response as it came: %ld '%s'", how,
+              r.status, r.body ? r.body : "");
+        reply_free(&r);
+        http_json(d, "POST", path, "{\"quiet\":1}", &r);
+        log = jstr(r.json, "log");
+        CHECK(r.status == 200 && log && !*log &&
+                  json_integer_value(json_object_get(json_object_get(r.json, "response"), "seq")) ==
+                      seq + 1,
+              "%s: a call that logs nothing has an empty log: %ld '%s'", how, r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke?log=maybe", c);
+        http_json(d, "POST", path, "{}", &r);
+        CHECK(r.status == 400, "%s: ?log=maybe: %ld '%s'", how, r.status, r.body ? r.body : "");
+        reply_free(&r);
+        /* The whole log has the line too, after the earlier requests' lines. */
+        snprintf(path, sizeof(path), "/v1/clones/%s/log", c);
+        http_json(d, "GET", path, NULL, &r);
+        CHECK(r.status == 200 && r.body && strstr(r.body, line), "%s: the clone's log: '%.300s'",
+              how, r.body ? r.body : "");
+        reply_free(&r);
+}
+
 static void case_api(void)
 {
         struct daemon d;
@@ -245,9 +285,10 @@ static void case_api(void)
         CHECK(r.status == 200 && !r.json, "the clone's log: %ld '%.200s'", r.status,
               r.body ? r.body : "");
         reply_free(&r);
+        check_invoke_log(&d, c1, 3, "in a worker");
         snprintf(path, sizeof(path), "/v1/clones/%s", c1);
         http_json(&d, "GET", path, NULL, &r);
-        CHECK(r.status == 200 && jint(r.json, "invocations") == 2 &&
+        CHECK(r.status == 200 && jint(r.json, "invocations") == 4 &&
                   !strcmp(jstr(r.json, "state"), "idle") &&
                   json_is_integer(json_object_get(r.json, "private_bytes")) &&
                   jint(r.json, "private_bytes") > 0 &&
@@ -1473,6 +1514,33 @@ static void case_files(void)
         sh("rm -rf \"$R\"");
 }
 
+/* --clones-per-worker 0: every clone in sproutd itself (no workers), through the same API. */
+static void case_inproc(void)
+{
+        struct daemon d;
+        struct reply r;
+        char body[256], c[40] = "";
+        make_state(&d, "inproc");
+        const char *id = add_fixture_snapshot(&d);
+        const char *flags[] = {"--clones-per-worker", "0", "--pool-ready", "0", NULL};
+        if (!id || daemon_start(&d, flags) < 0) {
+                CHECK(0, "set-up failed");
+                return;
+        }
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        json_t *c0 = json_array_get(json_object_get(r.json, "clones"), 0);
+        if (jstr(c0, "id"))
+                snprintf(c, sizeof(c), "%s", jstr(c0, "id"));
+        CHECK(r.status == 201 && is_uuid(c), "create a clone: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(metric(&d, "sprout_worker_processes") == 0, "a worker process holds the clone");
+        if (is_uuid(c))
+                check_invoke_log(&d, c, 1, "in sproutd");
+        CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
+}
+
 /* A user's function directory to an answered invocation: `sprout deploy DIR`, then one
  * `sprout invoke` (the README's path). The function is tests/python/functions/yaml-orders: its own
  * module, Debian's python3-yaml, uuid and secrets, an error on bad input. */
@@ -1508,6 +1576,23 @@ static void case_deploy(void)
                   json_integer_value(json_object_get(res, "total")) == 1170 &&
                   is_uuid(json_string_value(json_object_get(res, "order_id"))),
               "sprout invoke of the deployed function: rc %d '%s'", rc, out ? out : "");
+        json_decref(j);
+        free(out);
+        /* What the handler printed: in the response, and with --log the call's own log. */
+        snprintf(args, sizeof(args),
+                 "invoke --snapshot %s --log --json '{\"order\": \"items: [{qty: 1, cents: 5}]\"}'",
+                 id);
+        rc = cli(&d, args, &out);
+        j = out ? json_loads(out, 0, NULL) : NULL;
+        const char *log = json_string_value(json_object_get(j, "log"));
+        json_t *resp = json_object_get(j, "response");
+        CHECK(rc == 0 && log && !strcmp(log, "[guest] yaml-orders: pricing 1 items\n") &&
+                  json_is_false(json_object_get(j, "log_lost")) &&
+                  !strcmp(json_string_value(json_object_get(resp, "stdout")) ?: "",
+                          "yaml-orders: pricing 1 items\n") &&
+                  json_integer_value(json_object_get(json_object_get(resp, "result"), "total")) ==
+                      5,
+              "sprout invoke --log: rc %d '%s'", rc, out ? out : "");
         json_decref(j);
         free(out);
         snprintf(args, sizeof(args), "invoke --snapshot %s '{\"order\": 7}'", id);
@@ -2246,8 +2331,9 @@ int main(int argc, char **argv)
             {"limits", case_limits},       {"restart", case_restart},
             {"drain", case_drain},         {"cli", case_cli},
             {"files", case_files},         {"deploy", case_deploy},
-            {"keys", case_keys},           {"tenants", case_tenants},
-            {"workers", case_workers},     {"many", case_many},
+            {"inproc", case_inproc},       {"keys", case_keys},
+            {"tenants", case_tenants},     {"workers", case_workers},
+            {"many", case_many},
         };
         if (argc != 6) {
                 fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");

@@ -130,6 +130,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
         }
         char tail[512];
-        console_log_tail(&vm.console, tail, sizeof(tail), 5);
+        console_log_read(&vm.console, 0, 5, tail, sizeof(tail), NULL);
         return 0;
 }

@@ -52,7 +52,9 @@ def test_runtime(shim_dir, handler):
     out = call(rt, {"op": "print", "bytes": 150})
     check(out["ok"] and len(out["stdout"]) == 150 and out["stderr"] == "printed 150 bytes to stdout\n",
           f"captured output: {out}")
-    check(not logged, "small output is not logged")
+    check(logged == ["x" * 99 + "\n" + "y" * 50 + "printed 150 bytes to stdout\n"],
+          f"the call's output is logged, both streams in order: {logged!r:.300}")
+    logged.clear()
     again = call(rt, {"sku": "SKU-0001"})
     check("stdout" not in again and "stderr" not in again, "output does not leak to the next call")
 

@@ -86,7 +86,7 @@ static void case_log_text(void)
         static const char evil[] = "boot ok\n[guest] forged\x1b[2J\xff\xc3(\n";
         guest_log(&vm, evil, sizeof(evil) - 1);
         CHECK(sprout_dev_handle(&vm, SPROUT_CMD_LOG, &ev) == 0, "LOG stops the guest");
-        console_log_tail(&vm.console, tail, sizeof(tail), 10);
+        console_log_read(&vm.console, 0, 10, tail, sizeof(tail), NULL);
         CHECK(strcmp(tail, "[guest] boot ok\n[guest] [guest] forged\\x1b[2J\\xff\\xc3(\n") == 0,
               "LOG text: '%s'", tail);
 
@@ -105,6 +105,41 @@ static void case_log_text(void)
                   strlen(ev.detail) < sizeof(ev.detail) && strncmp(ev.detail, "\\xfe", 4) == 0,
               "4 KiB of invalid bytes and a lying length: %zu bytes", strlen(ev.detail));
         vm_free(&vm);
+}
+
+/* A mark names what came after it: an invocation's own output (?log=true), the newest of it when
+ * the ring lost some or it does not fit, and the loss said. */
+static void case_log_mark(void)
+{
+        struct console_log log;
+        char out[64];
+        bool lost = true;
+        CHECK(console_log_init(&log, 32, -1) == 0, "console log");
+        console_log_put(&log, "boot\n", 5);
+        uint64_t mark = log.total;
+        CHECK(console_log_read(&log, mark, UINT32_MAX, out, sizeof(out), &lost) == 0 && !lost &&
+                  !out[0],
+              "nothing after a fresh mark: '%s'", out);
+        console_log_put(&log, "call 1\n", 7);
+        size_t n = console_log_read(&log, mark, UINT32_MAX, out, sizeof(out), &lost);
+        CHECK(n == 7 && !strcmp(out, "call 1\n") && !lost, "after the mark: '%s'", out);
+        CHECK(console_log_read(&log, 0, UINT32_MAX, out, sizeof(out), &lost) == 12 &&
+                  !strcmp(out, "boot\ncall 1\n") && !lost,
+              "mark 0 is all that is kept: '%s'", out);
+        CHECK(console_log_read(&log, log.total + 99, UINT32_MAX, out, sizeof(out), &lost) == 0 &&
+                  !lost,
+              "a mark from the future names nothing: '%s'", out);
+        /* 40 more bytes through a 32-byte ring: the mark's start is gone. */
+        mark = log.total;
+        console_log_put(&log, "aaaaaaaaa\nbbbbbbbbb\nccccccccc\nddddddddd\n", 40);
+        n = console_log_read(&log, mark, UINT32_MAX, out, sizeof(out), &lost);
+        CHECK(n == 32 && lost && !strcmp(out + n - 10, "ddddddddd\n"),
+              "the ring lost the start: %zu '%s' lost %d", n, out, lost);
+        /* Cut to fit: whole lines, the newest. */
+        char small[16];
+        n = console_log_read(&log, mark, UINT32_MAX, small, sizeof(small), &lost);
+        CHECK(lost && !strcmp(small, "ddddddddd\n"), "cut to fit: '%s' lost %d", small, lost);
+        console_log_free(&log);
 }
 
 static void case_log_flood(void)
@@ -203,6 +238,7 @@ int main(void)
 {
         case_bucket();
         case_log_text();
+        case_log_mark();
         case_log_flood();
         case_request_wipe();
         case_identity();

@@ -46,6 +46,33 @@ def _seconds(name: str, v: Any, allow_none: bool = True) -> Optional[float]:
     return float(v)
 
 
+def _flag(name: str, v: Any) -> Optional[bool]:
+    if not isinstance(v, bool):
+        raise TypeError(f"{name} must be a bool, not {type(v).__name__}")
+    return True if v else None
+
+
+_RESPONSE_KEY = b',"response":'
+
+
+def _unwrap_log(data: bytes) -> Tuple[bytes, str, bool]:
+    """The ?log=true envelope, {"log": L, "log_lost": B, "response": R} with R the guest's bytes
+    spliced in as they came (or "response_text" when they are not JSON): R's bytes, L, B."""
+    try:
+        env = json.loads(data)
+    except ValueError as e:
+        raise ProtocolError(200, f"the answer is no log envelope: {e}") from None
+    if not isinstance(env, dict) or not isinstance(env.get("log"), str):
+        raise ProtocolError(200, "the answer is no log envelope")
+    log, lost = env["log"], env.get("log_lost") is True
+    if "response" not in env:
+        text = env.get("response_text")
+        return (text.encode() if isinstance(text, str) else b""), log, lost
+    # The first top-level ',"response":' is the daemon's: a JSON string holds no bare quote.
+    at = data.find(_RESPONSE_KEY)
+    return data[at + len(_RESPONSE_KEY):data.rindex(b"}")], log, lost
+
+
 def _timeout_ms(v: Any) -> Optional[int]:
     if v is None:
         return None
@@ -239,6 +266,9 @@ class Client:
         ms = query.get("timeout_ms")
         t = None if self.timeout is None or ms is None else self.timeout + ms / 1000.0
         _, hdrs, data = self._call("POST", path, query, _event_body(event), timeout=t)
+        log, log_lost = None, False
+        if query.get("log"):
+            data, log, log_lost = _unwrap_log(data)
         try:
             response: Any = json.loads(data)
         except ValueError:
@@ -249,16 +279,18 @@ class Client:
         except ValueError:
             invoke_ms_f = None
         return Invocation(response=response, raw=data, clone_id=hdrs.get("sprout-clone") or None,
-                          invoke_ms=invoke_ms_f)
+                          invoke_ms=invoke_ms_f, log=log, log_lost=log_lost)
 
     def invoke(self, snapshot_id: str, event: Any, *, reuse: bool = False,
-               timeout_ms: Optional[int] = None) -> Invocation:
+               timeout_ms: Optional[int] = None, log: bool = False) -> Invocation:
         """POST /v1/snapshots/{id}/invoke, the one-shot call: a fresh clone of the snapshot (or,
         with ``reuse``, an idle pooled one that keeps earlier calls' state) answers ``event``
         (any JSON value; bytes are sent as they are and must be JSON). ``timeout_ms``: the
-        guest's time limit (the daemon's default when None)."""
+        guest's time limit (the daemon's default when None). With ``log``, the result's ``log``
+        holds what the call wrote to the clone's log (its handler's output)."""
         return self._invoke(f"/v1/snapshots/{_id('snapshot_id', snapshot_id)}/invoke", event,
-                            {"reuse": True if reuse else None, "timeout_ms": _timeout_ms(timeout_ms)})
+                            {"reuse": True if reuse else None, "timeout_ms": _timeout_ms(timeout_ms),
+                             "log": _flag("log", log)})
 
     # --- clones ---------------------------------------------------------------------------------
 
@@ -282,12 +314,13 @@ class Client:
         """GET /v1/clones/{id}."""
         return Clone.from_json(self._json("GET", f"/v1/clones/{_id('clone_id', clone_id)}"))
 
-    def invoke_clone(self, clone_id: str, event: Any, *, timeout_ms: Optional[int] = None) -> Invocation:
+    def invoke_clone(self, clone_id: str, event: Any, *, timeout_ms: Optional[int] = None,
+                     log: bool = False) -> Invocation:
         """POST /v1/clones/{id}/invoke: one request on that clone (its state carries over between
         requests). A guest that fails (GuestError) or does not answer in time (InvokeTimeout)
-        leaves the clone dead."""
+        leaves the clone dead. ``log`` as for invoke()."""
         return self._invoke(f"/v1/clones/{_id('clone_id', clone_id)}/invoke", event,
-                            {"timeout_ms": _timeout_ms(timeout_ms)})
+                            {"timeout_ms": _timeout_ms(timeout_ms), "log": _flag("log", log)})
 
     def log(self, clone_id: str) -> str:
         """GET /v1/clones/{id}/log: the clone's console and its handler's output, oldest first

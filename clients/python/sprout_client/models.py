@@ -113,12 +113,16 @@ class Invocation:
     """An answered invocation. ``response``: the guest's answer parsed as JSON when it is JSON,
     else its bytes; ``raw``: the bytes exactly as the guest wrote them; ``clone_id``: the clone
     that served it (Sprout-Clone); ``invoke_ms``: the daemon's time for the invocation
-    (Sprout-Invoke-Ms)."""
+    (Sprout-Invoke-Ms); ``log``: with ``log=True``, what the call wrote to the clone's log (its
+    handler's output, escaped by the daemon), else None; ``log_lost``: whether part of it is
+    missing (the newest 64 KiB are kept)."""
 
     response: Union[Any, bytes]
     raw: bytes
     clone_id: Optional[str] = None
     invoke_ms: Optional[float] = None
+    log: Optional[str] = None
+    log_lost: bool = False
 
     @property
     def is_json(self) -> bool:

@@ -1,6 +1,7 @@
 """A test function of a kind the examples do not ship: it imports a module of its own directory
 (rules.py) and a Debian package's module (yaml, from python3-yaml), raises on bad input, and uses
-uuid and secrets. The event: {"order": "<YAML text>"}; the answer: the order's total and an id."""
+uuid and secrets, and prints a line (the clone's log). The event: {"order": "<YAML text>"}; the
+answer: the order's total and an id."""
 
 import secrets
 import uuid
@@ -17,6 +18,7 @@ def handler(event):
     order = yaml.safe_load(text)
     if not isinstance(order, dict) or "items" not in order:
         raise ValueError("the order needs 'items'")
+    print(f"yaml-orders: pricing {len(order['items'])} items")
     return {
         "total": rules.total(order["items"], order.get("coupon")),
         "order_id": str(uuid.uuid4()),
