@@ -11,6 +11,8 @@ PACKAGES=(
   liburing-dev libzstd-dev uuid-dev libjansson-dev libarchive-dev libmicrohttpd-dev libxxhash-dev libcurl4-openssl-dev
   libsodium-dev libseccomp-dev
   busybox-static cpio curl zstd python3 python3-dev python3-yaml
+  python3-pip python3-venv python3-setuptools python3-wheel # the Python client's pip install test
+  gnuplot-nox # the benchmark plots (scripts/bench-plots.sh)
   linux-source-6.1 bc bison flex libelf-dev libssl-dev
   qemu-system-x86
 )

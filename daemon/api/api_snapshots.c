@@ -97,7 +97,20 @@ void api_exec_snap_create(struct sproutd *d, const struct api_cmd *cmd, struct a
                 return;
         }
         io->roots = &d->image_roots;
-        snprintf(io->image, sizeof(io->image), "%s", cmd->prewarm.image);
+        /* A function directory is built first, as the client, into an image beside it. */
+        int b =
+            source_build(d, &cmd->caller, cmd->prewarm.image, io->image, sizeof(io->image), &err);
+        if (b < 0) {
+                api_error(d, resp,
+                          b == -EAGAIN   ? API_E_TOO_MANY_PREWARMS
+                          : b == -ENOMEM ? API_E_INTERNAL
+                                         : API_E_INVALID_FIELD,
+                          "field 'image': %s", err.msg);
+                free(io);
+                return;
+        }
+        if (!b)
+                snprintf(io->image, sizeof(io->image), "%s", cmd->prewarm.image);
         /* The image is opened now, with the client's rights and beneath the image roots, so a typo
          * is a 400 rather than a job that fails later, and the job reads these descriptors only. */
         int r = sprout_run_as(&cmd->caller, IMAGE_OPEN_TIMEOUT_MS, image_open_as_client,

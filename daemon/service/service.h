@@ -145,6 +145,7 @@ struct sproutd {
         unsigned clones_dying;
         unsigned bases_loaded;
         unsigned jobs_pending, jobs_running;
+        unsigned builds_running; /* function directories being built (source_build.c) */
         pthread_cond_t jobs_cv;
         struct job *jobs;
         atomic_bool draining; /* SIGTERM came: new requests get 503 */
@@ -300,6 +301,15 @@ struct prewarm_params {
         int zstd_level;
         uid_t owner; /* the client that asked: the snapshot's tenant */
 };
+
+/* ---- source_build.c: a function directory named by a prewarm, built first ---- */
+#define SOURCE_BUILDS_MAX 2
+/* When image is a function directory (handler.py) beneath an image root that who may read, builds
+ * it into its .sprout-image as who and puts that path in out: 1. Anything else: 0, with image in
+ * out. -EAGAIN when SOURCE_BUILDS_MAX builds run; a failed build's error names what failed (a
+ * module that is not found, say). */
+int source_build(struct sproutd *d, const struct sprout_creds *who, const char *image, char *out,
+                 size_t outlen, struct sprout_err *err);
 
 /* Lists a new entry (status queued) and starts its prewarm thread, which boots the image m (opened
  * already, with the client's rights: nothing is reopened by path); *out carries a reference. m is

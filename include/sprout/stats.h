@@ -8,6 +8,7 @@
 struct latency_summary {
         size_t n;
         double min, p50, p90, p99, max, mean;
+        const double *sorted; /* the sample, sorted; valid as long as the summarized array */
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -23,6 +24,7 @@ static inline struct latency_summary summarize(double *v, size_t n)
         if (n == 0)
                 return s;
         qsort(v, n, sizeof(*v), cmp_double);
+        s.sorted = v;
         double sum = 0;
         for (size_t i = 0; i < n; i++)
                 sum += v[i];
@@ -33,6 +35,15 @@ static inline struct latency_summary summarize(double *v, size_t n)
         s.p90 = v[(n - 1) * 90 / 100];
         s.p99 = v[(n - 1) * 99 / 100];
         return s;
+}
+
+/* The nearest-rank value at percentile pct (0..100) of a summarized sample. */
+static inline double summary_at(const struct latency_summary *s, double pct)
+{
+        if (!s->n || !s->sorted)
+                return 0;
+        size_t i = (size_t)((double)(s->n - 1) * pct / 100.0);
+        return s->sorted[i < s->n ? i : s->n - 1];
 }
 
 #endif

@@ -1314,7 +1314,7 @@ static void http_as(const struct daemon *d, bool as_nobody, const char *method, 
 /* One POST /v1/snapshots of image, as root or as uid 65534. */
 static void post_image(const struct daemon *d, const char *image, bool as_nobody, struct reply *r)
 {
-        char body[1200];
+        char body[4200];
         snprintf(body, sizeof(body), "{\"image\":\"%s\"}", image);
         http_as(d, as_nobody, "POST", "/v1/snapshots", body, r);
 }
@@ -1380,6 +1380,40 @@ static void case_files(void)
         post_image(&d, img, true, &r);
         CHECK(kvm ? r.status == 202 : (r.status == 503 && !strcmp(err_code(&r), "kvm_unavailable")),
               "a good image as nobody: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+
+        /* Function directories the daemon builds first, as the client: one the client may not
+         * read is refused in the same words as any unreadable image, nothing built; one it may
+         * read but not write fails where the build writes, which root's rights would not; a
+         * missing module is named. */
+        char fns[1200];
+        snprintf(fns, sizeof(fns), "%s/tests/python/functions", SPROUT_SOURCE_DIR);
+        setenv("F", fns, 1);
+        sh("set -e; cd \"$R\"; cp -r \"$F\"/yaml-orders fn-secret; cp -r \"$F\"/yaml-orders fn-ro; "
+           "cp -r \"$F\"/missing-module fn-missing; chmod 0700 fn-secret; chmod -R a+rX,go-w "
+           "fn-ro; "
+           "chmod -R a+rwX fn-missing");
+        char built[1300];
+        snprintf(img, sizeof(img), "%s/fn-secret", root);
+        snprintf(built, sizeof(built), "%s/fn-secret/.sprout-image", root);
+        post_image(&d, img, true, &r);
+        CHECK(r.status == 400 && strstr(err_msg(&r), "you may read beneath an image root") &&
+                  !strstr(err_msg(&r), "handler") && !file_exists(built),
+              "uid 65534 naming a root-only function directory: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(img, sizeof(img), "%s/fn-ro", root);
+        post_image(&d, img, true, &r);
+        snprintf(built, sizeof(built), "%s/fn-ro/.sprout-image", root);
+        CHECK(r.status == 400 && strstr(err_msg(&r), "ermission denied") && !file_exists(built),
+              "uid 65534 building a function directory it may not write: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(img, sizeof(img), "%s/fn-missing", root);
+        post_image(&d, img, true, &r);
+        CHECK(r.status == 400 && strstr(err_msg(&r), "sprout_no_such_module_xyz"),
+              "a function importing a module nobody has, built as uid 65534: %ld %s", r.status,
+              r.body ? r.body : "");
         reply_free(&r);
 
         /* The attack: an initrd that is a symlink to a root-only file. Refused for root too. */
@@ -1547,6 +1581,7 @@ static void case_inproc(void)
 static void case_deploy(void)
 {
         struct daemon d;
+        struct reply r;
         char args[3000], fn[1024], *out = NULL;
         make_state(&d, "deploy");
         char root[1000];
@@ -1600,6 +1635,40 @@ static void case_deploy(void)
         CHECK(out && strstr(out, "\"ok\":false") && strstr(out, "ValueError"),
               "a bad event is the handler's error: rc %d '%s'", rc, out ? out : "");
         free(out);
+
+        /* The API alone: POST /v1/snapshots naming the function directory builds it first, as the
+         * client, into its .sprout-image, then prewarms that. */
+        char src[1200], path[1300];
+        snprintf(args, sizeof(args), "cp -r '%s' '%s/src-orders'", fn, root);
+        REQUIRE(system(args) == 0, "copying the functions: %s", args);
+        snprintf(src, sizeof(src), "%s/src-orders", root);
+        post_image(&d, src, false, &r);
+        char id2[64] = "";
+        if (jstr(r.json, "id"))
+                snprintf(id2, sizeof(id2), "%s", jstr(r.json, "id"));
+        CHECK(r.status == 202 && is_uuid(id2), "POST /v1/snapshots of a function directory: %ld %s",
+              r.status, r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "%s/.sprout-image/manifest.json", src);
+        CHECK(file_exists(path), "the daemon built the function into %s", path);
+        const char *st2 = "";
+        for (int i = 0; i < 9000 && is_uuid(id2); i++) {
+                get_snapshot(&d, id2, &r);
+                st2 = jstr(r.json, "status");
+                bool done =
+                    strcmp(st2, "queued") && strcmp(st2, "booting") && strcmp(st2, "snapshotting");
+                if (done)
+                        break;
+                reply_free(&r);
+                usleep(100000);
+        }
+        CHECK(!strcmp(st2, "ready"), "the built function's prewarm: %s", r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id2);
+        http_json(&d, "POST", path, "{\"order\": \"items: [{qty: 3, cents: 7}]\"}", &r);
+        CHECK(r.status == 200 && r.body && strstr(r.body, "\"total\":21"),
+              "the function built by the daemon answers: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
         CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
 }
 
