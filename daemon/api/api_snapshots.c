@@ -142,6 +142,7 @@ void api_exec_snap_create(struct sproutd *d, const struct api_cmd *cmd, struct a
         if (r < 0) {
                 api_error(d, resp,
                           r == -EAGAIN      ? API_E_TOO_MANY_PREWARMS
+                          : r == -EDQUOT    ? API_E_QUOTA_EXCEEDED
                           : r == -ESHUTDOWN ? API_E_SHUTTING_DOWN
                                             : API_E_INTERNAL,
                           "%s", err.msg);

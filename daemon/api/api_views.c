@@ -106,6 +106,9 @@ void api_clone_error(struct sproutd *d, struct api_resp *resp, int r, const stru
         case -EAGAIN:
                 code = API_E_TOO_MANY_CLONES;
                 break;
+        case -EDQUOT:
+                code = API_E_QUOTA_EXCEEDED;
+                break;
         case -ENOENT:
                 code = API_E_SNAPSHOT_NOT_FOUND;
                 break;

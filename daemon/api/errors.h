@@ -28,6 +28,7 @@
         X(QUEUE_FULL, 429, "queue_full")                                                           \
         X(TOO_MANY_PREWARMS, 429, "too_many_prewarms")                                             \
         X(TOO_MANY_CONNECTIONS, 429, "too_many_connections")                                       \
+        X(QUOTA_EXCEEDED, 429, "quota_exceeded")                                                   \
         X(INTERNAL, 500, "internal")                                                               \
         X(SNAPSHOT_LOAD_FAILED, 500, "snapshot_load_failed")                                       \
         X(CLONE_FAILED, 500, "clone_failed")                                                       \

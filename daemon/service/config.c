@@ -44,6 +44,12 @@ static const struct opt opts[] = {
     {"max-prewarms", INT(max_prewarms), 1, 64, "N: prewarms booting at once"},
     {"max-prewarm-jobs", INT(max_prewarm_jobs), 1, 1024,
      "N: prewarms queued or running before 429"},
+    {"tenant-max-clones", INT(tenant_max_clones), 0, 100000,
+     "N: live clones of one tenant's snapshots before 429 quota_exceeded (0: only --max-clones)"},
+    {"tenant-max-snapshots", INT(tenant_max_snapshots), 0, 100000,
+     "N: snapshots one tenant may hold, prewarms in flight included (0: no limit)"},
+    {"tenant-max-prewarms", INT(tenant_max_prewarms), 0, 1024,
+     "N: prewarms of one tenant queued or running (0: only --max-prewarm-jobs)"},
     {"pool-shells", INT(pool_shells), 0, 64, "N: VM shells each loaded snapshot keeps ready"},
     {"pool-ready", INT(pool_ready), 0, 64,
      "N: ready clones each loaded snapshot keeps for fresh one-shot calls"},
@@ -115,6 +121,9 @@ static void set_defaults(struct sproutd_config *c)
         c->max_connections_per_client = 256;
         c->max_prewarms = 1; /* a prewarm is a full cold boot: one at a time by default */
         c->max_prewarm_jobs = 16;
+        /* One tenant can fill neither the prewarm queue nor the disk on its own. */
+        c->tenant_max_prewarms = 4;
+        c->tenant_max_snapshots = 256;
         c->pool_shells = 8;
         c->pool_ready = 2;
         c->reapers = 2;

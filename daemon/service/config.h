@@ -33,6 +33,8 @@ struct sproutd_config {
         int64_t worker_seccomp, worker_test_hooks;
         char cgroup_root[PATH_MAX]; /* "": workers are not put in cgroups */
         int64_t tenant_memory_max;  /* bytes; 0: none */
+        /* Per tenant (a snapshot's owner; root is not limited), 0: none (quota.c) */
+        int64_t tenant_max_clones, tenant_max_snapshots, tenant_max_prewarms;
         int64_t invoke_timeout_ms;
         int64_t max_invoke_timeout_ms;
         int64_t idle_timeout_s;    /* an idle clone is destroyed after this long */

@@ -172,7 +172,7 @@ int jobs_start_prewarm(struct sproutd *d, const struct prewarm_params *p, struct
                 r = sprout_err_set(err, -EAGAIN,
                                    "%u prewarms are already queued or running (the limit is %lld)",
                                    d->jobs_pending, (long long)d->cfg.max_prewarm_jobs);
-        else
+        else if ((r = quota_prewarm_locked(d, p->owner, err)) == 0)
                 r = registry_add_locked(d, e);
         if (r == 0) {
                 d->jobs_pending++;

@@ -302,6 +302,18 @@ struct prewarm_params {
         uid_t owner; /* the client that asked: the snapshot's tenant */
 };
 
+/* ---- quota.c: what one tenant may hold (uid 0 is not limited) ---- */
+struct tenant_use {
+        unsigned snapshots; /* listed, prewarms in flight included */
+        unsigned prewarms;  /* queued, booting or snapshotting */
+        unsigned clones;    /* live clones of its snapshots, reservations included */
+};
+void quota_use_locked(const struct sproutd *d, uid_t uid, struct tenant_use *u);
+/* 0, or -EDQUOT with the quota named, when n more clones would take uid past its quota. */
+int quota_clones_locked(const struct sproutd *d, uid_t uid, unsigned n, struct sprout_err *err);
+/* 0, or -EDQUOT, for one more prewarm (and so one more snapshot) of uid. */
+int quota_prewarm_locked(const struct sproutd *d, uid_t uid, struct sprout_err *err);
+
 /* ---- source_build.c: a function directory named by a prewarm, built first ---- */
 #define SOURCE_BUILDS_MAX 2
 /* When image is a function directory (handler.py) beneath an image root that who may read, builds

@@ -1548,6 +1548,123 @@ static void case_files(void)
         sh("rm -rf \"$R\"");
 }
 
+/* Per-tenant quotas: a tenant's clones (of its snapshots, whoever asks), its snapshots and its
+ * prewarms in flight stop at its quota with 429 quota_exceeded naming it; root is not limited;
+ * freeing a clone makes room again. The tenant is a real unprivileged client (uid 65534). */
+static void case_quota(void)
+{
+        struct daemon d;
+        struct reply r;
+        char root[64] = "/tmp/sprout-quota-XXXXXX", body[256], path[1200];
+        REQUIRE(mkdtemp(root) != NULL, "mkdtemp: %s", strerror(errno));
+        REQUIRE(chmod(root, 0755) == 0, "chmod %s", root);
+        make_state(&d, "quota");
+        const char *id = add_fixture_snapshot(&d);
+        REQUIRE(id != NULL, "the fixture snapshot");
+        /* The fixture snapshot is the tenant's, as if its prewarm had made it. */
+        snprintf(path, sizeof(path),
+                 "echo %d > '%s/snapshots/%s.owner' && cp -r '%s/hello' '%s/' "
+                 "&& chmod -R a+rX '%s/hello'",
+                 NOBODY, d.state, id, t_images, root, root);
+        REQUIRE(system(path) == 0, "set-up: %s", path);
+        snprintf(d.sock, sizeof(d.sock), "%s/api.sock", root);
+        const char *flags[] = {"--image-roots",
+                               root,
+                               "--socket-group",
+                               "nogroup",
+                               "--pool-ready",
+                               "0",
+                               "--tenant-max-clones",
+                               "2",
+                               "--tenant-max-snapshots",
+                               "1",
+                               NULL};
+        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start");
+        REQUIRE(chmod(d.sock, 0660) == 0, "socket mode");
+
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":2}", id);
+        http_as(&d, true, "POST", "/v1/clones", body, &r);
+        char c0[40] = "";
+        json_t *first = json_array_get(json_object_get(r.json, "clones"), 0);
+        if (jstr(first, "id"))
+                snprintf(c0, sizeof(c0), "%s", jstr(first, "id"));
+        CHECK(r.status == 201 && is_uuid(c0), "2 clones, the quota: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+        http_as(&d, true, "POST", "/v1/clones", body, &r);
+        CHECK(r.status == 429 && !strcmp(err_code(&r), "quota_exceeded") &&
+                  strstr(err_msg(&r), "--tenant-max-clones"),
+              "a third clone: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        /* Its snapshots' clones count whoever asks for them; a one-shot call needs one too. */
+        http_json(&d, "POST", "/v1/clones", body, &r);
+        CHECK(r.status == 429 && !strcmp(err_code(&r), "quota_exceeded"),
+              "root cloning the tenant's snapshot: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        http_as(&d, true, "POST", path, "{}", &r);
+        CHECK(r.status == 429 && !strcmp(err_code(&r), "quota_exceeded"),
+              "a one-shot call at the quota: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        /* Its one snapshot is its quota of snapshots: a prewarm is refused before it boots. */
+        snprintf(path, sizeof(path), "%s/hello", root);
+        post_image(&d, path, true, &r);
+        CHECK(r.status == 429 && !strcmp(err_code(&r), "quota_exceeded") &&
+                  strstr(err_msg(&r), "--tenant-max-snapshots"),
+              "a second snapshot: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        /* Freeing a clone makes room, once the reaper has torn it down. */
+        snprintf(path, sizeof(path), "/v1/clones/%s", c0);
+        http_as(&d, true, "DELETE", path, NULL, &r);
+        CHECK(r.status == 200, "delete a clone: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        long status = 0;
+        for (int i = 0; i < 100 && status != 201; i++) {
+                http_as(&d, true, "POST", "/v1/clones", body, &r);
+                status = r.status;
+                reply_free(&r);
+                if (status != 201)
+                        usleep(100000);
+        }
+        CHECK(status == 201, "a clone after one was deleted: %ld", status);
+        CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
+
+        /* Prewarms in flight: the second is refused while the first runs. */
+        struct daemon d2;
+        make_state(&d2, "quota-prewarm");
+        snprintf(d2.sock, sizeof(d2.sock), "%s/api2.sock", root);
+        const char *flags2[] = {
+            "--image-roots", root, "--socket-group", "nogroup", "--tenant-max-prewarms", "1", NULL};
+        REQUIRE(daemon_start(&d2, flags2) == 0, "sproutd did not start");
+        REQUIRE(chmod(d2.sock, 0660) == 0, "socket mode");
+        snprintf(path, sizeof(path), "%s/hello", root);
+        post_image(&d2, path, true, &r);
+        char p1[64] = "";
+        if (jstr(r.json, "id"))
+                snprintf(p1, sizeof(p1), "%s", jstr(r.json, "id"));
+        CHECK(r.status == 202, "the tenant's first prewarm: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        post_image(&d2, path, true, &r);
+        bool first_done = false;
+        if (r.status == 202) { /* only if the first had finished already: say so */
+                get_snapshot(&d2, p1, &r);
+                first_done = !strcmp(jstr(r.json, "status"), "ready");
+        }
+        CHECK((r.status == 429 && !strcmp(err_code(&r), "quota_exceeded") &&
+               strstr(err_msg(&r), "--tenant-max-prewarms")) ||
+                  first_done,
+              "a second prewarm in flight: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        post_image(&d2, path, false, &r);
+        CHECK(r.status == 202, "root is not limited: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(daemon_stop(&d2, SIGTERM, 60) == 0, "sproutd did not stop cleanly");
+        snprintf(path, sizeof(path), "rm -rf '%s'", root);
+        (void)system(path);
+}
+
 /* --clones-per-worker 0: every clone in sproutd itself (no workers), through the same API. */
 static void case_inproc(void)
 {
@@ -2400,9 +2517,9 @@ int main(int argc, char **argv)
             {"limits", case_limits},       {"restart", case_restart},
             {"drain", case_drain},         {"cli", case_cli},
             {"files", case_files},         {"deploy", case_deploy},
-            {"inproc", case_inproc},       {"keys", case_keys},
-            {"tenants", case_tenants},     {"workers", case_workers},
-            {"many", case_many},
+            {"inproc", case_inproc},       {"quota", case_quota},
+            {"keys", case_keys},           {"tenants", case_tenants},
+            {"workers", case_workers},     {"many", case_many},
         };
         if (argc != 6) {
                 fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");

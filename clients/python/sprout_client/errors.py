@@ -50,7 +50,8 @@ class Conflict(SproutError):
 
 
 class TooManyRequests(SproutError):
-    """429: too_many_clones, queue_full, too_many_prewarms, too_many_connections. Retry later."""
+    """429: too_many_clones, queue_full, too_many_prewarms, too_many_connections, quota_exceeded
+    (a per-tenant quota, named in the message). Retry later."""
 
 
 class InternalError(SproutError):
@@ -128,7 +129,8 @@ for _cls, _codes in (
     (NotFound, "not_found snapshot_not_found clone_not_found"),
     (Conflict, "snapshot_not_ready snapshot_in_use snapshot_busy snapshot_incompatible "
                "clone_busy clone_dead"),
-    (TooManyRequests, "too_many_clones queue_full too_many_prewarms too_many_connections"),
+    (TooManyRequests, "too_many_clones queue_full too_many_prewarms too_many_connections "
+                      "quota_exceeded"),
     (InternalError, "internal snapshot_load_failed clone_failed"),
     (GuestError, "invoke_failed worker_died"),
     (Unavailable, "shutting_down kvm_unavailable"),
