@@ -9,13 +9,14 @@
 # against a sproutd with workers and one without (api-workers.json, api-inproc.json), and `sprout
 # bench density` (density.json), plus host.txt naming the machine. Root, after scripts/setup.sh,
 # with nothing else loading the machine; CLONES defaults to 500, DENSITY_N to 2000.
-# plot: latency-cdf.svg (restore and restore + first invoke, sprout against QEMU), throughput.svg
+# plot: latency-cdf.svg (restore and restore + first invoke, sprout against QEMU; warm and fresh
+# invocations through the API, with workers and without), throughput.svg
 # (one-shot invocations per second and p99 against the client count) and density.svg (creation
 # rate, host memory per clone and first-invoke latency against the live clones). A plot whose
 # input is missing is skipped, and said.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 run() {
   local dir=$1 clones=${2:-500} dn=${3:-2000}
@@ -25,7 +26,9 @@ run() {
   local tmp
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' RETURN
+  echo "bench-plots: $(date -u +%T) prewarm" >&2
   "$sprout" prewarm "$image" -o "$tmp/hello.snap" >/dev/null
+  echo "bench-plots: $(date -u +%T) sprout bench clone -n $clones (with the QEMU peer)" >&2
   # The host kind is what sprout reports (bench clone's first line); the rest identifies the machine.
   "$sprout" bench clone "$tmp/hello.snap" -n "$clones" --json >"$dir/clone.json"
   local kind
@@ -39,9 +42,11 @@ run() {
     echo "date=$(date -u +%Y-%m-%d)"
     echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
   } >"$dir/host.txt"
+  echo "bench-plots: $(date -u +%T) sprout bench api, in-process and with workers" >&2
   SPROUT_BENCH_JSON=$tmp/w scripts/bench-workers.sh hop 1
   mv "$tmp/w/hop-inproc-1.json" "$dir/api-inproc.json"
   mv "$tmp/w/hop-workers-1.json" "$dir/api-workers.json"
+  echo "bench-plots: $(date -u +%T) sprout bench density -n $dn" >&2
   SPROUT_BENCH_JSON=$tmp/w scripts/bench-workers.sh density "$dn" $((dn / 8)) 64
   mv "$tmp/w/density-k64.json" "$dir/density.json"
   echo "bench-plots: JSON in $dir; now: scripts/bench-plots.sh plot $dir" >&2
@@ -74,28 +79,35 @@ title = ", ".join(x for x in (host.get("host_kind", "?") + " host", host.get("cp
                               host.get("kernel"), host.get("date")) if x)
 write("title", [title])
 made = []
-clone = rows("clone.json")
-if clone:
-    series = {"restore (pooled shell)": "sprout restore (pooled shell)",
-              "restore + first invoke": "sprout restore + first invoke",
-              "qemu: restore from file to running": "QEMU restore from file to running"}
-    for r in clone:
-        if r.get("metric") in series and r.get("cdf"):
-            fn = "cdf-" + str(len(made)) + ".dat"
-            write(fn, ["# " + series[r["metric"]]] +
-                  [f"{v} {p}" for p, v in r["cdf"] if v > 0])
-            made.append(fn + "\t" + series[r["metric"]])
+
+def cdf_series(rs, series, suffix=""):
+    for r in rs:
+        name = series.get(r.get("metric"))
+        if name and r.get("cdf"):
+            fn = f"cdf-{len(made)}.dat"
+            write(fn, [f"{v} {p}" for p, v in r["cdf"] if v > 0])
+            made.append(f"{fn}\t{name}{suffix}")
         elif r.get("failed"):
-            made.append("failed\t" + r["metric"] + ": " + r["failed"])
-    write("cdf.list", made)
+            made.append(f"failed\t{r['metric']}: {r['failed']}")
+
+# The restore and the first request of a clone, against QEMU restoring the same guest.
+clone = rows("clone.json") or []
+cdf_series(clone, {"restore (pooled shell)": "sprout restore (pooled shell)",
+                   "restore + first invoke": "sprout restore + first invoke",
+                   "qemu: restore from file to running": "QEMU restore from file to running"})
 for layout in ("workers", "inproc"):
     api = rows(f"api-{layout}.json")
     if not api:
         continue
+    # Through the API: a warm clone, and a fresh one-shot clone.
+    cdf_series(api, {"warm invoke, through the API": "warm invoke via the API",
+                     "one-shot fresh, through the API": "fresh one-shot via the API"},
+               f", {layout}")
     for mode in ("fresh", "reuse"):
         pts = [r for r in api if r.get("mode") == mode]
         write(f"api-{layout}-{mode}.dat",
               [f"{r['clients']} {r['per_s']} {r['p50_ms']} {r['p99_ms']}" for r in pts])
+write("cdf.list", made)
 dens = rows("density.json")
 if dens:
     write("density.dat", [f"{r['clones']} {r['create_per_s']} {r['host_kib_per_clone']} "
@@ -114,7 +126,10 @@ plot() {
   extract "$dir" "$tmp"
   local title
   title=$(cat "$tmp/title")
-  local common="set terminal svg size 760,440 dynamic font 'sans,12'; set grid; set key left top"
+  # SPROUT_PLOT_PNG=1: PNG instead (to look at one without a browser).
+  local ext=svg term="svg size 760,440 dynamic font 'sans,12'"
+  if [[ -n ${SPROUT_PLOT_PNG:-} ]]; then ext=png term="pngcairo size 760,440 font 'sans,10'"; fi
+  local common="set terminal $term; set grid; set key left top"
   local made=0
 
   if [[ -s $tmp/cdf.list ]]; then
@@ -124,14 +139,14 @@ plot() {
       plots="${plots:+$plots, }'$tmp/$f' using 1:2 with steps lw 2 title '$name'"
     done <"$tmp/cdf.list"
     if [[ -n $plots ]]; then
-      gnuplot -e "$common; set output '$out/latency-cdf.svg';
-        set title \"Restore and first invoke: the distribution\\n{/*0.8 $title${failed:+; FAILED:$failed}}\";
+      gnuplot -e "$common; set output '$out/latency-cdf.$ext';
+        set title \"Latency distributions\\n{/*0.8 $title${failed:+; FAILED:$failed}}\";
         set logscale x; set xlabel 'milliseconds (log scale)'; set ylabel 'percent of runs at or below';
         set yrange [0:100]; set key right bottom; plot $plots"
       made=$((made + 1))
     fi
   else
-    echo "bench-plots: no clone.json in $dir: no latency-cdf.svg" >&2
+    echo "bench-plots: no clone.json or api-*.json in $dir: no latency-cdf.svg" >&2
   fi
 
   local tp=""
@@ -144,7 +159,7 @@ plot() {
   done
   if [[ -n $tp ]]; then
     local p99=${tp//using 1:2/using 1:4}
-    gnuplot -e "$common; set output '$out/throughput.svg';
+    gnuplot -e "$common; set output '$out/throughput.$ext';
       set multiplot layout 1,2 title \"One-shot invocations against the number of clients\\n{/*0.8 $title}\";
       set logscale x 2; set xlabel 'clients'; set ylabel 'invocations per second'; set logscale y;
       plot $tp; set ylabel 'p99 latency, ms'; set key left top; plot $p99; unset multiplot"
@@ -155,7 +170,7 @@ plot() {
 
   if [[ -s $tmp/density.dat ]]; then
     local d=$tmp/density.dat
-    gnuplot -e "$common; set output '$out/density.svg';
+    gnuplot -e "$common; set output '$out/density.$ext';
       set multiplot layout 1,2 title \"Live idle clones on one host\\n{/*0.8 $title}\";
       set xlabel 'live clones'; set ylabel 'clones created per second'; set y2label 'host KiB per clone';
       set ytics nomirror; set y2tics; set yrange [0:*]; set y2range [0:*]; set key left bottom;

@@ -110,11 +110,13 @@ static void run_load(const char *socket, const char *path, const char *req, int 
 static void report(const char *what, double *v, size_t n, bool json)
 {
         struct latency_summary s = summarize(v, n);
-        if (json)
+        if (json) {
                 printf("{\"bench\":\"api\",\"metric\":\"%s\",\"n\":%zu,\"p50_ms\":%.4f,"
-                       "\"p99_ms\":%.4f}\n",
+                       "\"p99_ms\":%.4f",
                        what, n, s.p50, s.p99);
-        else
+                bench_print_cdf(&s);
+                printf("}\n");
+        } else
                 printf("%-34s n=%-5zu p50 %8.4f ms  p99 %8.4f ms\n", what, n, s.p50, s.p99);
 }
 

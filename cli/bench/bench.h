@@ -27,20 +27,28 @@ int bench_api(const char *socket, const char *id, long seconds, long n, const ch
 int bench_density(const char *socket, const char *id, long n, long step, long batch, long sample,
                   double idle_s, bool json);
 
+/* A JSON row's "cdf":[[percentile,value],...] member, for the CDF plots (scripts/bench-plots.sh).
+ */
+static inline void bench_print_cdf(const struct latency_summary *s)
+{
+        static const double cdf[] = {0,  1,  2,  5,  10, 20, 30,   40,   50, 60,
+                                     70, 80, 90, 95, 98, 99, 99.5, 99.9, 100};
+        printf(",\"cdf\":[");
+        for (size_t i = 0; s->sorted && i < sizeof(cdf) / sizeof(cdf[0]); i++)
+                printf("%s[%g,%.4f]", i ? "," : "", cdf[i], summary_at(s, cdf[i]));
+        printf("]");
+}
+
 /* One result row: a human line, or with json one JSON object. */
 static inline void bench_row(const char *what, struct latency_summary s, const char *unit,
                              bool json)
 {
-        /* The distribution too, for the CDF plots (scripts/bench-plots.sh). */
-        static const double cdf[] = {0,  1,  2,  5,  10, 20, 30, 40, 50,   60,
-                                     70, 80, 90, 95, 98, 99, 99.5, 99.9, 100};
         if (json) {
                 printf("{\"metric\":\"%s\",\"unit\":\"%s\",\"n\":%zu,\"min\":%.4f,\"p50\":%.4f,"
-                       "\"p90\":%.4f,\"p99\":%.4f,\"max\":%.4f,\"cdf\":[",
+                       "\"p90\":%.4f,\"p99\":%.4f,\"max\":%.4f",
                        what, unit, s.n, s.min, s.p50, s.p90, s.p99, s.max);
-                for (size_t i = 0; s.sorted && i < sizeof(cdf) / sizeof(cdf[0]); i++)
-                        printf("%s[%g,%.4f]", i ? "," : "", cdf[i], summary_at(&s, cdf[i]));
-                printf("]}\n");
+                bench_print_cdf(&s);
+                printf("}\n");
         } else
                 printf("  %-34s n=%-5zu p50 %9.3f  p90 %9.3f  p99 %9.3f  max %9.3f %s\n", what, s.n,
                        s.p50, s.p90, s.p99, s.max, unit);
