@@ -91,6 +91,10 @@ static int run_recipe(const char *fn_dir, const char *src, char *out, size_t out
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
         posix_spawn_file_actions_adddup2(&fa, p[1], STDERR_FILENO);
+        /* The recipe runs the handler's own code (to trace its imports), in sproutd as the
+         * client (POST /v1/snapshots): it must inherit none of the daemon's descriptors, even one
+         * opened without O_CLOEXEC. */
+        posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
         pid_t pid;
         r = -posix_spawn(&pid, SPROUT_PYTHON_PATH, &fa, NULL, argv, environ);
         posix_spawn_file_actions_destroy(&fa);

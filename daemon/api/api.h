@@ -151,7 +151,8 @@ const char *api_req_body(struct api_req *rq, size_t *len);
 struct sproutd *api_req_daemon(struct api_req *rq);
 
 /* ---- views shared by the handlers (api_views.c) ---- */
-json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e); /* under d->lock */
+/* Under d->lock; the snapshot file's host path only for admin (root, --admin-group). */
+json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e, bool admin);
 json_t *api_clone_json(struct dclone *c, int64_t now, const uint64_t *private_bytes);
 /* The snapshot or clone with this id, with a reference, if the client may see it (its own, or any
  * for an admin: owners.c); NULL for another tenant's exactly as for one that does not exist. */

@@ -149,7 +149,7 @@ void api_exec_snap_create(struct sproutd *d, const struct api_cmd *cmd, struct a
                 return;
         }
         pthread_mutex_lock(&d->lock);
-        json_t *o = api_snapshot_json(d, e);
+        json_t *o = api_snapshot_json(d, e, owners_is_admin(d, &cmd->caller));
         pthread_mutex_unlock(&d->lock);
         registry_put(d, e);
         api_reply_json(resp, 202, o);
@@ -164,6 +164,7 @@ static int by_created(const void *a, const void *b)
 
 void api_exec_snap_list(struct sproutd *d, const struct api_cmd *cmd, struct api_resp *resp)
 {
+        bool admin = owners_is_admin(d, &cmd->caller);
         json_t *arr = json_array();
         pthread_mutex_lock(&d->lock);
         size_t n = 0;
@@ -177,7 +178,7 @@ void api_exec_snap_list(struct sproutd *d, const struct api_cmd *cmd, struct api
                                 v[n++] = e;
                 qsort(v, n, sizeof(*v), by_created);
                 for (size_t i = 0; i < n; i++)
-                        json_array_append_new(arr, api_snapshot_json(d, v[i]));
+                        json_array_append_new(arr, api_snapshot_json(d, v[i], admin));
         }
         pthread_mutex_unlock(&d->lock);
         free(v);
@@ -197,7 +198,7 @@ void api_exec_snap_show(struct sproutd *d, const struct api_cmd *cmd, struct api
                 return;
         }
         pthread_mutex_lock(&d->lock);
-        json_t *o = api_snapshot_json(d, e);
+        json_t *o = api_snapshot_json(d, e, owners_is_admin(d, &cmd->caller));
         pthread_mutex_unlock(&d->lock);
         registry_put(d, e);
         api_reply_json(resp, 200, o);

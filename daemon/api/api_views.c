@@ -36,7 +36,7 @@ static json_t *rfc3339(int64_t ns)
         return json_string(buf);
 }
 
-json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e)
+json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e, bool admin)
 {
         (void)d;
         json_t *o = json_object();
@@ -45,7 +45,9 @@ json_t *api_snapshot_json(struct sproutd *d, struct dsnap *e)
         json_object_set_new(o, "image", api_json_text(e->image_name, 0));
         if (e->image[0])
                 json_object_set_new(o, "image_path", api_json_text(e->image, 0));
-        json_object_set_new(o, "path", api_json_text(e->path, 0));
+        /* Where the daemon keeps its files is the host's business, not a tenant's. */
+        if (admin)
+                json_object_set_new(o, "path", api_json_text(e->path, 0));
         json_object_set_new(o, "created", rfc3339(e->created_ns));
         if (e->status == DSNAP_READY) {
                 json_object_set_new(o, "ram_bytes", json_integer((json_int_t)e->ram_size));

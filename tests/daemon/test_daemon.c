@@ -2020,6 +2020,13 @@ static void case_tenants(void)
         list_as(&d, true, &r);
         CHECK(r.status == 200 && lists_snapshot(&r, mine) && !lists_snapshot(&r, roots),
               "uid 65534 sees its own snapshot only: %s", r.body ? r.body : "");
+        /* Where the daemon keeps the file is not the tenant's to know; root is told. */
+        CHECK(r.body && !strstr(r.body, "\"path\"") && !strstr(r.body, d.state),
+              "a tenant's listing names no host path: %s", r.body ? r.body : "");
+        reply_free(&r);
+        list_as(&d, false, &r);
+        CHECK(r.body && strstr(r.body, "\"path\""), "root's listing has the path: %s",
+              r.body ? r.body : "");
         reply_free(&r);
 
         /* Another tenant's id answers exactly as an id that does not exist. */
