@@ -189,6 +189,19 @@ class Runtime:
         tempfile = sys.modules.get("tempfile")
         if tempfile is not None:
             tempfile._name_sequence = None  # its own Random, made again on next use
+        # OpenSSL's generator was seeded before the snapshot too. Adding entropy reseeds its
+        # primary DRBG, and OpenSSL 3's per-thread DRBGs reseed from it on their next use when
+        # they see its reseed count move (a clone looks like no fork to OpenSSL: same pid).
+        ssl = sys.modules.get("ssl")
+        if ssl is not None:
+            ssl.RAND_add(entropy, float(len(entropy)))
+        # numpy's legacy global generator (np.random.rand and friends), where an image ships it.
+        # Generators a handler made itself before the snapshot (np.random.default_rng()) stay
+        # shared, as random.Random() objects do (docs/python.md).
+        numpy = sys.modules.get("numpy")
+        if numpy is not None:
+            numpy.random.seed([int.from_bytes(entropy[i:i + 4], "little")
+                               for i in range(0, len(entropy) - 3, 4)])
 
     # ---- warm-up (ABI 1.3) ----
 

@@ -1730,6 +1730,21 @@ static void case_deploy(void)
               "sprout invoke of the deployed function: rc %d '%s'", rc, out ? out : "");
         json_decref(j);
         free(out);
+        /* OpenSSL's generator is the clone's own: two fresh clones draw different bytes. */
+        char tok[2][40] = {"", ""};
+        for (int k = 0; k < 2; k++) {
+                snprintf(args, sizeof(args),
+                         "invoke --snapshot %s '{\"order\": \"items: [{qty: 1, cents: 1}]\"}'", id);
+                rc = cli(&d, args, &out);
+                j = out ? json_loads(out, 0, NULL) : NULL;
+                const char *t =
+                    json_string_value(json_object_get(json_object_get(j, "result"), "ssl_token"));
+                snprintf(tok[k], sizeof(tok[k]), "%s", t ? t : "");
+                json_decref(j);
+                free(out);
+        }
+        CHECK(strlen(tok[0]) == 16 && strlen(tok[1]) == 16 && strcmp(tok[0], tok[1]),
+              "ssl.RAND_bytes in two fresh clones: '%s' '%s'", tok[0], tok[1]);
         /* What the handler printed: in the response, and with --log the call's own log. */
         snprintf(args, sizeof(args),
                  "invoke --snapshot %s --log --json '{\"order\": \"items: [{qty: 1, cents: 5}]\"}'",
