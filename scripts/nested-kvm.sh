@@ -112,9 +112,10 @@ qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "${mem}G" -d
   2> >(grep -v "TCG doesn't support requested feature" >&2) &
 qemu=$!
 # The emulated VM's own kernel sometimes locks up for good (seen: every vCPU "stuck" in the idle
-# loop); a run that would hang until its timeout stops here instead, and says so.
+# loop, or an RCU stall first); a run that would hang until its timeout stops here instead, and
+# says so. A guest that freezes without a word is not caught: give the command a timeout.
 while kill -0 "$qemu" 2>/dev/null; do
-  if grep -q "soft lockup - CPU" "$run/console.log" 2>/dev/null; then
+  if grep -qE "soft lockup - CPU|rcu_preempt detected stalls" "$run/console.log" 2>/dev/null; then
     echo "nested-kvm: the VM's kernel locked up (QEMU TCG, not the command); stopping it" >&2
     kill "$qemu" 2>/dev/null || true
     break
