@@ -1548,6 +1548,13 @@ static void case_files(void)
         sh("rm -rf \"$R\"");
 }
 
+/* The id of the first clone a POST /v1/clones answered, or "". */
+static void first_clone_id(const struct reply *r, char out[40])
+{
+        const char *id = jstr(json_array_get(json_object_get(r->json, "clones"), 0), "id");
+        snprintf(out, 40, "%s", id ? id : "");
+}
+
 /* Per-tenant quotas: a tenant's clones (of its snapshots, whoever asks), its snapshots and its
  * prewarms in flight stop at its quota with 429 quota_exceeded naming it; root is not limited;
  * freeing a clone makes room again. The tenant is a real unprivileged client (uid 65534). */
@@ -1584,10 +1591,8 @@ static void case_quota(void)
 
         snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":2}", id);
         http_as(&d, true, "POST", "/v1/clones", body, &r);
-        char c0[40] = "";
-        json_t *first = json_array_get(json_object_get(r.json, "clones"), 0);
-        if (jstr(first, "id"))
-                snprintf(c0, sizeof(c0), "%s", jstr(first, "id"));
+        char c0[40];
+        first_clone_id(&r, c0);
         CHECK(r.status == 201 && is_uuid(c0), "2 clones, the quota: %ld %s", r.status,
               r.body ? r.body : "");
         reply_free(&r);
@@ -1680,9 +1685,7 @@ static void case_inproc(void)
         }
         snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
         http_json(&d, "POST", "/v1/clones", body, &r);
-        json_t *c0 = json_array_get(json_object_get(r.json, "clones"), 0);
-        if (jstr(c0, "id"))
-                snprintf(c, sizeof(c), "%s", jstr(c0, "id"));
+        first_clone_id(&r, c);
         CHECK(r.status == 201 && is_uuid(c), "create a clone: %ld %s", r.status,
               r.body ? r.body : "");
         reply_free(&r);
