@@ -85,6 +85,12 @@ char *api_metrics_render(struct sproutd *d, size_t *len)
         one(f, "counter", "sprout_ready_clones_taken_total",
             "fresh clones taken from a ready pool instead of restored",
             (double)atomic_load(&m->ready_taken));
+        one(f, "counter", "sprout_ready_pool_misses_total",
+            "one-shot calls that found no ready clone and restored one",
+            (double)atomic_load(&m->ready_missed));
+        one(f, "counter", "sprout_recycled_clones_taken_total",
+            "ready clones handed out that had been recycled in place, not restored afresh",
+            (double)atomic_load(&m->recycled_taken));
         fprintf(f,
                 "# HELP sprout_oneshot_total one-shot calls by the clone they used\n"
                 "# TYPE sprout_oneshot_total counter\n"

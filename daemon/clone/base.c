@@ -241,6 +241,12 @@ int base_restore(struct sprout_base *b, struct sprout_vm *shell, int console_fd,
         return sprout_vm_restore(b->kvm, &cfg, out, err);
 }
 
+int base_reset(struct sprout_base *b, struct sprout_vm *vm, struct sprout_err *err)
+{
+        struct sprout_restore_config cfg = restore_cfg(b, -1);
+        return sprout_vm_reset(vm, &cfg, err);
+}
+
 void sprout_base_free(struct sprout_base *b)
 {
         if (!b)

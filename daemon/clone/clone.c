@@ -15,6 +15,7 @@ struct sprout_clone {
         uint8_t uuid[16];
         char id[37];
         bool dead;
+        unsigned generation; /* recycles so far */
         char dead_reason[sizeof(((struct sprout_err *)0)->msg)];
 };
 
@@ -48,6 +49,42 @@ int sprout_clone_create(struct sprout_base *b, int console_fd, struct sprout_clo
         }
         *out = c;
         return 0;
+}
+
+int clone_recycle(struct sprout_clone *c, struct sprout_err *err)
+{
+        if (c->dead)
+                return sprout_err_set(err, -ESHUTDOWN, "clone %s is dead: %s", c->id,
+                                      c->dead_reason);
+        /* A new identity, as sprout_clone_create gives: the UUID here, the entropy and the wall
+         * clock with it into the wiped mailbox. */
+        uuid_generate_random(c->uuid);
+        uuid_unparse_lower(c->uuid, c->id);
+        int r = base_reset(c->base, c->vm, err);
+        if (r == 0)
+                r = sprout_vm_set_identity(c->vm, c->uuid, err);
+        if (r < 0) {
+                c->dead = true;
+                snprintf(c->dead_reason, sizeof(c->dead_reason), "%s", err->msg);
+                return r;
+        }
+        c->generation++;
+        return 0;
+}
+
+struct sprout_base *clone_base(const struct sprout_clone *c)
+{
+        return c->base;
+}
+
+bool clone_is_dead(const struct sprout_clone *c)
+{
+        return c->dead;
+}
+
+unsigned sprout_clone_generation(const struct sprout_clone *c)
+{
+        return c->generation;
 }
 
 static int refuse_if_dead(const struct sprout_clone *c, struct sprout_err *err)

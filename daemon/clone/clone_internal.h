@@ -9,11 +9,17 @@
 
 #define POOL_MAX 64
 
-/* Ready clones, each handed out once. */
+/* Ready clones, each handed out once, and the spent clones given back (sprout_clone_release)
+ * that the next fill recycles into it. */
 struct ready_pool {
         pthread_mutex_t lock;
         struct sprout_clone *clones[POOL_MAX];
         unsigned n;
+        struct sprout_clone *spent[POOL_MAX];
+        unsigned nspent;
+        unsigned target; /* the last fill's n: spent clones are kept only up to it */
+        bool no_recycle; /* sprout_base_set_recycle(false): the old path, for comparisons */
+        struct sprout_recycle_stats stats;
 };
 
 void ready_pool_init(struct ready_pool *p);
@@ -28,5 +34,13 @@ struct sprout_vm *base_take_shell(struct sprout_base *b);
  * consumed: on failure it has been destroyed. */
 int base_restore(struct sprout_base *b, struct sprout_vm *shell, int console_fd,
                  struct sprout_vm **out, struct sprout_err *err);
+
+/* Recycles vm, a clone of b that has run, in place (sprout_vm_reset with b's state). */
+int base_reset(struct sprout_base *b, struct sprout_vm *vm, struct sprout_err *err);
+
+/* The clone's base, whether it failed, and its recycle: a new identity on a VM reset in place. */
+struct sprout_base *clone_base(const struct sprout_clone *c);
+bool clone_is_dead(const struct sprout_clone *c);
+int clone_recycle(struct sprout_clone *c, struct sprout_err *err);
 
 #endif

@@ -1,9 +1,12 @@
 /* A base's ready clones: restored, given their identity and warmed up off the request path, so a
- * fresh one-shot's critical path is only its invoke. Each is handed out once. */
+ * fresh one-shot's critical path is only its invoke. Each is handed out once. A clone its user is
+ * done with comes back here and is recycled in place into a ready one (docs/architecture.md,
+ * "Recycling"): no VM is created or closed while the pool only turns over. */
 #include <errno.h>
 #include <pthread.h>
 
 #include "sprout/clone.h"
+#include "sprout/log.h"
 #include "clone_internal.h"
 
 /* How long a pooled clone's warm-up may take. */
@@ -13,14 +16,61 @@ void ready_pool_init(struct ready_pool *p)
 {
         pthread_mutex_init(&p->lock, NULL);
         p->n = 0;
+        p->nspent = 0;
+        p->target = 0;
+        p->no_recycle = false;
+        p->stats = (struct sprout_recycle_stats){0};
 }
 
 void ready_pool_free(struct ready_pool *p)
 {
         for (unsigned i = 0; i < p->n; i++)
                 sprout_clone_destroy(p->clones[i]);
-        p->n = 0;
+        for (unsigned i = 0; i < p->nspent; i++)
+                sprout_clone_destroy(p->spent[i]);
+        p->n = p->nspent = 0;
         pthread_mutex_destroy(&p->lock);
+}
+
+/* A ready clone of b: a spent one recycled when there is one, else a new one. */
+static int make_ready(struct sprout_base *b, struct ready_pool *p, struct sprout_clone **out,
+                      struct sprout_err *err)
+{
+        struct sprout_clone *c = NULL;
+        pthread_mutex_lock(&p->lock);
+        if (p->nspent)
+                c = p->spent[--p->nspent];
+        pthread_mutex_unlock(&p->lock);
+        if (c) {
+                int r = clone_recycle(c, err);
+                if (r == 0)
+                        r = sprout_clone_warmup(c, READY_WARMUP_TIMEOUT_MS, err);
+                pthread_mutex_lock(&p->lock);
+                if (r == 0)
+                        p->stats.recycled++;
+                else
+                        p->stats.failed++;
+                pthread_mutex_unlock(&p->lock);
+                if (r == 0) {
+                        *out = c;
+                        return 0;
+                }
+                sp_warn("recycling clone %s: %s; a new clone replaces it", sprout_clone_id(c),
+                        err->msg);
+                *err = (struct sprout_err){0};
+                /* Torn down for real; a new clone takes its place. */
+                sprout_clone_destroy(c);
+        }
+        int r = sprout_clone_create(b, -1, &c, NULL, err);
+        if (r < 0)
+                return r;
+        r = sprout_clone_warmup(c, READY_WARMUP_TIMEOUT_MS, err);
+        if (r < 0) {
+                sprout_clone_destroy(c);
+                return r;
+        }
+        *out = c;
+        return 0;
 }
 
 int sprout_base_prepare_ready(struct sprout_base *b, unsigned n, struct sprout_err *err)
@@ -28,6 +78,9 @@ int sprout_base_prepare_ready(struct sprout_base *b, unsigned n, struct sprout_e
         struct ready_pool *p = base_ready_pool(b);
         if (n > POOL_MAX)
                 n = POOL_MAX;
+        pthread_mutex_lock(&p->lock);
+        p->target = n;
+        pthread_mutex_unlock(&p->lock);
         for (;;) {
                 pthread_mutex_lock(&p->lock);
                 unsigned have = p->n;
@@ -35,14 +88,9 @@ int sprout_base_prepare_ready(struct sprout_base *b, unsigned n, struct sprout_e
                 if (have >= n)
                         return 0;
                 struct sprout_clone *c;
-                int r = sprout_clone_create(b, -1, &c, NULL, err);
+                int r = make_ready(b, p, &c, err);
                 if (r < 0)
                         return r;
-                r = sprout_clone_warmup(c, READY_WARMUP_TIMEOUT_MS, err);
-                if (r < 0) {
-                        sprout_clone_destroy(c);
-                        return r;
-                }
                 pthread_mutex_lock(&p->lock);
                 if (p->n < POOL_MAX) {
                         p->clones[p->n++] = c;
@@ -51,6 +99,41 @@ int sprout_base_prepare_ready(struct sprout_base *b, unsigned n, struct sprout_e
                 pthread_mutex_unlock(&p->lock);
                 sprout_clone_destroy(c);
         }
+}
+
+void sprout_clone_release(struct sprout_clone *c)
+{
+        if (!c)
+                return;
+        struct ready_pool *p = base_ready_pool(clone_base(c));
+        pthread_mutex_lock(&p->lock);
+        /* Kept only while the pool is short of its target, counting those already waiting: a
+         * pool that shrinks, or is not used, tears its spent clones down. */
+        bool keep = !p->no_recycle && !clone_is_dead(c) && p->n + p->nspent < p->target;
+        if (keep)
+                p->spent[p->nspent++] = c;
+        else
+                p->stats.destroyed++;
+        pthread_mutex_unlock(&p->lock);
+        if (!keep)
+                sprout_clone_destroy(c);
+}
+
+void sprout_base_set_recycle(struct sprout_base *b, bool on)
+{
+        struct ready_pool *p = base_ready_pool(b);
+        pthread_mutex_lock(&p->lock);
+        p->no_recycle = !on;
+        pthread_mutex_unlock(&p->lock);
+}
+
+void sprout_base_recycle_stats(struct sprout_base *b, struct sprout_recycle_stats *out)
+{
+        struct ready_pool *p = base_ready_pool(b);
+        pthread_mutex_lock(&p->lock);
+        *out = p->stats;
+        out->waiting = p->nspent;
+        pthread_mutex_unlock(&p->lock);
 }
 
 unsigned sprout_base_ready_count(struct sprout_base *b)

@@ -111,6 +111,7 @@ int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sp
                 (unsigned long long)(bi->ram_size >> 20), (double)(sprout_mono_ns() - t0) / 1e6,
                 bi->load.mb_per_s);
         atomic_fetch_add(&d->metrics.base_loads, 1);
+        sprout_base_set_recycle(db->b, d->cfg.recycle != 0);
         /* With workers, each worker keeps its own shells and ready clones of the base. */
         if (!d->cfg.clones_per_worker && (db->target || db->ready_target)) {
                 r = pthread_create(&db->thread, NULL, pool_main, db);

@@ -227,10 +227,15 @@ static struct dclone *make_one(struct sproutd *d, struct dsnap *e, struct dbase 
                 return NULL;
         }
         int64_t now = sprout_mono_ns();
-        if (ready)
+        if (ready) {
                 atomic_fetch_add(&d->metrics.ready_taken, 1);
-        else
+                if (t.generation)
+                        atomic_fetch_add(&d->metrics.recycled_taken, 1);
+        } else {
+                if (origin != DC_API)
+                        atomic_fetch_add(&d->metrics.ready_missed, 1);
                 histo_observe(&d->metrics.restore, (int64_t)(t.restore_ms * 1e6));
+        }
         histo_observe(&d->metrics.clone, now - t0 + extra_ns);
         atomic_fetch_add(&d->metrics.clones_created, 1);
         pthread_mutex_init(&c->run_lock, NULL);

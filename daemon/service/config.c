@@ -53,6 +53,8 @@ static const struct opt opts[] = {
     {"pool-shells", INT(pool_shells), 0, 64, "N: VM shells each loaded snapshot keeps ready"},
     {"pool-ready", INT(pool_ready), 0, 64,
      "N: ready clones each loaded snapshot keeps for fresh one-shot calls"},
+    {"recycle", INT(recycle), 0, 1,
+     "0|1: finished clones are reset in place into the ready pool (1), or torn down (0)"},
     {"reapers", INT(reapers), 1, 16, "N: threads tearing clones down"},
     {"clones-per-worker", INT(clones_per_worker), 0, 4096,
      "K: clones of one tenant per jailed worker process; 0 holds them all in sproutd itself"},
@@ -126,6 +128,7 @@ static void set_defaults(struct sproutd_config *c)
         c->tenant_max_snapshots = 256;
         c->pool_shells = 8;
         c->pool_ready = 2;
+        c->recycle = 1;
         c->reapers = 2;
         c->clones_per_worker = 64;
         /* Far above the uids of users and of Debian's subordinate ranges (100000 + 65536 n). */

@@ -30,7 +30,9 @@ struct metrics {
         atomic_uint_fast64_t requests, invocations, invoke_failures;
         atomic_uint_fast64_t clones_created, clones_destroyed, clones_reaped_idle;
         atomic_uint_fast64_t oneshot_reused, oneshot_fresh;
-        atomic_uint_fast64_t ready_taken; /* fresh clones that were ready clones */
+        atomic_uint_fast64_t ready_taken;    /* fresh clones that were ready clones */
+        atomic_uint_fast64_t ready_missed;   /* one-shots that found no ready clone */
+        atomic_uint_fast64_t recycled_taken; /* ready clones handed out that were recycled */
         atomic_uint_fast64_t prewarms_ok, prewarms_failed, base_loads;
         atomic_uint_fast64_t workers_died; /* worker processes that died or were killed */
 };

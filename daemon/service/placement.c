@@ -142,7 +142,8 @@ static int base_slot(struct sproutd *d, struct wproc *w, struct dbase *db, uint3
         struct wire_base_add a = {.ram_size = x.ram_size,
                                   .host_kind = x.host_kind,
                                   .nsections = x.nsections,
-                                  .pool_shells = (uint32_t)d->cfg.pool_shells};
+                                  .pool_shells = (uint32_t)d->cfg.pool_shells,
+                                  .recycle = d->cfg.recycle != 0};
         memcpy(a.uuid, x.uuid, 16);
         /* Ready clones count against the clone limit, as in-process ones do (bases.c), and one
          * worker per base keeps them: --pool-ready is per snapshot, however many workers. */

@@ -64,6 +64,7 @@ static int create_remote(struct sproutd *d, struct dsnap *e, struct dbase *db,
                 t->restore_ms = (double)made.restore_ns / 1e6;
                 t->pooled = made.pooled != 0;
                 *ready = made.ready != 0;
+                t->generation = made.generation;
                 placement_note_pools(d, c->w, bslot, made.shells_left, made.ready_left);
         }
         wreply_free(&rep);
@@ -89,9 +90,10 @@ int vmhost_create(struct sproutd *d, struct dsnap *e, struct dbase *db, enum dcl
          * one: its slot was reserved like any clone's; the pool thread makes another. */
         *ready = origin != DC_API && sprout_clone_take_ready(dbase_base(db), &c->c) == 0;
         int r = 0;
-        if (*ready)
+        if (*ready) {
                 t->pooled = true;
-        else
+                t->generation = sprout_clone_generation(c->c);
+        } else
                 r = sprout_clone_create(dbase_base(db), -1, &c->c, t, err);
         if (t->pooled || r < 0)
                 dbase_kick(db);
@@ -226,7 +228,10 @@ int vmhost_log(struct sproutd *d, struct dclone *c, char **text, size_t *len,
 void vmhost_destroy(struct sproutd *d, struct dclone *c)
 {
         if (!c->w) {
-                sprout_clone_destroy(c->c);
+                /* Recycled into the base's ready pool while it is short (dbase's pool thread
+                 * does the work), destroyed otherwise. */
+                sprout_clone_release(c->c);
+                dbase_kick(c->snap->base);
                 return;
         }
         if (!wproc_dead(c->w, NULL, 0)) {

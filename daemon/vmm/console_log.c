@@ -21,6 +21,15 @@ int console_log_init(struct console_log *log, size_t cap, int echo_fd)
         return 0;
 }
 
+void console_log_reset(struct console_log *log, int echo_fd)
+{
+        memset(log->buf, 0, log->cap);
+        log->len = 0;
+        log->head = 0;
+        log->total = 0;
+        log->echo_fd = echo_fd;
+}
+
 void console_log_put(struct console_log *log, const char *data, size_t len)
 {
         if (log->echo_fd >= 0) {

@@ -204,3 +204,15 @@ int vcpu_describe_failure(struct sprout_vm *vm, struct sprout_err *err)
                               what, (unsigned long long)regs.rip, sregs.cs.dpl,
                               ninsn ? bytes : "unreadable", exit_hint(vm));
 }
+
+int vcpu_complete_io(struct sprout_vm *vm, const char *when, struct sprout_err *err)
+{
+        vm->run->immediate_exit = 1;
+        int r = ioctl(vm->vcpu_fd, KVM_RUN, 0);
+        int e = errno;
+        vm->run->immediate_exit = 0;
+        if (r == 0 || e != EINTR)
+                return sprout_err_set(err, -EIO, "completing the pending I/O %s: %s", when,
+                                      r == 0 ? "the guest ran on" : strerror(e));
+        return 0;
+}

@@ -49,6 +49,8 @@ struct console_log {
 };
 
 int console_log_init(struct console_log *log, size_t cap, int echo_fd);
+/* Empties the ring (its bytes too) and restarts its marks at 0, as console_log_init left it. */
+void console_log_reset(struct console_log *log, int echo_fd);
 void console_log_put(struct console_log *log, const char *data, size_t len);
 /* The last `lines` lines of what was put after the mark `since` (0: all that is kept), escaped
  * and NUL-terminated in out, whole lines when it is cut to fit; returns the length. *lost (when
@@ -162,6 +164,9 @@ int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err);
 /* Writes a new identity (UUID, fresh host entropy, the wall clock) into the mailbox for the guest
  * library to apply before it next reads a request (mailbox.c). */
 int sprout_dev_write_identity(struct sprout_dev *d, const uint8_t uuid[16], struct sprout_err *err);
+/* Puts a used device back as sprout_dev_init made it: the mailbox's pages dropped (they read as
+ * zeros again) and its header rewritten, the doorbell and both budgets cleared. */
+int sprout_dev_reset(struct sprout_dev *d, struct sprout_err *err);
 void sprout_dev_free(struct sprout_dev *d);
 extern const struct io_device_ops sprout_db_ops;
 
@@ -223,6 +228,11 @@ int vm_new(struct sprout_kvm *kvm, uint64_t mem_size, int base_fd, int console_f
 
 /* Creates vCPU 0 and maps its run area. */
 int vcpu_create(struct sprout_vm *vm, struct sprout_err *err);
+
+/* Finishes the I/O of the exit that stopped the vCPU (the doorbell's OUT), so that its state is
+ * whole: KVM completes it on the next KVM_RUN, which immediate_exit makes return at once (api.rst,
+ * KVM_RUN). `when` names the step for the message. */
+int vcpu_complete_io(struct sprout_vm *vm, const char *when, struct sprout_err *err);
 
 /* Appends the vCPU's state to b. The vCPU must be outside KVM_RUN with no I/O half done. */
 int vcpu_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err);

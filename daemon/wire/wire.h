@@ -62,6 +62,8 @@ struct wire_base_add {
         uint32_t host_kind; /* what the snapshot recorded */
         uint32_t nsections;
         uint32_t pool_shells, pool_ready;
+        uint32_t recycle; /* 0: released clones are destroyed (sproutd --recycle 0) */
+        uint32_t reserved;
         struct wire_section sections[WIRE_MAX_SECTIONS]; /* then each section's bytes, in order */
 };
 
@@ -75,6 +77,8 @@ struct wire_clone_made {
         uint64_t restore_ns;
         uint32_t pooled, ready;
         uint32_t shells_left, ready_left; /* the worker's pools of this base, after */
+        uint32_t generation;              /* a ready clone's recycles (sprout_clone_generation) */
+        uint32_t reserved;
 };
 
 /* What a worker keeps ready of the base in hdr.obj, sent whenever its pool thread has filled. */

@@ -150,6 +150,7 @@ static int base_add(struct worker *w, struct wire_msg *m, struct sprout_err *err
                 return r;
         }
         m->fd = -1; /* the base's now */
+        sprout_base_set_recycle(wb->b, a.recycle != 0);
         wb->w = w;
         wb->slot = m->hdr.obj;
         wb->shells = a.pool_shells > 64 ? 64 : a.pool_shells;
@@ -275,8 +276,11 @@ static bool clone_serve(struct wclone *wc, struct wire_msg *m, char *logbuf)
                 return true;
         }
         case WIRE_CLONE_DROP:
-                sprout_clone_destroy(wc->c);
+                /* Back to its base, which recycles it into a ready clone while its pool is short
+                 * (on the pool thread, off this request's path) or destroys it. */
+                sprout_clone_release(wc->c);
                 wc->c = NULL;
+                base_kick(wc->base);
                 return false;
         default:
                 clone_reply(wc, &m->hdr, -EINVAL, NULL, 0, "not a clone request");
@@ -294,6 +298,7 @@ static void *clone_main(void *arg)
         int r = -ENOENT;
         if (wc->take_ready && sprout_clone_take_ready(wc->base->b, &wc->c) == 0) {
                 made.ready = made.pooled = 1;
+                made.generation = sprout_clone_generation(wc->c);
                 r = 0;
         } else {
                 struct sprout_clone_timing t = {0};

@@ -113,6 +113,26 @@ unsigned sprout_base_ready_count(struct sprout_base *b);
  * twice); -ENOENT when the pool is empty. */
 int sprout_clone_take_ready(struct sprout_base *b, struct sprout_clone **out);
 
+/*
+ * Recycling (docs/architecture.md, "Recycling"). A clone its user is done with goes back to its
+ * base with sprout_clone_release: while the ready pool is short of its last
+ * sprout_base_prepare_ready target (counting those already given back), the next fill resets it in
+ * place (sprout_vm_reset, a new identity, a warm-up) into a ready clone, which costs no
+ * KVM_CREATE_VM and no VM teardown; otherwise, or when it died, it is destroyed at once. A clone
+ * that fails its recycle is destroyed and a new one made instead.
+ */
+void sprout_clone_release(struct sprout_clone *c);
+/* Whether released clones are recycled (the default) or destroyed (the path before recycling,
+ * kept for comparisons: sprout bench, sproutd --no-recycle). */
+void sprout_base_set_recycle(struct sprout_base *b, bool on);
+struct sprout_recycle_stats {
+        uint64_t recycled;  /* released clones made ready again */
+        uint64_t failed;    /* recycles that failed (the clone was destroyed and replaced) */
+        uint64_t destroyed; /* released clones not kept: dead, pool full, or recycling off */
+        unsigned waiting;   /* released clones waiting for the next fill */
+};
+void sprout_base_recycle_stats(struct sprout_base *b, struct sprout_recycle_stats *out);
+
 /* Frees the base and the ready clones still pooled; every clone taken from it must be destroyed
  * first. */
 void sprout_base_free(struct sprout_base *b);
@@ -125,6 +145,8 @@ struct sprout_clone_timing {
         /* Call to vCPU runnable: the state ioctls, plus shell creation when none was pooled. */
         double restore_ms;
         bool pooled; /* a prepared shell was used */
+        /* Set by the daemon for a ready clone it handed out: how often it had been recycled. */
+        unsigned generation;
 };
 
 /* Restores a clone of the base with a new identity (UUID, entropy, wall clock). It runs when first
@@ -146,6 +168,8 @@ int sprout_clone_invoke(struct sprout_clone *c, const void *req, size_t len, int
 int sprout_clone_warmup(struct sprout_clone *c, int64_t timeout_ms, struct sprout_err *err);
 
 const char *sprout_clone_id(const struct sprout_clone *c); /* the clone UUID, as text */
+/* How many times the clone was recycled: 0 for one restored afresh. */
+unsigned sprout_clone_generation(const struct sprout_clone *c);
 uint64_t sprout_clone_private_bytes(struct sprout_clone *c);
 struct sprout_vm *sprout_clone_vm(struct sprout_clone *c);
 void sprout_clone_destroy(struct sprout_clone *c);

@@ -73,4 +73,12 @@ int sprout_vm_shell_create(struct sprout_kvm *kvm, const struct sprout_restore_c
 int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_config *cfg,
                             struct sprout_err *err);
 
+/* Recycles a clone in place: puts a VM restored from cfg's base, which may have run since, back to
+ * what sprout_vm_restore gives (its written pages dropped, the mailbox wiped, host-side device
+ * state, logs and flags cleared, the saved state loaded again) with no new VM. A VM that broke
+ * (vm->broken) is refused with -EIO; on any failure the VM must be destroyed. The caller gives it
+ * a new identity before it runs. */
+int sprout_vm_reset(struct sprout_vm *vm, const struct sprout_restore_config *cfg,
+                    struct sprout_err *err);
+
 #endif

@@ -12,6 +12,13 @@
 #include "sprout/log.h"
 #include "vmm_internal.h"
 
+static void mailbox_header(struct sprout_dev *d)
+{
+        struct sprout_mailbox_hdr *h = (struct sprout_mailbox_hdr *)d->mailbox;
+        h->magic = SPROUT_MB_MAGIC;
+        h->host_abi = SPROUT_ABI_VERSION;
+}
+
 int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err)
 {
         memset(d, 0, sizeof(*d));
@@ -20,10 +27,20 @@ int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err)
         if (mb == MAP_FAILED)
                 return sprout_err_errno(err, -errno, "mapping the mailbox");
         d->mailbox = mb;
-        struct sprout_mailbox_hdr *h = mb;
-        h->magic = SPROUT_MB_MAGIC;
-        h->host_abi = SPROUT_ABI_VERSION;
+        mailbox_header(d);
+        return 0;
+}
 
+int sprout_dev_reset(struct sprout_dev *d, struct sprout_err *err)
+{
+        /* Private anonymous pages: dropped, they read as zeros, whatever a caller or the guest
+         * left in them (cheaper than writing 1 MiB of zeros when a call touched a few pages). */
+        if (madvise(d->mailbox, SPROUT_MAILBOX_SIZE, MADV_DONTNEED) < 0)
+                return sprout_err_errno(err, -errno, "wiping the mailbox");
+        uint8_t *mb = d->mailbox;
+        memset(d, 0, sizeof(*d));
+        d->mailbox = mb;
+        mailbox_header(d);
         return 0;
 }
 

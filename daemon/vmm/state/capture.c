@@ -15,16 +15,9 @@ int sprout_vm_capture(struct sprout_vm *vm, struct sprout_vm_capture *cap, struc
         memset(cap, 0, sizeof(*cap));
         if (vm->broken || vm->stopped)
                 return sprout_err_set(err, -EINVAL, "the VM is not running: nothing to capture");
-        /* The ring that stopped us is a port I/O KVM has not finished; entering with immediate_exit
-         * completes it (RIP moves past the OUT) and returns at once (api.rst, KVM_RUN). */
-        vm->run->immediate_exit = 1;
-        r = ioctl(vm->vcpu_fd, KVM_RUN, 0);
-        int e = errno;
-        vm->run->immediate_exit = 0;
-        if (r == 0 || e != EINTR)
-                return sprout_err_set(err, -EIO,
-                                      "completing the pending I/O before the snapshot: %s",
-                                      r == 0 ? "the guest ran on" : strerror(e));
+        r = vcpu_complete_io(vm, "before the snapshot", err);
+        if (r < 0)
+                return r;
 
         r = vcpu_save(vm, &b[0], err);
         if (r == 0)

@@ -276,11 +276,20 @@ int vcpu_restore(struct sprout_vm *vm, const void *data, size_t len, struct spro
                             "and KVM cannot scale it",
                             khz, cur);
         }
-        SET_REC(KVM_SET_CPUID2, VREC_CPUID, "KVM_SET_CPUID2");
-        free(vm->cpuid);
-        vm->cpuid = rec_copy(&rs, VREC_CPUID, 0);
-        if (!vm->cpuid)
-                return sprout_err_set(err, -ENOMEM, "out of memory");
+        /* A recycled vCPU (recycle.c) has run, and KVM refuses a different CPUID after KVM_RUN:
+         * it already holds this one, so it is not set again. */
+        const struct kvm_cpuid2 *had = vm->cpuid;
+        bool same_cpuid =
+            had &&
+            rs.len[VREC_CPUID] == sizeof(*had) + (size_t)had->nent * sizeof(had->entries[0]) &&
+            !memcmp(had, rs.rec[VREC_CPUID], rs.len[VREC_CPUID]);
+        if (!same_cpuid) {
+                SET_REC(KVM_SET_CPUID2, VREC_CPUID, "KVM_SET_CPUID2");
+                free(vm->cpuid);
+                vm->cpuid = rec_copy(&rs, VREC_CPUID, 0);
+                if (!vm->cpuid)
+                        return sprout_err_set(err, -ENOMEM, "out of memory");
+        }
 
         struct kvm_msrs *m = rec_copy(&rs, VREC_MSRS, 0);
         if (!m)
