@@ -78,9 +78,18 @@ int sprout_base_prepare_ready(struct sprout_base *b, unsigned n, struct sprout_e
         struct ready_pool *p = base_ready_pool(b);
         if (n > POOL_MAX)
                 n = POOL_MAX;
+        /* A smaller target tears down the spent clones it no longer keeps. */
+        struct sprout_clone *drop[POOL_MAX];
+        unsigned ndrop = 0;
         pthread_mutex_lock(&p->lock);
         p->target = n;
+        while (p->nspent > n) {
+                drop[ndrop++] = p->spent[--p->nspent];
+                p->stats.destroyed++;
+        }
         pthread_mutex_unlock(&p->lock);
+        for (unsigned i = 0; i < ndrop; i++)
+                sprout_clone_destroy(drop[i]);
         for (;;) {
                 pthread_mutex_lock(&p->lock);
                 unsigned have = p->n;
@@ -107,9 +116,11 @@ void sprout_clone_release(struct sprout_clone *c)
                 return;
         struct ready_pool *p = base_ready_pool(clone_base(c));
         pthread_mutex_lock(&p->lock);
-        /* Kept only while the pool is short of its target, counting those already waiting: a
-         * pool that shrinks, or is not used, tears its spent clones down. */
-        bool keep = !p->no_recycle && !clone_is_dead(c) && p->n + p->nspent < p->target;
+        /* Up to the pool's target of spent clones is kept, even when the pool is full: a
+         * one-shot's clone comes back after the refill that its take started has already
+         * replaced it, and it is the next take's refill that recycles it. Beyond, or for a pool
+         * of 0, it is torn down. Until then it holds the private pages it wrote. */
+        bool keep = !p->no_recycle && !clone_is_dead(c) && p->nspent < p->target;
         if (keep)
                 p->spent[p->nspent++] = c;
         else

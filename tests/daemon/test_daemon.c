@@ -1695,6 +1695,81 @@ static void case_inproc(void)
         CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop cleanly");
 }
 
+/* Fresh one-shots through a daemon that recycles (docs/architecture.md, "Recycling"): each answers
+ * as a clone that has served nothing, with its own id and randomness, and /metrics shows recycled
+ * clones handed out, in workers and in sproutd; with --recycle 0 none is. */
+static void recycle_run(const char *name, const char *const *flags, bool recycles, char ids[][40],
+                        char rnd[][40], int *n)
+{
+        enum { CALLS = 8 };
+        struct daemon d;
+        struct reply r;
+        char path[256], want[64];
+        make_state(&d, name);
+        const char *id = add_fixture_snapshot(&d);
+        if (!id || daemon_start(&d, flags) < 0) {
+                CHECK(0, "%s: set-up failed", name);
+                return;
+        }
+        snprintf(path, sizeof(path), "/v1/snapshots/%s/invoke", id);
+        /* The first call loads the snapshot, so it finds no pool yet: one miss. */
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK(r.status == 200, "%s: the first call: %ld %s", name, r.status, r.body ? r.body : "");
+        reply_free(&r);
+        for (int i = 0; i < CALLS; i++) {
+                /* The last call's clone handed back and a full pool each time: every call takes a
+                 * ready clone, so the counts below are exact rather than a matter of timing. */
+                double until = sprout_mono_s() + 60;
+                while (metric(&d, "sprout_clones_dying") != 0 && sprout_mono_s() < until)
+                        usleep(10000);
+                CHECK(wait_ready(&d, id, 2, 60) == 2, "%s: the pool did not refill before call %d",
+                      name, i);
+                http_json(&d, "POST", path, "{\"identity\":1}", &r);
+                const char *rn = r.body ? strstr(r.body, "\"random\":\"") : NULL;
+                snprintf(want, sizeof(want), "\"clone\":\"%s\"", r.clone_id);
+                CHECK(r.status == 200 && r.body && strstr(r.body, "\"seq\":1") &&
+                          is_uuid(r.clone_id) && strstr(r.body, want) && rn,
+                      "%s: call %d: %ld %s", name, i, r.status, r.body ? r.body : "");
+                snprintf(ids[*n], 40, "%s", r.clone_id);
+                snprintf(rnd[*n], 40, "%.32s", rn ? rn + 10 : "");
+                for (int j = 0; j < *n; j++) {
+                        CHECK(strcmp(ids[j], ids[*n]) != 0, "%s: call %d reused clone id %s", name,
+                              i, ids[j]);
+                        CHECK(strcmp(rnd[j], rnd[*n]) != 0, "%s: call %d repeated random %s", name,
+                              i, rnd[j]);
+                }
+                (*n)++;
+                reply_free(&r);
+        }
+        long long taken = metric(&d, "sprout_ready_clones_taken_total");
+        long long recycled = metric(&d, "sprout_recycled_clones_taken_total");
+        long long missed = metric(&d, "sprout_ready_pool_misses_total");
+        printf("%s: %lld ready clones taken, %lld of them recycled, %lld misses\n", name, taken,
+               recycled, missed);
+        CHECK(taken == CALLS && missed == 1, "%s: %lld taken from the pool, %lld misses", name,
+              taken, missed);
+        /* At most the pool's first two clones were made before any came back; every later one
+         * was recycled from an earlier call's. */
+        if (recycles)
+                CHECK(recycled >= CALLS - 2 && recycled <= CALLS,
+                      "%s: only %lld of %d fresh clones were recycled", name, recycled, CALLS);
+        else
+                CHECK(recycled == 0, "%s: %lld recycled with --recycle 0", name, recycled);
+        CHECK(daemon_stop(&d, SIGTERM, 30) == 0, "%s: sproutd did not stop cleanly", name);
+}
+
+static void case_recycle(void)
+{
+        static char ids[24][40], rnd[24][40];
+        int n = 0;
+        const char *workers[] = {"--pool-ready", "2", NULL};
+        const char *inproc[] = {"--pool-ready", "2", "--clones-per-worker", "0", NULL};
+        const char *off[] = {"--pool-ready", "2", "--recycle", "0", NULL};
+        recycle_run("recycle-workers", workers, true, ids, rnd, &n);
+        recycle_run("recycle-inproc", inproc, true, ids, rnd, &n);
+        recycle_run("recycle-off", off, false, ids, rnd, &n);
+}
+
 /* A user's function directory to an answered invocation: `sprout deploy DIR`, then one
  * `sprout invoke` (the README's path). The function is tests/python/functions/yaml-orders: its own
  * module, Debian's python3-yaml, uuid and secrets, an error on bad input. */
@@ -2545,6 +2620,7 @@ int main(int argc, char **argv)
             {"inproc", case_inproc},       {"quota", case_quota},
             {"keys", case_keys},           {"tenants", case_tenants},
             {"workers", case_workers},     {"many", case_many},
+            {"recycle", case_recycle},
         };
         if (argc != 6) {
                 fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");

@@ -465,9 +465,19 @@ static void case_pool(void)
         CHECK(st.destroyed == 1 && st.waiting == 0 && st.recycled == ROUNDS,
               "with recycling off: %llu recycled, %llu destroyed, %u waiting",
               (unsigned long long)st.recycled, (unsigned long long)st.destroyed, st.waiting);
-        /* A pool shrunk to nothing keeps no spent clone either. */
+        /* A clone given back to a full pool waits for the next take's refill; a pool shrunk to
+         * nothing keeps none. */
         sprout_base_set_recycle(b, true);
+        REQUIRE(sprout_base_prepare_ready(b, 1, &err) == 0, "fill: %s", err.msg);
+        REQUIRE(sprout_clone_take_ready(b, &c) == 0, "take");
+        REQUIRE(sprout_base_prepare_ready(b, 1, &err) == 0, "refill: %s", err.msg);
+        sprout_clone_release(c);
+        sprout_base_recycle_stats(b, &st);
+        CHECK(st.waiting == 1, "a full pool did not keep the clone given back");
         REQUIRE(sprout_base_prepare_ready(b, 0, &err) == 0, "shrink: %s", err.msg);
+        sprout_base_recycle_stats(b, &st);
+        CHECK(st.waiting == 0 && st.destroyed == 2, "a pool shrunk to 0 kept %u spent clones",
+              st.waiting);
         REQUIRE(sprout_base_prepare_ready(b, 1, &err) == 0, "fill: %s", err.msg);
         sprout_base_free(b); /* frees the ready and the waiting clones: ASan sees a leak */
 }
