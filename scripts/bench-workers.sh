@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The workers benchmarks of docs/benchmarks.md (issue 12), made repeatable: each mode starts its own
-# sproutd(s) in a scratch state directory, prewarms the built hello image, runs `sprout bench` and
-# stops the daemons. Run as root after scripts/setup.sh, with nothing else loading the machine.
+# The workers and recycling benchmarks of docs/benchmarks.md (issues 12 and 9), made repeatable:
+# each mode starts its own sproutd(s) in a scratch state directory, prewarms the built hello image,
+# runs `sprout bench` and stops the daemons. Run as root after scripts/setup.sh, with nothing else
+# loading the machine.
 #
-#   scripts/bench-workers.sh hop [ROUNDS]          in-process (K=0) against workers (K=64), alternating
-#   scripts/bench-workers.sh density N STEP K...   one fresh sproutd per K: sprout bench density -n N
+#   scripts/bench-workers.sh hop [ROUNDS]            in-process (K=0) against workers (K=64), alternating
+#   scripts/bench-workers.sh density N STEP K...     one fresh sproutd per K: sprout bench density -n N
+#   scripts/bench-workers.sh recycle [ROUNDS] [POOL] fresh one-shots, --recycle 1 against 0, alternating
 #
 # Extra environment: SPROUT_BENCH_JSON=DIR also writes each run's --json output into DIR.
 set -euo pipefail
@@ -80,6 +82,22 @@ case ${1:-} in
       SPROUT_SOCKET=$sock64 run "hop-workers-$r" api "$id64" --duration 3 -n 2000
     done
     ;;
+  recycle)
+    rounds=${2:-2}
+    pool=${3:-8}
+    start_daemon recycle-on 64 --pool-ready "$pool" --recycle 1
+    sock_on=$sock
+    start_daemon recycle-off 64 --pool-ready "$pool" --recycle 0
+    sock_off=$sock
+    id_on=$(prewarm "$sock_on")
+    id_off=$(prewarm "$sock_off")
+    for r in $(seq "$rounds"); do
+      echo "== round $r: recycling (--recycle 1, --pool-ready $pool)"
+      SPROUT_SOCKET=$sock_on run "recycle-on-$r" api "$id_on" --duration 3 -n 400
+      echo "== round $r: destroy and restore (--recycle 0, --pool-ready $pool)"
+      SPROUT_SOCKET=$sock_off run "recycle-off-$r" api "$id_off" --duration 3 -n 400
+    done
+    ;;
   density)
     n=${2:?N}
     step=${3:?STEP}
@@ -94,7 +112,7 @@ case ${1:-} in
     done
     ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -58,13 +58,45 @@ static void *load_main(void *arg)
         return NULL;
 }
 
-/* clients threads call path for seconds; prints throughput and latency. */
+/* The daemon's ready-pool counters (docs/api.md, /metrics): what a fresh one-shot found. */
+struct pool_counts {
+        double taken, recycled, missed;
+};
+
+static double counter(const char *body, const char *name)
+{
+        char key[96];
+        snprintf(key, sizeof(key), "\n%s ", name);
+        const char *p = body ? strstr(body, key) : NULL;
+        return p ? strtod(p + strlen(key), NULL) : 0;
+}
+
+static void read_pool_counts(const char *socket, struct pool_counts *pc)
+{
+        struct client cl;
+        struct client_resp r;
+        *pc = (struct pool_counts){0};
+        if (client_open(&cl, socket))
+                return;
+        if (client_call(&cl, "GET", "/metrics", NULL, 0, 10000, &r) == 0 && r.status == 200) {
+                pc->taken = counter(r.body, "sprout_ready_clones_taken_total");
+                pc->recycled = counter(r.body, "sprout_recycled_clones_taken_total");
+                pc->missed = counter(r.body, "sprout_ready_pool_misses_total");
+        }
+        client_resp_free(&r);
+        client_close(&cl);
+}
+
+/* clients threads call path for seconds; prints throughput and latency, and for fresh one-shots
+ * how many found a ready clone, and how many of those had been recycled. */
 static void run_load(const char *socket, const char *path, const char *req, int clients,
                      double seconds, const char *label, bool json)
 {
         struct load_thread *lt = calloc((size_t)clients, sizeof(*lt));
         if (!lt)
                 return;
+        struct pool_counts before, after;
+        read_pool_counts(socket, &before);
         int64_t t0 = sprout_mono_ns();
         for (int i = 0; i < clients; i++) {
                 lt[i] = (struct load_thread){.socket = socket,
@@ -80,6 +112,9 @@ static void run_load(const char *socket, const char *path, const char *req, int 
                 errors += lt[i].errors;
         }
         double elapsed = (double)(sprout_mono_ns() - t0) / 1e9;
+        read_pool_counts(socket, &after);
+        double hits = after.taken - before.taken, recycled = after.recycled - before.recycled,
+               missed = after.missed - before.missed;
         double *all = malloc((total ? total : 1) * sizeof(double));
         size_t k = 0;
         for (int i = 0; i < clients && all; i++) {
@@ -90,13 +125,15 @@ static void run_load(const char *socket, const char *path, const char *req, int 
         if (json)
                 printf(
                     "{\"bench\":\"api\",\"mode\":\"%s\",\"clients\":%d,\"ok\":%zu,\"errors\":%zu,"
-                    "\"per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f}\n",
-                    label, clients, total, errors, (double)total / elapsed, s.p50, s.p99);
+                    "\"per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"pool_hits\":%.0f,"
+                    "\"pool_recycled\":%.0f,\"pool_misses\":%.0f}\n",
+                    label, clients, total, errors, (double)total / elapsed, s.p50, s.p99, hits,
+                    recycled, missed);
         else
                 printf("one-shot %-6s %2d client%s  %8.1f /s  p50 %7.3f ms  p99 %7.3f ms  (%zu ok, "
-                       "%zu errors)\n",
+                       "%zu errors; pool: %.0f hits, %.0f recycled, %.0f misses)\n",
                        label, clients, clients == 1 ? " " : "s", (double)total / elapsed, s.p50,
-                       s.p99, total, errors);
+                       s.p99, total, errors, hits, recycled, missed);
         for (int i = 0; i < clients; i++) {
                 if (lt[i].errors)
                         fprintf(stderr, "  first error of client %d: %ld %s\n", i,

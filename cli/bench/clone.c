@@ -68,8 +68,11 @@ struct clone_run {
         double *priv;                                                         /* MEM_SAMPLES, KiB */
         double *restore, *first, *second, *teardown; /* n: pooled restores and their invokes */
         double *ready_first, *warm;                  /* n: ready clones */
+        /* n each: a served clone back to a ready one, recycled in place or destroyed and
+         * restored afresh (the old path), and the first invoke of each kind of ready clone. */
+        double *recycle, *replace, *recycled_first;
         size_t nf, nc, np;
-        long nr, nw;
+        long nr, nw, nrc, nrep, nrp;
         bool warmup_ok; /* false: the guest predates warm-ups (ABI 1.3) */
 };
 
@@ -80,7 +83,8 @@ static int run_alloc(struct clone_run *b)
         double **const fixed[] = {&b->floor_total, &b->floor_vm, &b->floor_slot, &b->floor_vcpu,
                                   &b->floor_run};
         double **const per_clone[] = {&b->restore,  &b->first,       &b->second,
-                                      &b->teardown, &b->ready_first, &b->warm};
+                                      &b->teardown, &b->ready_first, &b->warm,
+                                      &b->recycle,  &b->replace,     &b->recycled_first};
         int rc = 0;
         for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
                 if (!(*fixed[i] = calloc(FLOOR_RUNS, sizeof(double))))
@@ -98,10 +102,11 @@ static int run_alloc(struct clone_run *b)
 
 static void run_free(struct clone_run *b)
 {
-        double *const all[] = {b->floor_total, b->floor_vm,    b->floor_slot, b->floor_vcpu,
-                               b->floor_run,   b->restore,     b->first,      b->second,
-                               b->teardown,    b->cold,        b->load_ms,    b->load_mbs,
-                               b->priv,        b->ready_first, b->warm};
+        double *const all[] = {b->floor_total, b->floor_vm,      b->floor_slot, b->floor_vcpu,
+                               b->floor_run,   b->restore,       b->first,      b->second,
+                               b->teardown,    b->cold,          b->load_ms,    b->load_mbs,
+                               b->priv,        b->ready_first,   b->warm,       b->recycle,
+                               b->replace,     b->recycled_first};
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
                 free(all[i]);
         sprout_base_free(b->base);
@@ -289,6 +294,80 @@ static int measure_ready(struct clone_run *b)
         return 0;
 }
 
+/* One served clone (it answered req) back to a ready one, timed: with recycling on, released
+ * into the pool and reset in place by the refill (docs/architecture.md, "Recycling"); off, torn
+ * down and a new one restored into a VM created for it, as before recycling. Both include the
+ * warm-up, so the difference is the reset against teardown + VM creation + restore. */
+static int served_to_ready(struct clone_run *b, bool recycle, double *ms, double *first_ms)
+{
+        struct sprout_err err = {0};
+        struct sprout_clone *c;
+        const void *resp;
+        size_t len;
+        int r = sprout_base_prepare_ready(b->base, 1, &err);
+        if (r == 0 && (r = sprout_clone_take_ready(b->base, &c)) < 0)
+                sprout_err_set(&err, r, "the ready pool gave no clone");
+        if (r < 0) {
+                fprintf(stderr, "sprout bench: ready clone: %s\n", err.msg);
+                return r;
+        }
+        int64_t t0 = sprout_mono_ns();
+        r = sprout_clone_invoke(c, b->req, strlen(b->req), 10000, &resp, &len, &err);
+        if (first_ms && sprout_clone_generation(c) > 0)
+                *first_ms = (double)(sprout_mono_ns() - t0) / 1e6;
+        if (r < 0) {
+                fprintf(stderr, "sprout bench: invoke: %s\n", err.msg);
+                sprout_clone_destroy(c);
+                return r;
+        }
+        sprout_base_set_recycle(b->base, recycle);
+        t0 = sprout_mono_ns();
+        sprout_clone_release(c);
+        r = sprout_base_prepare_ready(b->base, 1, &err);
+        *ms = (double)(sprout_mono_ns() - t0) / 1e6;
+        if (r < 0)
+                fprintf(stderr, "sprout bench: refilling the pool: %s\n", err.msg);
+        return r;
+}
+
+/* Recycle against the old path, alternating so that both see the same machine. The base's shell
+ * pool is emptied first: the old path then pays for its VM, as it does once a pool drains. */
+static int measure_recycle(struct clone_run *b)
+{
+        struct sprout_err err = {0};
+        while (sprout_base_pooled(b->base) > 0) {
+                struct sprout_clone *c;
+                if (sprout_clone_create(b->base, -1, &c, NULL, &err) < 0) {
+                        fprintf(stderr, "sprout bench: %s\n", err.msg);
+                        return -EIO;
+                }
+                sprout_clone_destroy(c);
+        }
+        if (!b->warmup_ok)
+                return 0;
+        int r = 0;
+        for (long i = 0; r == 0 && i < b->n; i++) {
+                /* Each round recycles the clone the old path made, then the old path replaces
+                 * the recycled one after its first invoke. */
+                double first = -1;
+                r = served_to_ready(b, true, &b->recycle[b->nrc], &first);
+                if (r < 0)
+                        break;
+                b->nrc++;
+                if (first >= 0 && b->nrp < b->n)
+                        b->recycled_first[b->nrp++] = first;
+                first = -1;
+                r = served_to_ready(b, false, &b->replace[b->nrep], &first);
+                if (r < 0)
+                        break;
+                b->nrep++;
+                if (first >= 0 && b->nrp < b->n)
+                        b->recycled_first[b->nrp++] = first;
+        }
+        sprout_base_set_recycle(b->base, true);
+        return r;
+}
+
 static void print_header(const struct clone_run *b, bool json)
 {
         const struct snap_info *si = &b->si;
@@ -332,6 +411,14 @@ static void print_rows(struct clone_run *b, bool json)
                 printf("  (no ready-clone rows: the snapshot's guest predates warm-ups, ABI "
                        "1.3)\n");
         }
+        if (b->warmup_ok && b->nrc) {
+                bench_row("served clone to ready: recycled", summarize(b->recycle, b->nrc), "ms",
+                          json);
+                bench_row("served clone to ready: destroyed, restored (old)",
+                          summarize(b->replace, b->nrep), "ms", json);
+                bench_row("recycled clone: first invoke", summarize(b->recycled_first, b->nrp),
+                          "ms", json);
+        }
         bench_row("teardown", summarize(b->teardown, n), "ms", json);
         bench_row("base load", summarize(b->load_ms, LOADS), "ms", json);
         bench_row("base load throughput", summarize(b->load_mbs, LOADS), "MiB/s", json);
@@ -360,7 +447,7 @@ int bench_clone(const char *path, long n, long pool, const char *req, bool qemu,
         b.si = *snap_get_info(sf);
         snap_close(sf);
         if (measure_loads(&b) < 0 || measure_floor(&b) < 0 || measure_cold(&b) < 0 ||
-            measure_pooled(&b) < 0 || measure_ready(&b) < 0)
+            measure_pooled(&b) < 0 || measure_ready(&b) < 0 || measure_recycle(&b) < 0)
                 goto out;
         print_header(&b, json);
         print_rows(&b, json);
