@@ -14,6 +14,7 @@
 
 #include "../common/check.h"
 #include "../common/kvm_case.h"
+#include "../common/prewarmed.h"
 #include "../common/proc.h"
 #include "sprout/abi.h"
 #include "sprout/clock.h"
@@ -21,36 +22,6 @@
 #include "sprout/snapshot.h"
 #include "sprout/vmm.h"
 #include "sprout/vmstate.h"
-
-static const char *images, *snaps;
-static struct sprout_kvm *kvm;
-
-static char *snap_path(const char *name)
-{
-        static char p[4096];
-        snprintf(p, sizeof(p), "%s/%s.snap", snaps, name);
-        return p;
-}
-
-static struct sprout_base *load_base(const char *name)
-{
-        struct sprout_err err = {0};
-        struct sprout_base *b = NULL;
-        int r = sprout_base_load(kvm, snap_path(name), 0, &b, &err);
-        CHECK(r == 0, "loading snapshot %s: %s", name, err.msg);
-        return b;
-}
-
-/* Invokes and checks that it answered; returns the response as a NUL-terminated copy. */
-static char *invoke(struct sprout_clone *c, const char *req)
-{
-        struct sprout_err err = {0};
-        const void *resp;
-        size_t len;
-        int r = sprout_clone_invoke(c, req, strlen(req), 30000, &resp, &len, &err);
-        CHECK(r == 0, "invoke '%s' on %s: %s", req, sprout_clone_id(c), err.msg);
-        return r == 0 ? strndup(resp, len) : NULL;
-}
 
 static void case_prewarm(void)
 {

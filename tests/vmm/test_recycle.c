@@ -16,39 +16,16 @@
 
 #include "../common/check.h"
 #include "../common/kvm_case.h"
+#include "../common/prewarmed.h"
 #include "clone_internal.h"
 #include "sprout/abi.h"
 #include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "vmm_internal.h"
 
-static const char *images, *snaps;
-static struct sprout_kvm *kvm;
-
-/* What a tenant leaves behind; 16 bytes no guest or host code writes by chance. */
+/* What a tenant leaves behind; bytes no guest or host code writes by chance. */
 static const char SECRET[] = "tenant-secret-7f3a9c";
 static const uint64_t SECRET_WORD = 0x7f3a9c5e1d2b4a68ULL;
-
-static struct sprout_base *load_base(const char *name)
-{
-        char p[4096];
-        snprintf(p, sizeof(p), "%s/%s.snap", snaps, name);
-        struct sprout_err err = {0};
-        struct sprout_base *b = NULL;
-        int r = sprout_base_load(kvm, p, 0, &b, &err);
-        CHECK(r == 0, "loading snapshot %s: %s", name, err.msg);
-        return b;
-}
-
-static char *invoke(struct sprout_clone *c, const char *req)
-{
-        struct sprout_err err = {0};
-        const void *resp;
-        size_t len;
-        int r = sprout_clone_invoke(c, req, strlen(req), 30000, &resp, &len, &err);
-        CHECK(r == 0, "invoke '%s' on %s: %s", req, sprout_clone_id(c), err.msg);
-        return r == 0 ? strndup(resp, len) : NULL;
-}
 
 /* The value after `"key":"` in a response, up to n characters. */
 static void field(const char *resp, const char *key, char *out, size_t n)
