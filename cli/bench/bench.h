@@ -12,7 +12,10 @@
 
 /* Restore, invoke, memory and base-load figures of n clones of the snapshot file, beside the KVM
  * floor and (qemu) QEMU restoring the same guest. */
-int bench_clone(const char *path, long n, long pool, const char *req, bool qemu, bool json);
+/* old_rng_path: the same image prewarmed with `--append sprout.seed=off`, for the identity rows;
+ * may be NULL. */
+int bench_clone(const char *path, const char *old_rng_path, long n, long pool, const char *req,
+                bool qemu, bool json);
 
 /* n cold boots of the image to READY, interleaved with QEMU booting the same kernel + initrd. */
 int bench_boot(const char *image, long n, bool qemu, bool json);

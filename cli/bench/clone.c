@@ -58,6 +58,8 @@ static void bench_qemu_restore(const struct sprout_base *base, int host_kind, bo
 /* Everything one run measures; latencies in ms. */
 struct clone_run {
         const char *path, *req;
+        const char *old_rng_path; /* the same image booted with sprout.seed=off, or NULL */
+        struct sprout_base *old_rng;
         long n, pool;
         struct sprout_kvm *kvm;
         struct sprout_base *base;
@@ -71,7 +73,12 @@ struct clone_run {
         /* n each: a served clone back to a ready one, recycled in place or destroyed and
          * restored afresh (the old path), and the first invoke of each kind of ready clone. */
         double *recycle, *replace, *recycled_first;
+        /* n each, alternating: a fresh clone's restore + first invoke whose kernel takes the seed
+         * page, and one whose guest library re-seeds with ioctls (old_rng); the guest's own
+         * identity-step time, where the answer reports it (hello's "identity"). */
+        double *seed_first, *ioctl_first, *seed_id, *ioctl_id;
         size_t nf, nc, np;
+        long nid, nseed_id, nioctl_id;
         long nr, nw, nrc, nrep, nrp;
         bool warmup_ok; /* false: the guest predates warm-ups (ABI 1.3) */
 };
@@ -82,9 +89,10 @@ static int run_alloc(struct clone_run *b)
 {
         double **const fixed[] = {&b->floor_total, &b->floor_vm, &b->floor_slot, &b->floor_vcpu,
                                   &b->floor_run};
-        double **const per_clone[] = {&b->restore,  &b->first,       &b->second,
-                                      &b->teardown, &b->ready_first, &b->warm,
-                                      &b->recycle,  &b->replace,     &b->recycled_first};
+        double **const per_clone[] = {
+            &b->restore,     &b->first,   &b->second,  &b->teardown,       &b->ready_first,
+            &b->warm,        &b->recycle, &b->replace, &b->recycled_first, &b->seed_first,
+            &b->ioctl_first, &b->seed_id, &b->ioctl_id};
         int rc = 0;
         for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
                 if (!(*fixed[i] = calloc(FLOOR_RUNS, sizeof(double))))
@@ -102,13 +110,15 @@ static int run_alloc(struct clone_run *b)
 
 static void run_free(struct clone_run *b)
 {
-        double *const all[] = {b->floor_total, b->floor_vm,      b->floor_slot, b->floor_vcpu,
-                               b->floor_run,   b->restore,       b->first,      b->second,
-                               b->teardown,    b->cold,          b->load_ms,    b->load_mbs,
-                               b->priv,        b->ready_first,   b->warm,       b->recycle,
-                               b->replace,     b->recycled_first};
+        double *const all[] = {b->floor_total, b->floor_vm,       b->floor_slot, b->floor_vcpu,
+                               b->floor_run,   b->restore,        b->first,      b->second,
+                               b->teardown,    b->cold,           b->load_ms,    b->load_mbs,
+                               b->priv,        b->ready_first,    b->warm,       b->recycle,
+                               b->replace,     b->recycled_first, b->seed_first, b->ioctl_first,
+                               b->seed_id,     b->ioctl_id};
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
                 free(all[i]);
+        sprout_base_free(b->old_rng);
         sprout_base_free(b->base);
         sprout_kvm_close(b->kvm);
 }
@@ -368,6 +378,65 @@ static int measure_recycle(struct clone_run *b)
         return r;
 }
 
+/* A fresh clone of base: restore + first invoke in ms, and the guest's identity step in ms when
+ * its answer reports "identity_ns" (else -1). */
+static int first_with_identity(struct clone_run *b, struct sprout_base *base, double *ms,
+                               double *id_ms)
+{
+        struct sprout_err err = {0};
+        struct sprout_clone *c;
+        struct sprout_clone_timing t;
+        const void *resp;
+        size_t len;
+        int r = sprout_clone_create(base, -1, &c, &t, &err);
+        if (r < 0) {
+                fprintf(stderr, "sprout bench: identity clone: %s\n", err.msg);
+                return r;
+        }
+        int64_t t0 = sprout_mono_ns();
+        r = sprout_clone_invoke(c, b->req, strlen(b->req), 10000, &resp, &len, &err);
+        *ms = t.restore_ms + (double)(sprout_mono_ns() - t0) / 1e6;
+        *id_ms = -1;
+        if (r == 0) {
+                json_t *j = json_loadb(resp, len, 0, NULL);
+                json_t *v = json_object_get(j, "identity_ns");
+                if (json_is_integer(v))
+                        *id_ms = (double)json_integer_value(v) / 1e6;
+                json_decref(j);
+        } else {
+                fprintf(stderr, "sprout bench: identity invoke: %s\n", err.msg);
+        }
+        sprout_clone_destroy(c);
+        return r;
+}
+
+/* The identity step with the kernel seed page against the guest library's ioctls (the old path,
+ * a snapshot booted with sprout.seed=off), alternating on the same machine. */
+static int measure_identity(struct clone_run *b)
+{
+        if (!b->old_rng_path)
+                return 0;
+        struct sprout_err err = {0};
+        if (sprout_base_load(b->kvm, b->old_rng_path, 0, &b->old_rng, &err) < 0) {
+                fprintf(stderr, "sprout bench: %s\n", err.msg);
+                return -EIO;
+        }
+        for (long i = 0; i < b->n; i++) {
+                double id;
+                int r = first_with_identity(b, b->base, &b->seed_first[b->nid], &id);
+                if (r == 0 && id >= 0)
+                        b->seed_id[b->nseed_id++] = id;
+                if (r == 0)
+                        r = first_with_identity(b, b->old_rng, &b->ioctl_first[b->nid], &id);
+                if (r < 0)
+                        return r;
+                if (id >= 0)
+                        b->ioctl_id[b->nioctl_id++] = id;
+                b->nid++;
+        }
+        return 0;
+}
+
 static void print_header(const struct clone_run *b, bool json)
 {
         const struct snap_info *si = &b->si;
@@ -419,16 +488,30 @@ static void print_rows(struct clone_run *b, bool json)
                 bench_row("recycled clone: first invoke", summarize(b->recycled_first, b->nrp),
                           "ms", json);
         }
+        if (b->nid) {
+                bench_row("fresh clone: restore + first invoke, kernel seed page",
+                          summarize(b->seed_first, (size_t)b->nid), "ms", json);
+                bench_row("fresh clone: restore + first invoke, RNG ioctls (old)",
+                          summarize(b->ioctl_first, (size_t)b->nid), "ms", json);
+        }
+        if (b->nseed_id && b->nioctl_id) {
+                bench_row("identity step in the guest: kernel seed page",
+                          summarize(b->seed_id, (size_t)b->nseed_id), "ms", json);
+                bench_row("identity step in the guest: RNG ioctls (old)",
+                          summarize(b->ioctl_id, (size_t)b->nioctl_id), "ms", json);
+        }
         bench_row("teardown", summarize(b->teardown, n), "ms", json);
         bench_row("base load", summarize(b->load_ms, LOADS), "ms", json);
         bench_row("base load throughput", summarize(b->load_mbs, LOADS), "MiB/s", json);
         bench_row("private memory per idle clone", pm, "KiB", json);
 }
 
-int bench_clone(const char *path, long n, long pool, const char *req, bool qemu, bool json)
+int bench_clone(const char *path, const char *old_rng_path, long n, long pool, const char *req,
+                bool qemu, bool json)
 {
         struct sprout_err err = {0};
-        struct clone_run b = {.path = path, .req = req, .n = n, .pool = pool};
+        struct clone_run b = {
+            .path = path, .old_rng_path = old_rng_path, .req = req, .n = n, .pool = pool};
         int rc = 1;
 
         if (run_alloc(&b) < 0) {
@@ -447,7 +530,8 @@ int bench_clone(const char *path, long n, long pool, const char *req, bool qemu,
         b.si = *snap_get_info(sf);
         snap_close(sf);
         if (measure_loads(&b) < 0 || measure_floor(&b) < 0 || measure_cold(&b) < 0 ||
-            measure_pooled(&b) < 0 || measure_ready(&b) < 0 || measure_recycle(&b) < 0)
+            measure_pooled(&b) < 0 || measure_ready(&b) < 0 || measure_recycle(&b) < 0 ||
+            measure_identity(&b) < 0)
                 goto out;
         print_header(&b, json);
         print_rows(&b, json);

@@ -13,6 +13,7 @@ static void usage(FILE *f)
             f,
             "usage: sprout bench clone SNAPSHOT [-n N] [--pool P] [--request JSON] [--no-qemu] "
             "[--json]\n"
+            "                          [--identity-old SNAPSHOT2]\n"
             "       sprout bench boot IMAGE [-n N] [--no-qemu] [--json]\n"
             "       sprout bench api SNAPSHOT_ID ...      (sprout bench api --help)\n"
             "       sprout bench density SNAPSHOT_ID ...  (sprout bench density --help)\n\n"
@@ -24,6 +25,10 @@ static void usage(FILE *f)
             "       and the warm-up itself, private memory per idle clone, teardown,\n"
             "       base-load throughput and snapshot size, beside the floor of this host (the\n"
             "       cheapest VM KVM can create and run), all measured in this run.\n"
+            "       --identity-old: SNAPSHOT2 is the same image prewarmed with\n"
+            "       `--append sprout.seed=off` (its guest re-seeds with ioctls, the old path);\n"
+            "       fresh clones of both alternate, and their first invokes (and the guest's\n"
+            "       identity step, with --request '{\"identity\":true}' on hello) are compared.\n"
             "boot:  cold-boots IMAGE to READY N times (default 5) and, where qemu-system-x86_64 "
             "is\n"
             "       installed, boots the same kernel and initrd N times with QEMU's microvm "
@@ -107,12 +112,13 @@ int sprout_cmd_bench(int argc, char **argv)
         if (argc > 1 && !strcmp(argv[1], "density"))
                 return bench_density_cmd(argc - 1, argv + 1);
         long n = -1, pool = 16;
-        const char *req = "{}";
+        const char *req = "{}", *old_rng = NULL;
         bool json = false, no_qemu = false;
         const struct cli_opt opts[] = {
             CLI_LONG_AS("count", 'n', &n, 1, 1000000, "-n"),
             CLI_LONG("pool", 0, &pool, 0, 64),
             CLI_STRING("request", 0, &req),
+            CLI_STRING("identity-old", 0, &old_rng),
             CLI_FLAG("no-qemu", 0, &no_qemu),
             CLI_JSON(&json),
             CLI_END,
@@ -122,7 +128,8 @@ int sprout_cmd_bench(int argc, char **argv)
                 return status;
         bool qemu = !no_qemu;
         if (!strcmp(argv[optind], "clone"))
-                return bench_clone(argv[optind + 1], n < 0 ? 1000 : n, pool, req, qemu, json);
+                return bench_clone(argv[optind + 1], old_rng, n < 0 ? 1000 : n, pool, req, qemu,
+                                   json);
         if (!strcmp(argv[optind], "boot"))
                 return bench_boot(argv[optind + 1], n < 0 ? 5 : n, qemu, json);
         return cli_usage_error(&bench_verb, "unknown benchmark '%s'", argv[optind]);

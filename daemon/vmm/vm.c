@@ -26,10 +26,16 @@
 #define COM1_PORT           0x3f8
 #define COM1_IRQ            4
 
+#define STR_(x) #x
+#define STR(x)  STR_(x)
 /* clocksource=kvm-clock: a clone's wall clock is put right by KVM_SET_CLOCK, which moves kvmclock
- * but not the TSC; Linux would otherwise prefer a stable TSC and keep the snapshot's time. */
+ * but not the TSC; Linux would otherwise prefer a stable TSC and keep the snapshot's time.
+ * sprout.seed: where sprout's kernel finds its seed page (include/sprout/abi.h); a kernel without
+ * the patch ignores it (a dotted word is a module parameter, not init's), and an image may turn
+ * it off with sprout.seed=off after it (the last one counts). */
 static const char default_cmdline[] = "console=ttyS0 reboot=k panic=-1 quiet no_timer_check "
-                                      "tsc=reliable clocksource=kvm-clock rdinit=/init";
+                                      "tsc=reliable clocksource=kvm-clock rdinit=/init "
+                                      "sprout.seed=" STR(SPROUT_SEED_GPA);
 
 /* ---- memory ---- */
 

@@ -164,6 +164,8 @@ int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err);
 /* Writes a new identity (UUID, fresh host entropy, the wall clock) into the mailbox for the guest
  * library to apply before it next reads a request (mailbox.c). */
 int sprout_dev_write_identity(struct sprout_dev *d, const uint8_t uuid[16], struct sprout_err *err);
+/* A new generation and seed in the mailbox's kernel seed page (include/sprout/abi.h). */
+int sprout_dev_new_seed(struct sprout_dev *d, struct sprout_err *err);
 /* Puts a used device back as sprout_dev_init made it: the mailbox's pages dropped (they read as
  * zeros again) and its header rewritten, the doorbell and both budgets cleared. */
 int sprout_dev_reset(struct sprout_dev *d, struct sprout_err *err);
@@ -207,6 +209,7 @@ struct sprout_vm {
         int64_t clock_skew_ns; /* guest CLOCK_REALTIME minus the host's, measured at READY */
         int64_t last_exit_ns;  /* CLOCK_MONOTONIC when the vCPU last left KVM_RUN for us */
         uint32_t guest_abi; /* the ABI the guest's READY reported (kept in snapshots); 0: unknown */
+        uint32_t guest_features; /* SPROUT_GF_* its READY reported (kept in snapshots) */
 };
 
 /* Checked guest-physical access: a pointer to len bytes of RAM at gpa, or NULL if any byte is

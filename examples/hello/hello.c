@@ -5,9 +5,13 @@
  *
  * Three requests exist for tests, recognised by a plain substring (requests are small and trusted):
  *   "identity"     -> {"hello":"world","clone":"<uuid>","random":"<32 hex>","time_ns":T,
- *                      "identity_syscalls":S,"identity_ns":D,"clock_step_ns":C,"seq":N}
+ *                      "identity_syscalls":S,"identity_ns":D,"clock_step_ns":C,
+ *                      "urandom":"<32 hex>","kernel_uuid":"<uuid>","kernel_seeds":B,"seq":N}
  *                     random is 16 fresh bytes from getrandom() (a system call, on purpose: it is
- *                     what shows that clones of one snapshot got different kernel randomness), T
+ *                     what shows that clones of one snapshot got different kernel randomness),
+ *                     urandom 16 read from /dev/urandom, kernel_uuid one from
+ *                     /proc/sys/kernel/random/uuid (the kernel's own get_random_bytes), B whether
+ *                     the kernel re-seeds itself from the VMM's seed page, T
  *                     the guest's CLOCK_REALTIME; S, D and C are what applying the clone identity
  *                     cost this process (system calls, ns) and the clock correction it made.
  *   "touch_mib": N -> {"hello":"world","touched_mib":N,"seq":N}: writes one byte in every page of N
@@ -20,8 +24,10 @@
  *   "say"          -> writes a line to the clone's log (one LOG ring) before answering, so a test
  *                     sees an invocation's own log (?log=true).
  * */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -108,6 +114,16 @@ static size_t append_uuid(char *out, size_t o, size_t cap, const uint8_t *id)
         return o;
 }
 
+/* Up to n bytes of a file into buf (NUL-terminated); "" when it cannot be read. */
+static void read_file(const char *path, char *buf, size_t n)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t got = fd >= 0 ? read(fd, buf, n - 1) : -1;
+        if (fd >= 0)
+                close(fd);
+        buf[got > 0 ? got : 0] = '\0';
+}
+
 static size_t append_identity(struct hello *h, size_t o)
 {
         uint8_t rnd[16];
@@ -133,8 +149,19 @@ static size_t append_identity(struct hello *h, size_t o)
         o = append_str(h->out, o, h->cap, ",\"identity_ns\":");
         o = append_u64(h->out, o, h->cap, h->g.identity_ns);
         o = append_str(h->out, o, h->cap, ",\"clock_step_ns\":");
-        return append_u64(h->out, o, h->cap,
-                          h->g.clock_step_ns > 0 ? (uint64_t)h->g.clock_step_ns : 0);
+        o = append_u64(h->out, o, h->cap,
+                       h->g.clock_step_ns > 0 ? (uint64_t)h->g.clock_step_ns : 0);
+        /* The kernel's other two faces of its CRNG: /dev/urandom and its own get_random_bytes. */
+        char ur[17] = {0}, kid[37];
+        read_file("/dev/urandom", ur, sizeof(ur));
+        read_file("/proc/sys/kernel/random/uuid", kid, sizeof(kid));
+        o = append_str(h->out, o, h->cap, ",\"urandom\":\"");
+        o = append_hex(h->out, o, h->cap, (const uint8_t *)ur, 16);
+        o = append_str(h->out, o, h->cap, "\",\"kernel_uuid\":\"");
+        kid[strcspn(kid, "\n\"\\")] = '\0';
+        o = append_str(h->out, o, h->cap, kid);
+        o = append_str(h->out, o, h->cap, "\",\"kernel_seeds\":");
+        return append_str(h->out, o, h->cap, sprout_guest_kernel_seeds(&h->g) ? "true" : "false");
 }
 
 /* N after the key (`"touch_mib"`, `"hold_ms"`) and a colon: 0 on success, -1 if there is no number

@@ -92,7 +92,9 @@ int guest_apply_identity(struct sprout_guest *g)
         memcpy(entropy, h->entropy, sizeof(entropy));
         memcpy(uuid, h->clone_uuid, sizeof(uuid));
 
-        int rc = reseed_kernel_rng(g, entropy, sizeof(entropy));
+        /* A kernel that takes the seed page mixes the VMM's seed in before its next output; this
+         * is the path for one without the patch. */
+        int rc = g->kernel_seeds ? 0 : reseed_kernel_rng(g, entropy, sizeof(entropy));
         if (rc < 0) {
                 explicit_bzero(entropy, sizeof(entropy));
                 /* Fail closed: the flag stays set, so if the host resumes us anyway every later
@@ -123,6 +125,11 @@ void sprout_guest_on_identity(struct sprout_guest *g, sprout_guest_identity_fn f
 {
         g->on_identity = fn;
         g->on_identity_ctx = ctx;
+}
+
+bool sprout_guest_kernel_seeds(const struct sprout_guest *g)
+{
+        return g->kernel_seeds;
 }
 
 uint32_t sprout_guest_identity_syscalls(const struct sprout_guest *g)

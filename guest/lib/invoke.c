@@ -45,6 +45,7 @@ int sprout_guest_ready(struct sprout_guest *g)
                 return -EBADF;
         struct timespec ts;
         g->hdr->abi_version = SPROUT_ABI_VERSION;
+        g->hdr->guest_features = g->kernel_seeds ? SPROUT_GF_KERNEL_SEED : 0;
         /* vDSO: no system call. The host compares it with its own clock at the exit. */
         clock_gettime(CLOCK_REALTIME, &ts);
         g->hdr->guest_realtime_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;

@@ -147,7 +147,11 @@ int sprout_guest_open(struct sprout_guest *g)
                 fail_close(g);
                 return rc;
         }
-        rc = open_rng(g);
+        /* sprout's kernel took the seed page at boot (guest/kernel/patches/0005): it re-keys its
+         * CRNG from every new seed itself, so the library needs no RNG system calls, no fd and no
+         * CAP_SYS_ADMIN. A kernel without the patch never writes the word. */
+        g->kernel_seeds = g->hdr->seed.kernel_abi == SPROUT_SEED_KERNEL_ABI;
+        rc = g->kernel_seeds ? 0 : open_rng(g);
         /* A VMM may hand the booting VM entropy the same way, flag set before the guest first ran.
          * Applying it now makes the kernel CRNG ready in the base VM, so no clone pays for that
          * one-time transition (~10 ms and ~80 KiB of dirtied pages under PVM). */

@@ -9,9 +9,10 @@
 /* Bump MAJOR for any incompatible change; MINOR for additions an older VMM may ignore.
  * 1.1: the guest applies NEW_IDENTITY and clears it; PANIC_IDENTITY
  * 1.2: guest_realtime_ns at READY
- * 1.3: SPROUT_MBF_WARMUP (sent only to a guest at >= 1.3) */
+ * 1.3: SPROUT_MBF_WARMUP (sent only to a guest at >= 1.3)
+ * 1.4: guest_features at READY; the kernel seed page (struct sprout_seed_page) */
 #define SPROUT_ABI_MAJOR   1
-#define SPROUT_ABI_MINOR   3
+#define SPROUT_ABI_MINOR   4
 #define SPROUT_ABI_VERSION ((SPROUT_ABI_MAJOR << 16) | SPROUT_ABI_MINOR)
 
 /*
@@ -64,6 +65,32 @@ enum sprout_panic {
 #define SPROUT_MB_MAGIC 0x54555053u /* "SPUT" little-endian: written by the VMM */
 
 /*
+ * The kernel seed page (ABI 1.4): the last 64 bytes of the header page, read by sprout's guest
+ * kernel patch (guest/kernel/patches/0005) through `sprout.seed=<its guest-physical address>` on
+ * the command line. Before the CRNG produces output, a kernel that sees a generation other than the
+ * last one it took mixes the seed into its key: a clone's kernel randomness differs from its
+ * siblings' with no system call (docs/guest-protocol.md, "A clone's identity").
+ */
+#define SPROUT_MB_SEED_OFF 0xfc0
+/* SPROUT_MAILBOX_GPA + SPROUT_MB_SEED_OFF, as a literal for the command line. */
+#define SPROUT_SEED_GPA        0xd0000fc0
+#define SPROUT_SEED_MAGIC      0x44454553u /* "SEED": written by the VMM */
+#define SPROUT_SEED_KERNEL_ABI 1u          /* what a patched kernel writes into kernel_abi */
+
+struct sprout_seed_page {
+        uint32_t magic;         /* [host] SPROUT_SEED_MAGIC */
+        uint32_t kernel_abi;    /* [guest kernel] SPROUT_SEED_KERNEL_ABI once it took the page */
+        uint64_t generation;    /* [host] new for every seed; never 0 */
+        uint8_t seed[32];       /* [host] from the host's getrandom; the kernel wipes it */
+        uint64_t applied;       /* [guest kernel] the generation it last mixed in */
+        uint64_t applied_count; /* [guest kernel] seeds mixed in since boot */
+};
+
+/* guest_features bits (ABI 1.4), reported at READY. */
+#define SPROUT_GF_KERNEL_SEED                                                                      \
+        0x1u /* the guest kernel takes the seed page: the library makes no RNG system calls */
+
+/*
  * The header page. Fields marked [host] are written only by the VMM before it enters the vCPU;
  * [guest] only by the guest before it rings. A field the guest writes is read once by the VMM into
  * a local and checked before use.
@@ -82,7 +109,10 @@ struct sprout_mailbox_hdr {
         uint8_t entropy[64];   /* [host] fresh random bytes for the guest RNG, new per clone */
         uint64_t guest_realtime_ns; /* [guest] its CLOCK_REALTIME just before ringing READY: lets
                                      * the VMM correct a clone's clock with no guest work */
-        uint8_t reserved[3968];
+        uint32_t guest_features;    /* [guest] SPROUT_GF_*, for READY (ABI 1.4) */
+        uint32_t reserved0;
+        uint8_t reserved[3896];
+        struct sprout_seed_page seed; /* at SPROUT_MB_SEED_OFF */
 };
 
 #define SPROUT_MBF_NEW_IDENTITY                                                                    \
@@ -96,6 +126,10 @@ struct sprout_mailbox_hdr {
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct sprout_mailbox_hdr) == SPROUT_MB_HDR_SIZE, "header is one page");
+_Static_assert(sizeof(struct sprout_seed_page) == 64, "the kernel patch's layout");
+_Static_assert(SPROUT_SEED_GPA == SPROUT_MAILBOX_GPA + SPROUT_MB_SEED_OFF, "seed address");
+_Static_assert(__builtin_offsetof(struct sprout_mailbox_hdr, seed) == SPROUT_MB_SEED_OFF,
+               "the seed page is where the command line says");
 _Static_assert(SPROUT_MB_RESP_OFF + SPROUT_MB_RESP_SIZE == SPROUT_MAILBOX_SIZE,
                "areas fill mailbox");
 _Static_assert(SPROUT_MB_REQ_OFF + SPROUT_MB_REQ_SIZE == SPROUT_MB_RESP_OFF,

@@ -4,6 +4,7 @@
 #ifndef SPROUT_GUEST_H
 #define SPROUT_GUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,7 @@ struct sprout_guest {
          * applied when READY or DONE returned; one the VMM hands at boot is applied by
          * sprout_guest_open and not counted (the base pays it, not the clones). */
         int rnd_fd;           /* /dev/urandom, opened by sprout_guest_open; -1 if not */
+        bool kernel_seeds;    /* the kernel re-seeds itself from the seed page (ABI 1.4) */
         uint8_t clone_id[16]; /* this clone's UUID; all zero before the first clone */
         sprout_guest_identity_fn on_identity; /* the runtime's PRNG re-seed hook, or NULL */
         void *on_identity_ctx;
@@ -104,6 +106,9 @@ void sprout_guest_on_warmup(struct sprout_guest *g, void (*fn)(void *ctx), void 
 
 /* System calls the library has made applying identities (the same as g->identity_syscalls). */
 uint32_t sprout_guest_identity_syscalls(const struct sprout_guest *g);
+/* Whether the guest kernel re-seeds its CRNG from the VMM's seed page itself (sprout's kernel
+ * patch): then applying an identity makes no RNG system calls. */
+bool sprout_guest_kernel_seeds(const struct sprout_guest *g);
 
 /* Put up to SPROUT_MB_LOG_SIZE bytes of text in the log area and ring LOG. */
 void sprout_guest_log(struct sprout_guest *g, const char *text, size_t len);

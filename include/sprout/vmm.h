@@ -134,6 +134,9 @@ bool sprout_vm_can_warmup(const struct sprout_vm *vm);
 
 /* The ABI version the guest's READY reported (recorded in snapshots since ABI 1.3; 0: unknown). */
 uint32_t sprout_vm_guest_abi(const struct sprout_vm *vm);
+/* The SPROUT_GF_* bits the guest's READY reported (0 before ABI 1.4): e.g. whether its kernel
+ * re-seeds itself from the seed page. */
+uint32_t sprout_vm_guest_features(const struct sprout_vm *vm);
 
 /* Bytes of guest RAM this VM has made private (copied on write or newly touched). */
 uint64_t sprout_vm_private_bytes(struct sprout_vm *vm);

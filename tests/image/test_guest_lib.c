@@ -311,6 +311,37 @@ static void test_identity(void)
         free(g.mb);
 }
 
+/* A kernel that takes the seed page (ABI 1.4): the identity step makes no RNG system call, still
+ * copies the id, calls the hook with the entropy and clears the flag; READY says so. */
+static void test_identity_kernel_seeds(void)
+{
+        struct sprout_guest g;
+        const int64_t now = 1700000000LL * 1000000000LL;
+
+        fake_open(&g);
+        g.kernel_seeds = true;
+        g.rnd_fd = -1; /* sprout_guest_open opens nothing then */
+        sprout_guest_on_identity(&g, hook, &g);
+        reset_sys(now);
+        host_identity(&g, 5, (uint64_t)now - 1000000);
+        CHECK(sprout_guest_ready(&g) == 0, "ready: %s", g.err.msg);
+        CHECK(strcmp(sys.events, "h") == 0 && g.identity_syscalls == 0 && g.identities == 1,
+              "kernel seeds: steps \"%s\", %u system calls", sys.events, g.identity_syscalls);
+        CHECK(g.hdr->guest_features == SPROUT_GF_KERNEL_SEED && sprout_guest_kernel_seeds(&g),
+              "READY reported features %#x", g.hdr->guest_features);
+        CHECK(!(g.hdr->flags & SPROUT_MBF_NEW_IDENTITY) && all_zero(g.hdr->entropy, 64) &&
+                  sprout_guest_clone_id(&g)[0] == 5,
+              "kernel seeds: flag, entropy or id not handled");
+        /* A clock 2 s behind is still set: one system call, the clock's. */
+        reset_sys(now);
+        host_identity(&g, 6, (uint64_t)now + 2000000000);
+        CHECK(sprout_guest_done(&g, 0) == 0 && strcmp(sys.events, "sh") == 0 &&
+                  g.identity_syscalls == 1,
+              "kernel seeds, 2 s behind: steps \"%s\", %u system calls", sys.events,
+              g.identity_syscalls);
+        free(g.mb);
+}
+
 static void warm_hook(void *ctx)
 {
         struct sprout_guest *g = ctx;
@@ -365,6 +396,7 @@ int main(void)
         test_log_panic_ready(&g);
         free(g.mb);
         test_identity();
+        test_identity_kernel_seeds();
         test_warmup();
 
         struct sprout_guest closed = {0};

@@ -25,12 +25,16 @@
 
 static void case_prewarm(void)
 {
-        static const char *names[] = {"hello", "hostile"};
+        /* hello-oldrng: hello whose kernel ignores the seed page (the identity step's old path). */
+        static const char *names[] = {"hello", "hostile", "hello-oldrng"};
+        static const char *image[] = {"hello", "hostile", "hello"};
+        static const char *cmdline[] = {NULL, NULL, "sprout.seed=off"};
         mkdir(snaps, 0755);
-        for (size_t i = 0; i < 2; i++) {
+        for (size_t i = 0; i < 3; i++) {
                 char img[4096];
-                snprintf(img, sizeof(img), "%s/%s", images, names[i]);
+                snprintf(img, sizeof(img), "%s/%s", images, image[i]);
                 struct sprout_prewarm_opts o = {.image = img,
+                                                .cmdline = cmdline[i],
                                                 .out_path = snap_path(names[i]),
                                                 .console_fd = -1,
                                                 .timeout_ms = 300000};
@@ -76,58 +80,108 @@ static void case_basic(void)
         sprout_base_free(b);
 }
 
-/* Each clone answers, with its own identity: UUID, kernel randomness, and the right wall clock. */
-static void case_many(void)
+/* A string field of an identity answer ("key":"value") into out; "" when absent. */
+static void field(const char *resp, const char *key, char *out, size_t n)
 {
-        enum { N = 50 };
-        struct sprout_base *b = load_base("hello");
+        char pat[64];
+        snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+        const char *p = resp ? strstr(resp, pat) : NULL;
+        out[0] = '\0';
+        if (p) {
+                p += strlen(pat);
+                size_t len = strcspn(p, "\"");
+                snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), p);
+        }
+}
+
+static long long num_field(const char *resp, const char *key)
+{
+        char pat[64];
+        snprintf(pat, sizeof(pat), "\"%s\":", key);
+        const char *p = resp ? strstr(resp, pat) : NULL;
+        return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+/*
+ * N clones of one snapshot answer, each with its own identity: the UUID the VMM gave it, and kernel
+ * randomness of its own through getrandom(), /dev/urandom and the kernel's own get_random_bytes
+ * (/proc/sys/kernel/random/uuid), with the right wall clock. kernel_seeds says which path the
+ * snapshot's kernel takes: the seed page (no RNG system call in the identity step) or the ioctls.
+ */
+enum { ID_FIELDS = 4 };
+static void check_identities(const char *snap, int n, bool kernel_seeds)
+{
+        static const char *const keys[ID_FIELDS] = {"clone", "random", "urandom", "kernel_uuid"};
+        struct sprout_base *b = load_base(snap);
         if (!b)
                 return;
-        static char ids[N][64], rnd[N][64];
+        char(*got)[ID_FIELDS][40] = calloc((size_t)n, sizeof(*got));
+        long long max_sc = 0, min_sc = 1 << 30;
+        double id_ms = 0;
         int ok = 0;
-        for (int i = 0; i < N; i++) {
+        for (int i = 0; i < n; i++) {
                 struct sprout_err err = {0};
                 struct sprout_clone *c;
                 if (sprout_clone_create(b, -1, &c, NULL, &err) < 0) {
-                        CHECK(0, "clone %d: %s", i, err.msg);
+                        CHECK(0, "%s clone %d: %s", snap, i, err.msg);
                         continue;
                 }
                 char *resp = invoke(c, "{\"identity\":true}");
                 double hs = (double)sprout_real_ns() / 1e9;
-                char *p;
-                if (resp && (p = strstr(resp, "\"clone\":\""))) {
-                        snprintf(ids[i], sizeof(ids[i]), "%.36s", p + 9);
-                        CHECK(!strcmp(ids[i], sprout_clone_id(c)),
-                              "clone %d reports id %s, the VMM gave %s", i, ids[i],
-                              sprout_clone_id(c));
-                } else {
-                        CHECK(0, "clone %d: no clone id in '%s'", i, resp ? resp : "");
+                for (int k = 0; k < ID_FIELDS; k++) {
+                        field(resp, keys[k], got[i][k], sizeof(got[i][k]));
+                        CHECK(got[i][k][0] && strspn(got[i][k], "0") != strlen(got[i][k]),
+                              "%s clone %d: no %s in '%s'", snap, i, keys[k], resp ? resp : "");
                 }
-                if (resp && (p = strstr(resp, "\"random\":\"")))
-                        snprintf(rnd[i], sizeof(rnd[i]), "%.32s", p + 10);
-                else
-                        CHECK(0, "clone %d: no random bytes in '%s'", i, resp ? resp : "");
-                if (resp && (p = strstr(resp, "\"time_ns\":"))) {
-                        double guest = strtod(p + 10, NULL) / 1e9;
-                        CHECK(guest > hs - 1 && guest <= hs + 0.01,
-                              "clone %d: guest clock %.3f, host %.3f (off by %.3f s)", i, guest, hs,
-                              guest - hs);
-                } else {
-                        CHECK(0, "clone %d: no time in '%s'", i, resp ? resp : "");
-                }
+                CHECK(!strcmp(got[i][0], sprout_clone_id(c)),
+                      "%s clone %d reports id %s, the VMM gave %s", snap, i, got[i][0],
+                      sprout_clone_id(c));
+                long long t = num_field(resp, "time_ns");
+                CHECK(t > 0 && t / 1e9 > hs - 1 && t / 1e9 <= hs + 0.01,
+                      "%s clone %d: guest clock %.3f, host %.3f", snap, i, t / 1e9, hs);
+                CHECK(resp && strstr(resp, kernel_seeds ? "\"kernel_seeds\":true"
+                                                        : "\"kernel_seeds\":false"),
+                      "%s clone %d: the kernel should%s take the seed page: '%s'", snap, i,
+                      kernel_seeds ? "" : " not", resp ? resp : "");
+                long long sc = num_field(resp, "identity_syscalls");
+                max_sc = sc > max_sc ? sc : max_sc;
+                min_sc = sc < min_sc ? sc : min_sc;
+                id_ms += (double)num_field(resp, "identity_ns") / 1e6;
                 ok += resp != NULL;
                 free(resp);
                 sprout_clone_destroy(c);
         }
-        CHECK(ok == N, "%d of %d clones answered", ok, N);
-        for (int i = 0; i < N; i++)
-                for (int j = i + 1; j < N; j++) {
-                        CHECK(strcmp(ids[i], ids[j]) != 0 || !ids[i][0],
-                              "clones %d and %d share id %s", i, j, ids[i]);
-                        CHECK(strcmp(rnd[i], rnd[j]) != 0 || !rnd[i][0],
-                              "clones %d and %d read the same random bytes %s", i, j, rnd[i]);
-                }
+        CHECK(ok == n, "%s: %d of %d clones answered", snap, ok, n);
+        /* The seed page leaves the identity step only the clock's system call, if that; the old
+         * path makes two RNG ioctls. */
+        if (kernel_seeds)
+                CHECK(max_sc <= 1, "%s: the identity step made up to %lld system calls", snap,
+                      max_sc);
+        else
+                CHECK(min_sc >= 2, "%s: the identity step made only %lld system calls", snap,
+                      min_sc);
+        for (int k = 0; k < ID_FIELDS; k++)
+                for (int i = 0; i < n; i++)
+                        for (int j = i + 1; j < n; j++)
+                                CHECK(strcmp(got[i][k], got[j][k]) != 0 || !got[i][k][0],
+                                      "%s clones %d and %d share %s %s", snap, i, j, keys[k],
+                                      got[i][k]);
+        printf("%s: %d clones, %d distinct ids and kernel randomness (getrandom, /dev/urandom, "
+               "kernel uuid); identity step %lld-%lld system calls, %.3f ms mean\n",
+               snap, n, ok, min_sc, max_sc, ok ? id_ms / ok : 0);
+        free(got);
         sprout_base_free(b);
+}
+
+static void case_many(void)
+{
+        check_identities("hello", 100, true);
+}
+
+/* A kernel told not to take the seed page (sprout.seed=off) keeps the guest library's ioctls. */
+static void case_identity_old(void)
+{
+        check_identities("hello-oldrng", 20, false);
 }
 
 /* A clone's writes are its own: a sibling started later sees the snapshot's state, not its writes.
@@ -553,10 +607,17 @@ static void case_warmup_old(void)
 int main(int argc, char **argv)
 {
         static const struct kvm_case cases[] = {
-            {"prewarm", case_prewarm},       {"basic", case_basic},       {"many", case_many},
-            {"isolation", case_isolation},   {"sequence", case_sequence}, {"hostile", case_hostile},
-            {"leaks", case_leaks},           {"foreign", case_foreign},   {"ready", case_ready},
+            {"prewarm", case_prewarm},
+            {"basic", case_basic},
+            {"many", case_many},
+            {"isolation", case_isolation},
+            {"sequence", case_sequence},
+            {"hostile", case_hostile},
+            {"leaks", case_leaks},
+            {"foreign", case_foreign},
+            {"ready", case_ready},
             {"warmup_old", case_warmup_old},
+            {"identity_old", case_identity_old},
         };
         if (argc != 4) {
                 fprintf(stderr, "usage: test_clone CASE IMAGES_DIR SNAP_DIR\n");

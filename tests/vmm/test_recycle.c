@@ -160,6 +160,7 @@ static void plant(struct sprout_vm *vm)
         struct sprout_mailbox_hdr *h = (struct sprout_mailbox_hdr *)vm->sdev.mailbox;
         memcpy(h->reserved, SECRET, sizeof(SECRET));
         memcpy(h->clone_uuid, SECRET, 16);
+        memcpy(h->seed.seed, SECRET, sizeof(SECRET));
         memcpy(vm->sdev.mailbox + SPROUT_MB_LOG_OFF, SECRET, sizeof(SECRET));
         memcpy(vm->sdev.mailbox + SPROUT_MB_REQ_OFF + 4096, SECRET, sizeof(SECRET));
         memcpy(vm->sdev.mailbox + SPROUT_MB_RESP_OFF + 8192, SECRET, sizeof(SECRET));
@@ -330,6 +331,12 @@ static void case_leak(void)
         uuid_unparse_lower(ha.clone_uuid, mb_id);
         CHECK(!strcmp(mb_id, sprout_clone_id(a)), "the mailbox holds clone id %s, not %s", mb_id,
               sprout_clone_id(a));
+        CHECK(ha.seed.generation != hf.seed.generation &&
+                  memcmp(ha.seed.seed, hf.seed.seed, sizeof(ha.seed.seed)) != 0,
+              "the recycled clone was given a fresh clone's kernel seed");
+        ha.seed.generation = hf.seed.generation = 0;
+        memset(ha.seed.seed, 0, sizeof(ha.seed.seed));
+        memset(hf.seed.seed, 0, sizeof(hf.seed.seed));
         memset(ha.clone_uuid, 0, 16);
         memset(hf.clone_uuid, 0, 16);
         memset(ha.entropy, 0, sizeof(ha.entropy));

@@ -9,12 +9,34 @@
 #include "sprout/clock.h"
 #include "vmm_internal.h"
 
+int sprout_dev_new_seed(struct sprout_dev *d, struct sprout_err *err)
+{
+        struct sprout_seed_page *s = &((struct sprout_mailbox_hdr *)d->mailbox)->seed;
+        struct {
+                uint64_t gen;
+                uint8_t seed[sizeof(s->seed)];
+        } fresh;
+        if (getrandom(&fresh, sizeof(fresh), 0) != (ssize_t)sizeof(fresh))
+                return sprout_err_errno(err, -errno, "getrandom for the kernel seed");
+        /* Random rather than counted: the kernel compares it with the last one it took, which is
+         * in the snapshot's RAM and unknown here; 0 is the value a kernel starts from. */
+        s->generation = fresh.gen ? fresh.gen : 1;
+        memcpy(s->seed, fresh.seed, sizeof(s->seed));
+        explicit_bzero(&fresh, sizeof(fresh));
+        return 0;
+}
+
 int sprout_dev_write_identity(struct sprout_dev *d, const uint8_t uuid[16], struct sprout_err *err)
 {
         struct sprout_mailbox_hdr *h = (struct sprout_mailbox_hdr *)d->mailbox;
         uint8_t entropy[sizeof(h->entropy)];
         if (getrandom(entropy, sizeof(entropy), 0) != (ssize_t)sizeof(entropy))
                 return sprout_err_errno(err, -errno, "getrandom for the clone's entropy");
+        /* The kernel's seed, for a patched guest kernel; the entropy stays for user-space PRNGs
+         * (and for the ioctls of a kernel without the patch). */
+        int r = sprout_dev_new_seed(d, err);
+        if (r < 0)
+                return r;
         memcpy(h->clone_uuid, uuid, sizeof(h->clone_uuid));
         memcpy(h->entropy, entropy, sizeof(entropy));
         h->wallclock_ns = (uint64_t)sprout_real_ns();
@@ -97,6 +119,11 @@ bool sprout_vm_can_warmup(const struct sprout_vm *vm)
 uint32_t sprout_vm_guest_abi(const struct sprout_vm *vm)
 {
         return vm->guest_abi;
+}
+
+uint32_t sprout_vm_guest_features(const struct sprout_vm *vm)
+{
+        return vm->guest_features;
 }
 
 int sprout_vm_warmup(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_event *ev,

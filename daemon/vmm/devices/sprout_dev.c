@@ -12,11 +12,15 @@
 #include "sprout/log.h"
 #include "vmm_internal.h"
 
-static void mailbox_header(struct sprout_dev *d)
+/* A fresh mailbox is a new machine: its kernel seed page gets a seed of its own, so even a VM that
+ * is never handed an identity (a booting one, whose CRNG this makes ready) has its own keys. */
+static int mailbox_header(struct sprout_dev *d, struct sprout_err *err)
 {
         struct sprout_mailbox_hdr *h = (struct sprout_mailbox_hdr *)d->mailbox;
         h->magic = SPROUT_MB_MAGIC;
         h->host_abi = SPROUT_ABI_VERSION;
+        h->seed.magic = SPROUT_SEED_MAGIC;
+        return sprout_dev_new_seed(d, err);
 }
 
 int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err)
@@ -27,8 +31,12 @@ int sprout_dev_init(struct sprout_dev *d, struct sprout_err *err)
         if (mb == MAP_FAILED)
                 return sprout_err_errno(err, -errno, "mapping the mailbox");
         d->mailbox = mb;
-        mailbox_header(d);
-        return 0;
+        int r = mailbox_header(d, err);
+        if (r < 0) {
+                munmap(mb, SPROUT_MAILBOX_SIZE);
+                d->mailbox = NULL;
+        }
+        return r;
 }
 
 int sprout_dev_reset(struct sprout_dev *d, struct sprout_err *err)
@@ -40,8 +48,7 @@ int sprout_dev_reset(struct sprout_dev *d, struct sprout_err *err)
         uint8_t *mb = d->mailbox;
         memset(d, 0, sizeof(*d));
         d->mailbox = mb;
-        mailbox_header(d);
-        return 0;
+        return mailbox_header(d, err);
 }
 
 void sprout_dev_free(struct sprout_dev *d)
@@ -190,6 +197,9 @@ int sprout_dev_handle(struct sprout_vm *vm, uint32_t db, struct sprout_vm_event 
                         skew = 0;
                 vm->clock_skew_ns = g ? skew : 0;
                 vm->guest_abi = ver; /* what the VMM may send it (warm-ups need 1.3) */
+                /* Informational only (the guest decides how it re-seeds): a 1.3 guest left the
+                 * word zero, and nothing the VMM does depends on it. */
+                vm->guest_features = (ver & 0xffffu) >= 4 ? h->guest_features : 0;
                 ev->kind = SPROUT_EV_READY;
                 return 1;
         }

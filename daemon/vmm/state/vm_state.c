@@ -14,11 +14,13 @@ enum vm_rec {
         MREC_IOAPIC,
         MREC_PIT2,
         MREC_CLOCK,
-        MREC_REALTIME_NS, /* host CLOCK_REALTIME when the clock was read */
-        MREC_CLOCK_SKEW,  /* guest wall clock minus the host's at READY, ns (int64) */
-        MREC_GUEST_ABI,   /* the ABI the guest's READY reported (uint32); optional: a snapshot
-                           * without it is from a VMM that did not record it, so 0 (unknown) */
+        MREC_REALTIME_NS,    /* host CLOCK_REALTIME when the clock was read */
+        MREC_CLOCK_SKEW,     /* guest wall clock minus the host's at READY, ns (int64) */
+        MREC_GUEST_ABI,      /* the ABI the guest's READY reported (uint32); optional: a snapshot
+                              * without it is from a VMM that did not record it, so 0 (unknown) */
+        MREC_GUEST_FEATURES, /* SPROUT_GF_* of that READY (uint32); optional likewise */
 };
+#define MREC_LAST          MREC_GUEST_FEATURES
 #define MREC_REQUIRED_LAST MREC_CLOCK_SKEW
 
 int vm_state_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err)
@@ -48,13 +50,14 @@ int vm_state_save(struct sprout_vm *vm, struct blob *b, struct sprout_err *err)
         blob_put(b, MREC_REALTIME_NS, &now, sizeof(now));
         blob_put(b, MREC_CLOCK_SKEW, &vm->clock_skew_ns, sizeof(vm->clock_skew_ns));
         blob_put(b, MREC_GUEST_ABI, &vm->guest_abi, sizeof(vm->guest_abi));
+        blob_put(b, MREC_GUEST_FEATURES, &vm->guest_features, sizeof(vm->guest_features));
         return b->error ? sprout_err_set(err, b->error, "saving VM state: out of memory") : 0;
 }
 
 /* The records of a VM section, checked (state_check.c): pointers into the section, and aligned
  * copies of what goes to KVM. */
 struct vm_recs {
-        const void *rec[MREC_GUEST_ABI + 1];
+        const void *rec[MREC_LAST + 1];
         struct kvm_pit_state2 pit;
         struct kvm_irqchip chip[3];
 };
@@ -64,7 +67,7 @@ static int parse_vm(const void *data, size_t len, struct vm_recs *v, struct spro
         struct blob_reader rd = {.data = data, .len = len};
         const void **rec = v->rec;
         memset(v, 0, sizeof(*v));
-        static const size_t want[MREC_GUEST_ABI + 1] = {
+        static const size_t want[MREC_LAST + 1] = {
             [MREC_PIC_MASTER] = sizeof(struct kvm_irqchip),
             [MREC_PIC_SLAVE] = sizeof(struct kvm_irqchip),
             [MREC_IOAPIC] = sizeof(struct kvm_irqchip),
@@ -73,6 +76,7 @@ static int parse_vm(const void *data, size_t len, struct vm_recs *v, struct spro
             [MREC_REALTIME_NS] = sizeof(uint64_t),
             [MREC_CLOCK_SKEW] = sizeof(int64_t),
             [MREC_GUEST_ABI] = sizeof(uint32_t),
+            [MREC_GUEST_FEATURES] = sizeof(uint32_t),
         };
         uint32_t type;
         const void *p;
@@ -80,7 +84,7 @@ static int parse_vm(const void *data, size_t len, struct vm_recs *v, struct spro
         int r;
 
         while ((r = blob_next(&rd, &type, &p, &n)) == 1) {
-                if (type == 0 || type > MREC_GUEST_ABI || rec[type] || n != want[type])
+                if (type == 0 || type > MREC_LAST || rec[type] || n != want[type])
                         return sprout_err_set(err, -EINVAL, "VM state: bad record %u (%zu bytes)",
                                               type, n);
                 rec[type] = p;
@@ -152,5 +156,8 @@ int vm_state_restore(struct sprout_vm *vm, const void *data, size_t len, struct 
         vm->guest_abi = 0;
         if (rec[MREC_GUEST_ABI])
                 memcpy(&vm->guest_abi, rec[MREC_GUEST_ABI], sizeof(vm->guest_abi));
+        vm->guest_features = 0;
+        if (rec[MREC_GUEST_FEATURES])
+                memcpy(&vm->guest_features, rec[MREC_GUEST_FEATURES], sizeof(vm->guest_features));
         return 0;
 }
