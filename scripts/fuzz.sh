@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${SPROUT_FUZZ_BUILD_DIR:-build-fuzz}
-TARGETS=(snapshot image_json image_build api device)
+TARGETS=(snapshot image_json image_build api device working_set)
 
 if ! command -v clang >/dev/null; then
   echo "fuzz: clang is not installed (scripts/setup.sh installs it)" >&2
@@ -52,7 +52,7 @@ done
 
 # Inputs past these sizes only slow a target down: the seeds are a few hundred bytes (the
 # snapshots about 1 KiB).
-declare -A MAX_LEN=([snapshot]=16384 [image_json]=4096 [image_build]=4096 [api]=4096 [device]=4096)
+declare -A MAX_LEN=([snapshot]=16384 [image_json]=4096 [image_build]=4096 [api]=4096 [device]=4096 [working_set]=4096)
 ok=0 bad=0
 printf '%-12s %9s %12s  %s\n' target cpu_s execs result
 for t in "${TARGETS[@]}"; do

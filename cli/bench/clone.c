@@ -77,6 +77,10 @@ struct clone_run {
          * page, and one whose guest library re-seeds with ioctls (old_rng); the guest's own
          * identity-step time, where the answer reports it (hello's "identity"). */
         double *seed_first, *ioctl_first, *seed_id, *ioctl_id;
+        /* n each, alternating: a fresh clone from a pooled shell with the working set pre-faulted
+         * and without; restore + first invoke, and making the shell (off the request path). */
+        double *pf_first, *nopf_first, *pf_shell, *nopf_shell;
+        long npf;
         size_t nf, nc, np;
         long nid, nseed_id, nioctl_id;
         long nr, nw, nrc, nrep, nrp;
@@ -90,9 +94,10 @@ static int run_alloc(struct clone_run *b)
         double **const fixed[] = {&b->floor_total, &b->floor_vm, &b->floor_slot, &b->floor_vcpu,
                                   &b->floor_run};
         double **const per_clone[] = {
-            &b->restore,     &b->first,   &b->second,  &b->teardown,       &b->ready_first,
-            &b->warm,        &b->recycle, &b->replace, &b->recycled_first, &b->seed_first,
-            &b->ioctl_first, &b->seed_id, &b->ioctl_id};
+            &b->restore,     &b->first,     &b->second,   &b->teardown,       &b->ready_first,
+            &b->warm,        &b->recycle,   &b->replace,  &b->recycled_first, &b->seed_first,
+            &b->ioctl_first, &b->seed_id,   &b->ioctl_id, &b->pf_first,       &b->nopf_first,
+            &b->pf_shell,    &b->nopf_shell};
         int rc = 0;
         for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
                 if (!(*fixed[i] = calloc(FLOOR_RUNS, sizeof(double))))
@@ -115,7 +120,8 @@ static void run_free(struct clone_run *b)
                                b->teardown,    b->cold,           b->load_ms,    b->load_mbs,
                                b->priv,        b->ready_first,    b->warm,       b->recycle,
                                b->replace,     b->recycled_first, b->seed_first, b->ioctl_first,
-                               b->seed_id,     b->ioctl_id};
+                               b->seed_id,     b->ioctl_id,       b->pf_first,   b->nopf_first,
+                               b->pf_shell,    b->nopf_shell};
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
                 free(all[i]);
         sprout_base_free(b->old_rng);
@@ -437,6 +443,53 @@ static int measure_identity(struct clone_run *b)
         return 0;
 }
 
+/* A shell made (timed) with or without the working set, then a fresh clone in it: restore +
+ * first invoke. No warm-up: this is the request path of a pool miss. */
+static int prefault_one(struct clone_run *b, bool on, double *shell_ms, double *first_ms)
+{
+        struct sprout_err err = {0};
+        struct sprout_clone *c;
+        struct sprout_clone_timing t;
+        const void *resp;
+        size_t len;
+        sprout_base_set_prefault(b->base, on);
+        int64_t t0 = sprout_mono_ns();
+        int r = sprout_base_prepare(b->base, 1, &err);
+        *shell_ms = (double)(sprout_mono_ns() - t0) / 1e6;
+        if (r == 0)
+                r = sprout_clone_create(b->base, -1, &c, &t, &err);
+        if (r < 0) {
+                fprintf(stderr, "sprout bench: working-set clone: %s\n", err.msg);
+                return r;
+        }
+        t0 = sprout_mono_ns();
+        r = sprout_clone_invoke(c, b->req, strlen(b->req), 10000, &resp, &len, &err);
+        *first_ms = t.restore_ms + (double)(sprout_mono_ns() - t0) / 1e6;
+        if (r < 0)
+                fprintf(stderr, "sprout bench: working-set invoke: %s\n", err.msg);
+        sprout_clone_destroy(c);
+        return r;
+}
+
+/* The working set pre-faulted into the shell against not, alternating (only for a snapshot that
+ * recorded one). The shell pool is empty here (measure_recycle drained it). */
+static int measure_prefault(struct clone_run *b)
+{
+        const struct sprout_base_info *bi = sprout_base_info(b->base);
+        if (bi->ws_read_pages + bi->ws_write_pages == 0)
+                return 0;
+        int r = 0;
+        for (long i = 0; r == 0 && i < b->n; i++) {
+                r = prefault_one(b, true, &b->pf_shell[b->npf], &b->pf_first[b->npf]);
+                if (r == 0)
+                        r = prefault_one(b, false, &b->nopf_shell[b->npf], &b->nopf_first[b->npf]);
+                if (r == 0)
+                        b->npf++;
+        }
+        sprout_base_set_prefault(b->base, true);
+        return r;
+}
+
 static void print_header(const struct clone_run *b, bool json)
 {
         const struct snap_info *si = &b->si;
@@ -500,6 +553,16 @@ static void print_rows(struct clone_run *b, bool json)
                 bench_row("identity step in the guest: RNG ioctls (old)",
                           summarize(b->ioctl_id, (size_t)b->nioctl_id), "ms", json);
         }
+        if (b->npf) {
+                bench_row("fresh clone: restore + first invoke, working set pre-faulted",
+                          summarize(b->pf_first, (size_t)b->npf), "ms", json);
+                bench_row("fresh clone: restore + first invoke, not pre-faulted (old)",
+                          summarize(b->nopf_first, (size_t)b->npf), "ms", json);
+                bench_row("shell (off the request path): with the working set",
+                          summarize(b->pf_shell, (size_t)b->npf), "ms", json);
+                bench_row("shell (off the request path): without (old)",
+                          summarize(b->nopf_shell, (size_t)b->npf), "ms", json);
+        }
         bench_row("teardown", summarize(b->teardown, n), "ms", json);
         bench_row("base load", summarize(b->load_ms, LOADS), "ms", json);
         bench_row("base load throughput", summarize(b->load_mbs, LOADS), "MiB/s", json);
@@ -531,7 +594,7 @@ int bench_clone(const char *path, const char *old_rng_path, long n, long pool, c
         snap_close(sf);
         if (measure_loads(&b) < 0 || measure_floor(&b) < 0 || measure_cold(&b) < 0 ||
             measure_pooled(&b) < 0 || measure_ready(&b) < 0 || measure_recycle(&b) < 0 ||
-            measure_identity(&b) < 0)
+            measure_identity(&b) < 0 || measure_prefault(&b) < 0)
                 goto out;
         print_header(&b, json);
         print_rows(&b, json);

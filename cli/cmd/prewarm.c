@@ -135,11 +135,14 @@ static int prewarm_file(struct sprout_kvm *kvm, const char *image, const char *o
                 printf("{\"snapshot\":\"%s\",\"id\":\"%s\",\"host_kind\":\"%s\",\"boot_s\":%.3f,"
                        "\"capture_ms\":%.3f,\"write_s\":%.3f,\"ram_bytes\":%llu,\"nonzero_bytes\":%"
                        "llu,"
-                       "\"file_bytes\":%llu,\"ratio\":%.2f}\n",
+                       "\"file_bytes\":%llu,\"ratio\":%.2f,\"ws_read_pages\":%llu,"
+                       "\"ws_write_pages\":%llu,\"ws_ms\":%.3f}\n",
                        out, id, sprout_host_kind_name(sprout_kvm_host_kind(kvm)), st.boot_s,
                        st.capture_ms, st.write.seconds, (unsigned long long)st.write.ram_size,
                        (unsigned long long)st.write.nonzero_bytes,
-                       (unsigned long long)st.write.file_size, ratio);
+                       (unsigned long long)st.write.file_size, ratio,
+                       (unsigned long long)st.ws_read_pages, (unsigned long long)st.ws_write_pages,
+                       st.ws_ms);
         else
                 printf("snapshot %s (%s)\n"
                        "  boot to READY   %.3f s (host %s)\n"
@@ -152,6 +155,10 @@ static int prewarm_file(struct sprout_kvm *kvm, const char *image, const char *o
                        (unsigned long long)(st.write.ram_size >> 20),
                        (double)st.write.nonzero_bytes / 1048576.0,
                        (double)st.write.file_size / 1048576.0, ratio);
+        if (!json && st.ws_read_pages + st.ws_write_pages)
+                printf("  working set     %llu pages read, %llu written (trial clone %.1f ms)\n",
+                       (unsigned long long)st.ws_read_pages, (unsigned long long)st.ws_write_pages,
+                       st.ws_ms);
         return 0;
 }
 

@@ -27,7 +27,37 @@ struct sprout_base {
         struct sprout_vm *pool[POOL_MAX];
         unsigned npool;
         struct ready_pool ready;
+        struct sprout_working_set ws; /* from SPROUT_SEC_WORKING_SET; empty if none */
+        bool prefault;                /* pre-fault ws into shells and recycled clones */
 };
+
+/* Base sections: the state a restore needs, and the optional working set. */
+static bool base_section_tag(uint32_t tag)
+{
+        return (tag >= SPROUT_SEC_VCPU && tag <= SPROUT_SEC_DEVICES) ||
+               tag == SPROUT_SEC_WORKING_SET;
+}
+
+/* The working set among the sections, checked against the RAM size (a bad one refuses the
+ * snapshot: it was forged or damaged). */
+static int base_parse_working_set(struct sprout_base *b, struct sprout_err *err)
+{
+        bool seen = false;
+        b->prefault = true;
+        for (unsigned i = 0; i < b->nsections; i++)
+                if (b->sections[i].tag == SPROUT_SEC_WORKING_SET) {
+                        if (seen)
+                                return sprout_err_set(err, -EINVAL, "two working-set sections");
+                        seen = true;
+                        int r = sprout_working_set_parse(b->sections[i].data, b->sections[i].len,
+                                                         b->info.ram_size, &b->ws, err);
+                        if (r < 0)
+                                return r;
+                }
+        b->info.ws_read_pages = b->ws.read_pages;
+        b->info.ws_write_pages = b->ws.write_pages;
+        return 0;
+}
 
 int sprout_base_load(struct sprout_kvm *kvm, const char *path, unsigned threads,
                      struct sprout_base **out, struct sprout_err *err)
@@ -76,7 +106,7 @@ int sprout_base_load_keyed(struct sprout_kvm *kvm, const char *path, const struc
                         b->info.manifest_json = b->manifest;
                         continue;
                 }
-                if (s.tag < SPROUT_SEC_VCPU || s.tag > SPROUT_SEC_DEVICES)
+                if (!base_section_tag(s.tag))
                         continue;
                 if (b->nsections == SPROUT_VM_MAX_SECTIONS) {
                         r = sprout_err_set(err, -EINVAL, "%s: too many state sections", path);
@@ -86,6 +116,10 @@ int sprout_base_load_keyed(struct sprout_kvm *kvm, const char *path, const struc
                     (struct sprout_vm_section){.tag = s.tag, .data = s.data, .len = s.len};
         }
         b->host_kind = si->host.host_kind;
+        b->info.ram_size = si->ram_size;
+        r = base_parse_working_set(b, err);
+        if (r < 0)
+                goto fail;
         r = sprout_vm_check_compat(kvm, si->host.host_kind, b->sections, b->nsections, err);
         if (r < 0)
                 goto fail;
@@ -123,7 +157,7 @@ int sprout_base_adopt(struct sprout_kvm *kvm, const struct sprout_base_export *x
         char *p = b->owned;
         for (unsigned i = 0; i < x->nsections; i++) {
                 uint32_t tag = x->sections[i].tag;
-                if (tag < SPROUT_SEC_VCPU || tag > SPROUT_SEC_DEVICES) {
+                if (!base_section_tag(tag)) {
                         sprout_base_free(b);
                         return sprout_err_set(err, -EINVAL, "a base section with tag %u", tag);
                 }
@@ -132,7 +166,10 @@ int sprout_base_adopt(struct sprout_kvm *kvm, const struct sprout_base_export *x
                     (struct sprout_vm_section){.tag = tag, .data = p, .len = x->sections[i].len};
                 p += x->sections[i].len;
         }
-        int r = sprout_vm_check_compat(kvm, x->host_kind, b->sections, b->nsections, err);
+        b->info.ram_size = x->ram_size;
+        int r = base_parse_working_set(b, err);
+        if (r == 0)
+                r = sprout_vm_check_compat(kvm, x->host_kind, b->sections, b->nsections, err);
         if (r < 0) {
                 sprout_base_free(b);
                 return r;
@@ -157,6 +194,11 @@ void sprout_base_export(const struct sprout_base *b, struct sprout_base_export *
                 x->sections[i] = b->sections[i];
 }
 
+void sprout_base_set_prefault(struct sprout_base *b, bool on)
+{
+        b->prefault = on;
+}
+
 const struct sprout_base_info *sprout_base_info(const struct sprout_base *b)
 {
         return &b->info;
@@ -166,6 +208,7 @@ static struct sprout_restore_config restore_cfg(const struct sprout_base *b, int
 {
         return (struct sprout_restore_config){
             .base_fd = b->memfd,
+            .ws = b->prefault && b->ws.nread + b->ws.nwrite ? &b->ws : NULL,
             .ram_size = b->info.ram_size,
             .sections = b->sections,
             .nsections = b->nsections,
@@ -259,6 +302,7 @@ void sprout_base_free(struct sprout_base *b)
         snap_close(b->snap);
         free(b->manifest);
         free(b->owned);
+        sprout_working_set_free(&b->ws);
         pthread_mutex_destroy(&b->lock);
         free(b);
 }

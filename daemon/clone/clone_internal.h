@@ -20,6 +20,12 @@ struct ready_pool {
         unsigned target; /* the last fill's n: spent clones are kept only up to it */
         bool no_recycle; /* sprout_base_set_recycle(false): the old path, for comparisons */
         struct sprout_recycle_stats stats;
+        /* Demand, for sprout_base_ready_target: takes (hits and misses) counted per window of
+         * about a second, their rate smoothed, and the smoothed time to make one ready clone. */
+        int64_t window_start_ns;
+        unsigned window_takes;
+        double take_rate; /* per second */
+        double fill_ms;   /* 0 until the first ready clone is made */
 };
 
 void ready_pool_init(struct ready_pool *p);
@@ -42,5 +48,14 @@ int base_reset(struct sprout_base *b, struct sprout_vm *vm, struct sprout_err *e
 struct sprout_base *clone_base(const struct sprout_clone *c);
 bool clone_is_dead(const struct sprout_clone *c);
 int clone_recycle(struct sprout_clone *c, struct sprout_err *err);
+
+struct sprout_vm_capture;
+struct sprout_working_set;
+/* The working set of the captured VM's clones (working_set_record.c): a trial clone restored from
+ * cap, warmed up, and its pages read; *data and *len are the SPROUT_SEC_WORKING_SET section
+ * (malloc'd, the caller's), *summary its counts (no runs). */
+int prewarm_record_working_set(struct sprout_kvm *kvm, const struct sprout_vm_capture *cap,
+                               int64_t timeout_ms, void **data, uint64_t *len,
+                               struct sprout_working_set *summary, struct sprout_err *err);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "sprout/clone.h"
 #include "sprout/image.h"
+#include "sprout/log.h"
 #include "sprout/clock.h"
 #include "sprout/snapshot.h"
 #include "sprout/vmstate.h"
@@ -121,7 +122,25 @@ int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
                 goto out;
         }
 
-        struct snap_section secs[SPROUT_VM_MAX_SECTIONS + 1];
+        /* The working set, from a trial clone of this very capture. Only speed depends on it, so
+         * a guest that cannot be warmed up (or any failure) leaves it out, with a warning. */
+        void *ws = NULL;
+        uint64_t ws_len = 0;
+        if (!o->no_working_set) {
+                struct sprout_err werr = {0};
+                struct sprout_working_set sum = {0};
+                double t2 = sprout_mono_s();
+                if (prewarm_record_working_set(kvm, &cap, o->timeout_ms, &ws, &ws_len, &sum,
+                                               &werr) < 0) {
+                        sp_warn("%s: no working set recorded: %s", o->image, werr.msg);
+                } else {
+                        st->ws_read_pages = sum.read_pages;
+                        st->ws_write_pages = sum.write_pages;
+                        st->ws_ms = (sprout_mono_s() - t2) * 1e3;
+                }
+        }
+
+        struct snap_section secs[SPROUT_VM_MAX_SECTIONS + 2];
         unsigned n = 0;
         for (unsigned i = 0; i < cap.nsections; i++)
                 secs[n++] = (struct snap_section){.tag = cap.sections[i].tag,
@@ -129,6 +148,9 @@ int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
                                                   .len = cap.sections[i].len};
         secs[n++] =
             (struct snap_section){.tag = SPROUT_SEC_MANIFEST, .data = mjson, .len = strlen(mjson)};
+        if (ws)
+                secs[n++] =
+                    (struct snap_section){.tag = SPROUT_SEC_WORKING_SET, .data = ws, .len = ws_len};
         struct snap_write_opts wo = {
             .path = o->out_path,
             .zstd_level = o->zstd_level,
@@ -148,6 +170,7 @@ int sprout_prewarm(struct sprout_kvm *kvm, const struct sprout_prewarm_opts *o,
                 uuid_generate_random(st->uuid);
         wo.uuid = st->uuid;
         r = snap_write(&wo, &st->write, err);
+        free(ws);
 out:
         sprout_vm_capture_free(&cap);
         sprout_vm_destroy(vm);

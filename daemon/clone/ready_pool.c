@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 
+#include "sprout/clock.h"
 #include "sprout/clone.h"
 #include "sprout/log.h"
 #include "clone_internal.h"
@@ -20,6 +21,54 @@ void ready_pool_init(struct ready_pool *p)
         p->target = 0;
         p->no_recycle = false;
         p->stats = (struct sprout_recycle_stats){0};
+        p->window_start_ns = sprout_mono_ns();
+        p->window_takes = 0;
+        p->take_rate = 0;
+        p->fill_ms = 0;
+}
+
+/* Closes the demand window if a second has passed: each closed window halves the old rate and
+ * adds half its own, so an idle base's rate decays by half a second. Under p->lock. */
+static void roll_window(struct ready_pool *p, int64_t now)
+{
+        int64_t el = now - p->window_start_ns;
+        if (el < 1000000000LL)
+                return;
+        double inst = (double)p->window_takes * 1e9 / (double)el;
+        int64_t idle = el / 1000000000LL - 1; /* whole windows with no call at all */
+        double old = idle > 60 ? 0 : p->take_rate;
+        for (int64_t i = 0; i < idle && old > 0; i++)
+                old *= 0.5;
+        p->take_rate = 0.5 * old + 0.5 * inst;
+        p->window_start_ns = now;
+        p->window_takes = 0;
+}
+
+unsigned sprout_base_ready_target(struct sprout_base *b, unsigned floor, unsigned cap)
+{
+        struct ready_pool *p = base_ready_pool(b);
+        if (cap > POOL_MAX)
+                cap = POOL_MAX;
+        if (floor > cap)
+                floor = cap;
+        pthread_mutex_lock(&p->lock);
+        roll_window(p, sprout_mono_ns());
+        /* Clones taken while one refill runs, twice over, and one more: a pool that size empties
+         * only if demand doubles within a refill. The refill is one clone at a time. */
+        double need = p->take_rate * p->fill_ms / 1000.0 * 2.0 + 1.0;
+        pthread_mutex_unlock(&p->lock);
+        unsigned t = need >= (double)cap ? cap : (unsigned)need + (need > (unsigned)need);
+        return t < floor ? floor : t;
+}
+
+void sprout_base_ready_demand(struct sprout_base *b, double *rate_per_s, double *fill_ms)
+{
+        struct ready_pool *p = base_ready_pool(b);
+        pthread_mutex_lock(&p->lock);
+        roll_window(p, sprout_mono_ns());
+        *rate_per_s = p->take_rate;
+        *fill_ms = p->fill_ms;
+        pthread_mutex_unlock(&p->lock);
 }
 
 void ready_pool_free(struct ready_pool *p)
@@ -97,10 +146,13 @@ int sprout_base_prepare_ready(struct sprout_base *b, unsigned n, struct sprout_e
                 if (have >= n)
                         return 0;
                 struct sprout_clone *c;
+                int64_t t0 = sprout_mono_ns();
                 int r = make_ready(b, p, &c, err);
                 if (r < 0)
                         return r;
+                double ms = (double)(sprout_mono_ns() - t0) / 1e6;
                 pthread_mutex_lock(&p->lock);
+                p->fill_ms = p->fill_ms > 0 ? 0.8 * p->fill_ms + 0.2 * ms : ms;
                 if (p->n < POOL_MAX) {
                         p->clones[p->n++] = c;
                         c = NULL;
@@ -161,6 +213,8 @@ int sprout_clone_take_ready(struct sprout_base *b, struct sprout_clone **out)
         struct ready_pool *p = base_ready_pool(b);
         struct sprout_clone *c = NULL;
         pthread_mutex_lock(&p->lock);
+        roll_window(p, sprout_mono_ns());
+        p->window_takes++; /* a miss is demand too */
         if (p->n) {
                 c = p->clones[--p->n];
                 p->clones[p->n] = NULL;

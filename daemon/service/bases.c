@@ -18,7 +18,8 @@ struct dbase {
         char id[SPROUTD_ID_LEN];
         unsigned target;
         unsigned ready_target; /* 0: no ready clones (disabled, or the guest cannot warm up) */
-        unsigned ready_slots;  /* of d->clones_total, under d->lock: 0 or ready_target */
+        unsigned ready_max;    /* the most the pool grows to with demand (>= ready_target) */
+        unsigned ready_slots;  /* of d->clones_total, under d->lock: 0 or ready_max */
         pthread_t thread;
         bool thread_started;
         pthread_mutex_t lock;
@@ -34,15 +35,16 @@ static int fill_ready(struct dbase *db, struct sprout_err *err)
                 return 0;
         pthread_mutex_lock(&d->lock);
         if (!db->ready_slots && !atomic_load(&d->draining) &&
-            (uint64_t)d->clones_total + db->ready_target <= (uint64_t)d->cfg.max_clones / 2) {
-                db->ready_slots = db->ready_target;
+            (uint64_t)d->clones_total + db->ready_max <= (uint64_t)d->cfg.max_clones / 2) {
+                db->ready_slots = db->ready_max;
                 d->clones_total += db->ready_slots;
         }
         bool have_slots = db->ready_slots > 0;
         pthread_mutex_unlock(&d->lock);
         if (!have_slots)
                 return 0; /* near the limit: fresh one-shots restore as before */
-        int r = sprout_base_prepare_ready(db->b, db->ready_target, err);
+        int r = sprout_base_prepare_ready(
+            db->b, sprout_base_ready_target(db->b, db->ready_target, db->ready_max), err);
         if (r == -ENOTSUP) {
                 /* The guest cannot warm up (ABI < 1.3): give the slots back, for good. */
                 sp_info("snapshot %s: no ready clones: %s", db->id, err->msg);
@@ -51,6 +53,7 @@ static int fill_ready(struct dbase *db, struct sprout_err *err)
                         d->clones_total -= db->ready_slots;
                         db->ready_slots = 0;
                         db->ready_target = 0;
+                        db->ready_max = 0;
                 }
                 pthread_mutex_unlock(&d->lock);
                 return 0;
@@ -98,6 +101,7 @@ int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sp
         db->d = d;
         db->target = (unsigned)d->cfg.pool_shells;
         db->ready_target = (unsigned)d->cfg.pool_ready;
+        db->ready_max = db->ready_target ? config_ready_cap(&d->cfg) : 0;
         pthread_mutex_init(&db->lock, NULL);
         sprout_cond_init_mono(&db->cv);
 

@@ -53,6 +53,8 @@ static const struct opt opts[] = {
     {"pool-shells", INT(pool_shells), 0, 64, "N: VM shells each loaded snapshot keeps ready"},
     {"pool-ready", INT(pool_ready), 0, 64,
      "N: ready clones each loaded snapshot keeps for fresh one-shot calls"},
+    {"pool-ready-max", INT(pool_ready_max), 0, 64,
+     "N: ready clones a snapshot may keep when its one-shot rate asks for more (0: --pool-ready)"},
     {"recycle", INT(recycle), 0, 1,
      "0|1: finished clones are reset in place into the ready pool (1), or torn down (0)"},
     {"reapers", INT(reapers), 1, 16, "N: threads tearing clones down"},

@@ -26,6 +26,7 @@ struct sproutd_config {
         int64_t max_prewarm_jobs;           /* prewarms queued or running before 429 */
         int64_t pool_shells;                /* VM shells each loaded base keeps prepared */
         int64_t pool_ready;        /* ready clones each loaded base keeps for fresh one-shots */
+        int64_t pool_ready_max;    /* up to this many when demand asks (0: pool_ready) */
         int64_t recycle;           /* 1: finished clones are recycled into the ready pool */
         int64_t reapers;           /* threads that tear clones down */
         int64_t clones_per_worker; /* K: 0 keeps clones in this process (docs/workers.md) */
@@ -53,5 +54,11 @@ struct sproutd_config {
 int sproutd_config_load(int argc, char **argv, struct sproutd_config *c, struct sprout_err *err);
 
 void sproutd_usage(const char *prog, FILE *f);
+
+/* The most ready clones a base may keep: --pool-ready-max, never below --pool-ready. */
+static inline unsigned config_ready_cap(const struct sproutd_config *c)
+{
+        return (unsigned)(c->pool_ready_max > c->pool_ready ? c->pool_ready_max : c->pool_ready);
+}
 
 #endif

@@ -147,7 +147,7 @@ static int base_slot(struct sproutd *d, struct wproc *w, struct dbase *db, uint3
         memcpy(a.uuid, x.uuid, 16);
         /* Ready clones count against the clone limit, as in-process ones do (bases.c), and one
          * worker per base keeps them: --pool-ready is per snapshot, however many workers. */
-        unsigned ready = (unsigned)d->cfg.pool_ready;
+        unsigned ready = config_ready_cap(&d->cfg);
         pthread_mutex_lock(&p->lock);
         for (struct wproc *o = p->workers; o && ready; o = o->next)
                 for (int i = 0; i < WPROC_MAX_BASES; i++)
@@ -159,7 +159,8 @@ static int base_slot(struct sproutd *d, struct wproc *w, struct dbase *db, uint3
                 ready = 0;
         d->clones_total += ready;
         pthread_mutex_unlock(&d->lock);
-        a.pool_ready = ready;
+        a.pool_ready = ready ? (uint32_t)d->cfg.pool_ready : 0;
+        a.pool_ready_max = ready;
         size_t total = 0;
         for (unsigned i = 0; i < x.nsections; i++) {
                 a.sections[i] = (struct wire_section){.tag = x.sections[i].tag,

@@ -136,6 +136,7 @@ int sprout_kvm_open(struct sprout_kvm **out, struct sprout_err *err)
         kvm->has_immediate_exit = ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_IMMEDIATE_EXIT) > 0;
         kvm->has_kvmclock_ctrl = ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_KVMCLOCK_CTRL) > 0;
         kvm->has_xcrs = ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
+        kvm->has_pre_fault = kvm_has_pre_fault(kvm->fd);
         int xsave2 = ioctl(kvm->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
         kvm->has_xsave2 = xsave2 > 0;
         if (xsave2 > 0)

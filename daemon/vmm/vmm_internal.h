@@ -23,6 +23,7 @@ struct sprout_kvm {
         bool has_immediate_exit;
         bool has_kvmclock_ctrl;
         bool has_xcrs;
+        bool has_pre_fault;  /* KVM_PRE_FAULT_MEMORY (Linux 6.10, TDP hosts; not PVM) */
         uint32_t xsave_size; /* bytes of KVM's xsave buffer; 0 when KVM offers no XSAVE ioctls */
         struct kvm_cpuid2 *supported_cpuid; /* KVM_GET_SUPPORTED_CPUID, owned */
         uint32_t *msr_index;                /* KVM_GET_MSR_INDEX_LIST, owned */
@@ -34,6 +35,13 @@ struct sprout_kvm {
          * guest's ioperm() doorbell would fault (docs/testing.md, "Hosts without /dev/kvm"). */
         bool tr_needs_available_tss;
 };
+
+/* The working set (state/working_set.c): pre-faults a clone's RAM mapping, the read runs from
+ * the base and the write runs as private copies (0, or the first madvise's negative errno), and
+ * where KVM offers it, its guest page tables (kvm_has_pre_fault). */
+int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws);
+bool kvm_has_pre_fault(int kvm_fd);
+int vm_pre_fault_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws);
 
 /* KVM_CREATE_VM, retried while it is interrupted: a VM fd, or a negative errno. */
 int kvm_create_vm_fd(struct sprout_kvm *kvm);

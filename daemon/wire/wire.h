@@ -62,8 +62,8 @@ struct wire_base_add {
         uint32_t host_kind; /* what the snapshot recorded */
         uint32_t nsections;
         uint32_t pool_shells, pool_ready;
-        uint32_t recycle; /* 0: released clones are destroyed (sproutd --recycle 0) */
-        uint32_t reserved;
+        uint32_t recycle;        /* 0: released clones are destroyed (sproutd --recycle 0) */
+        uint32_t pool_ready_max; /* the ready pool grows with demand up to this (>= pool_ready) */
         struct wire_section sections[WIRE_MAX_SECTIONS]; /* then each section's bytes, in order */
 };
 

@@ -23,8 +23,8 @@ struct wbase {
         struct worker *w;
         uint32_t slot;
         struct sprout_base *b;
-        unsigned shells, ready; /* pool targets */
-        unsigned clones;        /* live clones, under w->lock */
+        unsigned shells, ready, ready_max; /* pool targets: ready grows to ready_max with demand */
+        unsigned clones;                   /* live clones, under w->lock */
         pthread_t pool;
         pthread_mutex_t lock;
         pthread_cond_t cv;
@@ -61,7 +61,8 @@ static void *pool_main(void *arg)
                 unsigned shells = wb->shells < room ? wb->shells : room;
                 int r = sprout_base_prepare(wb->b, shells, &err);
                 if (r == 0 && wb->ready) {
-                        r = sprout_base_prepare_ready(wb->b, wb->ready, &err);
+                        r = sprout_base_prepare_ready(
+                            wb->b, sprout_base_ready_target(wb->b, wb->ready, wb->ready_max), &err);
                         if (r == -ENOTSUP) {
                                 wb->ready = 0; /* the guest cannot warm up: for good */
                                 r = 0;
@@ -155,6 +156,9 @@ static int base_add(struct worker *w, struct wire_msg *m, struct sprout_err *err
         wb->slot = m->hdr.obj;
         wb->shells = a.pool_shells > 64 ? 64 : a.pool_shells;
         wb->ready = a.pool_ready > 64 ? 64 : a.pool_ready;
+        wb->ready_max = a.pool_ready_max > 64 ? 64 : a.pool_ready_max;
+        if (wb->ready_max < wb->ready)
+                wb->ready_max = wb->ready;
         pthread_mutex_init(&wb->lock, NULL);
         sprout_cond_init_mono(&wb->cv);
         r = pthread_create(&wb->pool, NULL, pool_main, wb);

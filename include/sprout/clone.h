@@ -41,12 +41,18 @@ struct sprout_prewarm_opts {
         /* Called when a phase starts and while writing (done/total bytes); may be NULL. */
         void (*progress)(void *ctx, enum sprout_prewarm_phase phase, uint64_t done, uint64_t total);
         void *progress_ctx;
+        /* Leave the working set out (no trial clone at prewarm; clones fault their pages in). */
+        bool no_working_set;
 };
 
 struct sprout_prewarm_stats {
         double boot_s;     /* VM creation to READY */
         double capture_ms; /* READY to state captured */
         struct snap_write_stats write;
+        /* The working set recorded (docs/architecture.md, "The working set"): pages a warmed-up
+         * trial clone read and wrote, and the time the trial took; all 0 when none was. */
+        uint64_t ws_read_pages, ws_write_pages;
+        double ws_ms;
         uint8_t uuid[16];
         char console_tail[4096]; /* the guest's last console lines when the boot failed */
 };
@@ -64,6 +70,8 @@ struct sprout_base_info {
         uint64_t ram_size;
         const char *manifest_json; /* the image manifest recorded at prewarm */
         struct snap_load_stats load;
+        /* The working set recorded at prewarm (0 and 0: the snapshot has none). */
+        uint64_t ws_read_pages, ws_write_pages;
 };
 
 /* Opens and validates a snapshot, checks this host can run it, and decompresses its RAM into a
@@ -125,6 +133,17 @@ void sprout_clone_release(struct sprout_clone *c);
 /* Whether released clones are recycled (the default) or destroyed (the path before recycling,
  * kept for comparisons: sprout bench, sproutd --no-recycle). */
 void sprout_base_set_recycle(struct sprout_base *b, bool on);
+/* How many ready clones b should keep now, from its observed demand: takes per second (hits and
+ * misses, smoothed over seconds, halving per idle second) times the time one ready clone takes to
+ * make (smoothed), twice over, plus one; never below floor nor above cap (the memory the pool may
+ * hold). Pass it to sprout_base_prepare_ready. */
+unsigned sprout_base_ready_target(struct sprout_base *b, unsigned floor, unsigned cap);
+/* The two figures behind it, for metrics. */
+void sprout_base_ready_demand(struct sprout_base *b, double *rate_per_s, double *fill_ms);
+/* Whether shells and recycled clones of b get the snapshot's working set pre-faulted (default
+ * on; no effect on a snapshot without one): for benchmarks of the path without it. Set it before
+ * the base's shells and clones are made, or from the thread that makes them. */
+void sprout_base_set_prefault(struct sprout_base *b, bool on);
 struct sprout_recycle_stats {
         uint64_t recycled;  /* released clones made ready again */
         uint64_t failed;    /* recycles that failed (the clone was destroyed and replaced) */

@@ -11,10 +11,11 @@
 
 /* Section tags of the VM state inside a snapshot; the snapshot file treats them as opaque. */
 enum sprout_section_tag {
-        SPROUT_SEC_VCPU = 1,     /* one per vCPU, in vCPU order */
-        SPROUT_SEC_VM = 2,       /* irqchip, PIT, kvmclock */
-        SPROUT_SEC_DEVICES = 3,  /* UART and sprout device */
-        SPROUT_SEC_MANIFEST = 4, /* the image manifest (JSON), written by the caller */
+        SPROUT_SEC_VCPU = 1,        /* one per vCPU, in vCPU order */
+        SPROUT_SEC_VM = 2,          /* irqchip, PIT, kvmclock */
+        SPROUT_SEC_DEVICES = 3,     /* UART and sprout device */
+        SPROUT_SEC_MANIFEST = 4,    /* the image manifest (JSON), written by the caller */
+        SPROUT_SEC_WORKING_SET = 5, /* optional: pages a warmed-up clone read and wrote */
 };
 
 struct sprout_vm_section {
@@ -48,8 +49,41 @@ int sprout_vm_check_compat(struct sprout_kvm *kvm, uint32_t recorded_host_kind,
                            const struct sprout_vm_section *sections, unsigned nsections,
                            struct sprout_err *err);
 
+/*
+ * A clone's working set (docs/snapshot-format.md, "Working set"): the guest pages a clone of the
+ * snapshot read, and those it wrote, during a warm-up at prewarm time, as runs of pages. A new or
+ * recycled clone gets them before it runs: the read set mapped from the base
+ * (MADV_POPULATE_READ), the write set copied (MADV_POPULATE_WRITE), and, where KVM offers
+ * KVM_PRE_FAULT_MEMORY, both in its guest page tables too.
+ */
+struct sprout_ws_run {
+        uint32_t first;  /* guest page number */
+        uint32_t npages; /* >= 1 */
+};
+
+struct sprout_working_set {
+        struct sprout_ws_run *runs; /* nread read runs, then nwrite write runs; owned */
+        uint32_t nread, nwrite;
+        uint64_t read_pages, write_pages;
+};
+
+/* Records the working set of a VM restored from a base that has run since: every page of its RAM
+ * mapping present in the host's page tables, written (a private copy) or only read (the base's
+ * page). *data (malloc'd, the caller frees it) and *len are the section's bytes. */
+int sprout_vm_record_working_set(struct sprout_vm *vm, void **data, uint64_t *len,
+                                 struct sprout_working_set *summary, struct sprout_err *err);
+
+/* Parses and checks a working-set section (untrusted, from a file) against the snapshot's RAM
+ * size: version, sizes, runs inside RAM, in order and not overlapping. ws->runs is the caller's to
+ * free with sprout_working_set_free. */
+int sprout_working_set_parse(const void *data, uint64_t len, uint64_t ram_size,
+                             struct sprout_working_set *ws, struct sprout_err *err);
+void sprout_working_set_free(struct sprout_working_set *ws);
+
 struct sprout_restore_config {
         int base_fd; /* the base RAM (sealed memfd); mapped MAP_PRIVATE, never written */
+        /* The working set to pre-fault into a shell and after a recycle; NULL for none. */
+        const struct sprout_working_set *ws;
         uint64_t ram_size;
         const struct sprout_vm_section *sections; /* untrusted: every record is checked */
         unsigned nsections;

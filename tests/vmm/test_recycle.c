@@ -466,9 +466,41 @@ static void case_pool(void)
         sprout_base_free(b); /* frees the ready and the waiting clones: ASan sees a leak */
 }
 
+/* The ready pool sizes itself from demand: with no takes it keeps its floor; after takes (hits
+ * and misses alike) within a window its target rises above a floor of 1, within the cap, and never
+ * below a higher floor. The exact figure depends on the host's speed (the time a ready clone takes
+ * to make), so only the bounds are checked. */
+static void case_demand(void)
+{
+        struct sprout_base *b = load_base("hello");
+        if (!b)
+                return;
+        struct sprout_err err = {0};
+        CHECK(sprout_base_ready_target(b, 1, 8) == 1, "no demand yet, target %u",
+              sprout_base_ready_target(b, 1, 8));
+        REQUIRE(sprout_base_prepare_ready(b, 1, &err) == 0, "fill: %s", err.msg);
+        for (int i = 0; i < 6; i++) {
+                struct sprout_clone *c = NULL;
+                if (sprout_clone_take_ready(b, &c) == 0)
+                        sprout_clone_release(c); /* the rest are misses: demand too */
+        }
+        usleep(1100 * 1000); /* the demand window closes after a second */
+        double rate, fill;
+        sprout_base_ready_demand(b, &rate, &fill);
+        unsigned t = sprout_base_ready_target(b, 1, 8);
+        CHECK(rate > 0 && fill > 0 && t >= 2 && t <= 8,
+              "after 6 takes: %.2f takes/s, %.2f ms per ready clone, target %u", rate, fill, t);
+        CHECK(sprout_base_ready_target(b, 1, 1) == 1, "the cap is not kept");
+        CHECK(sprout_base_ready_target(b, 5, 8) >= 5, "the floor is not kept");
+        printf("demand: %.2f takes/s, %.2f ms per ready clone: target %u (floor 1, cap 8)\n", rate,
+               fill, t);
+        sprout_base_free(b);
+}
+
 int main(int argc, char **argv)
 {
-        static const struct kvm_case cases[] = {{"leak", case_leak}, {"pool", case_pool}};
+        static const struct kvm_case cases[] = {
+            {"leak", case_leak}, {"pool", case_pool}, {"demand", case_demand}};
         if (argc != 4) {
                 fprintf(stderr, "usage: test_recycle CASE IMAGES_DIR SNAP_DIR\n");
                 return 2;

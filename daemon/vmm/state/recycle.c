@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "sprout/log.h"
 #include "vmm_internal.h"
 
 int sprout_vm_reset(struct sprout_vm *vm, const struct sprout_restore_config *cfg,
@@ -29,6 +30,9 @@ int sprout_vm_reset(struct sprout_vm *vm, const struct sprout_restore_config *cf
                 vm->broken = true;
                 return sprout_err_errno(err, -errno, "dropping the clone's private pages");
         }
+        /* The working set back in, as a new shell gets it (restore.c); only speed depends on it. */
+        if (cfg->ws && (r = vm_populate_working_set(vm, cfg->ws)) < 0)
+                sp_debug("pre-faulting the working set: %s (ignored)", strerror(-r));
         r = sprout_dev_reset(&vm->sdev, err);
         if (r < 0) {
                 vm->broken = true;

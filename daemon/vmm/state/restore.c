@@ -21,8 +21,15 @@ int sprout_vm_shell_create(struct sprout_kvm *kvm, const struct sprout_restore_c
 {
         if (cfg->base_fd < 0)
                 return sprout_err_set(err, -EBADF, "no base memory to restore from");
-        return vm_new(kvm, cfg->ram_size, cfg->base_fd, cfg->console_fd, cfg->console_log_size, out,
-                      err);
+        int r = vm_new(kvm, cfg->ram_size, cfg->base_fd, cfg->console_fd, cfg->console_log_size,
+                       out, err);
+        /* A shell is made ahead of its clone, so its pages are mapped here, off the clone's
+         * critical path; a failure only leaves the guest to fault them in itself. */
+        if (r == 0 && cfg->ws && (r = vm_populate_working_set(*out, cfg->ws)) < 0) {
+                sp_debug("pre-faulting the working set: %s (ignored)", strerror(-r));
+                r = 0;
+        }
+        return r;
 }
 
 int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_config *cfg,
@@ -61,6 +68,11 @@ int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_co
         /* Tell the guest its clock stood still on purpose, so no lockup is reported on resume. */
         if (vm->kvm->has_kvmclock_ctrl && ioctl(vm->vcpu_fd, KVM_KVMCLOCK_CTRL, 0) < 0)
                 sp_debug("KVM_KVMCLOCK_CTRL: %s (ignored)", strerror(errno));
+        /* The guest page tables too, where KVM can build them ahead (TDP hosts, Linux 6.10): the
+         * clone's first touches of its working set then take no exit. After the state, because
+         * KVM maps for the vCPU's current mode. */
+        if (cfg->ws && vm->kvm->has_pre_fault && (r = vm_pre_fault_working_set(vm, cfg->ws)) < 0)
+                sp_debug("KVM_PRE_FAULT_MEMORY: %s (ignored)", strerror(-r));
         return 0;
 }
 
