@@ -187,8 +187,9 @@ int sprout_working_set_parse(const void *data, uint64_t len, uint64_t ram_size,
                                       (unsigned long long)nruns, (unsigned long long)len,
                                       (unsigned long long)h.ram_pages,
                                       (unsigned long long)ram_pages);
-        struct sprout_ws_run *runs = nruns ? malloc(nruns * sizeof(*runs)) : NULL;
-        if (nruns && !runs)
+        /* At least one run's room, so that runs + nread is never arithmetic on NULL. */
+        struct sprout_ws_run *runs = malloc((nruns ? nruns : 1) * sizeof(*runs));
+        if (!runs)
                 return sprout_err_set(err, -ENOMEM, "out of memory");
         if (nruns)
                 memcpy(runs, (const uint8_t *)data + WS_HDR_BYTES, nruns * sizeof(*runs));
