@@ -66,37 +66,35 @@ run() { # run NAME ARGS...: sprout bench ARGS, human output, and --json into SPR
   fi
 }
 
+# compare ROUNDS N A "LABEL A" "K FLAGS..." B "LABEL B" "K FLAGS...": two daemons, each with its own
+# prewarmed hello, and `sprout bench api` alternating between them ROUNDS times (JSON as A-r, B-r).
+compare() {
+  local rounds=$1 n=$2 a=$3 la=$4 fa=$5 b=$6 lb=$7 fb=$8 sa sb ia ib
+  # shellcheck disable=SC2086 # the flags are words
+  start_daemon "$a" $fa
+  sa=$sock
+  # shellcheck disable=SC2086
+  start_daemon "$b" $fb
+  sb=$sock
+  ia=$(prewarm "$sa")
+  ib=$(prewarm "$sb")
+  for r in $(seq "$rounds"); do
+    echo "== round $r: $la"
+    SPROUT_SOCKET=$sa run "$a-$r" api "$ia" --duration 3 -n "$n"
+    echo "== round $r: $lb"
+    SPROUT_SOCKET=$sb run "$b-$r" api "$ib" --duration 3 -n "$n"
+  done
+}
+
 case ${1:-} in
   hop)
-    rounds=${2:-2}
-    start_daemon inproc 0
-    sock0=$sock
-    start_daemon workers 64
-    sock64=$sock
-    id0=$(prewarm "$sock0")
-    id64=$(prewarm "$sock64")
-    for r in $(seq "$rounds"); do
-      echo "== round $r: in-process (K=0)"
-      SPROUT_SOCKET=$sock0 run "hop-inproc-$r" api "$id0" --duration 3 -n 2000
-      echo "== round $r: workers (K=64)"
-      SPROUT_SOCKET=$sock64 run "hop-workers-$r" api "$id64" --duration 3 -n 2000
-    done
+    compare "${2:-2}" 2000 hop-inproc "in-process (K=0)" "0" hop-workers "workers (K=64)" "64"
     ;;
   recycle)
-    rounds=${2:-2}
     pool=${3:-8}
-    start_daemon recycle-on 64 --pool-ready "$pool" --recycle 1
-    sock_on=$sock
-    start_daemon recycle-off 64 --pool-ready "$pool" --recycle 0
-    sock_off=$sock
-    id_on=$(prewarm "$sock_on")
-    id_off=$(prewarm "$sock_off")
-    for r in $(seq "$rounds"); do
-      echo "== round $r: recycling (--recycle 1, --pool-ready $pool)"
-      SPROUT_SOCKET=$sock_on run "recycle-on-$r" api "$id_on" --duration 3 -n 400
-      echo "== round $r: destroy and restore (--recycle 0, --pool-ready $pool)"
-      SPROUT_SOCKET=$sock_off run "recycle-off-$r" api "$id_off" --duration 3 -n 400
-    done
+    compare "${2:-2}" 400 recycle-on "recycling (--recycle 1, --pool-ready $pool)" \
+      "64 --pool-ready $pool --recycle 1" recycle-off \
+      "destroy and restore (--recycle 0, --pool-ready $pool)" "64 --pool-ready $pool --recycle 0"
     ;;
   density)
     n=${2:?N}

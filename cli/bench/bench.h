@@ -6,7 +6,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 #include "sprout/stats.h"
 
@@ -29,6 +31,23 @@ int bench_api(const char *socket, const char *id, long seconds, long n, const ch
  * `sample` clones. */
 int bench_density(const char *socket, const char *id, long n, long step, long batch, long sample,
                   double idle_s, bool json);
+
+/* Mixed load through the API for minutes (one-shots, named clones created, invoked and deleted,
+ * warm invokes), sampling the daemon's and workers' RSS, descriptors and threads every sample_s
+ * seconds: a leak shows as a slope. */
+int bench_soak(const char *socket, const char *id, double minutes, long clients, double sample_s,
+               bool json);
+
+/* ---- procs.c: sproutd and its workers, as /proc shows them ---- */
+struct bench_procs {
+        uint64_t rss_kib; /* broker + workers */
+        unsigned fds, workers, threads;
+        uint64_t cpu_ticks; /* user + system, every thread of theirs */
+};
+/* The daemon's pid: the peer of a connection to its socket (0 if none answers). */
+pid_t bench_daemon_pid(const char *socket);
+/* The daemon and its children (the workers), from every thread's children list. */
+void bench_sample_procs(pid_t daemon, struct bench_procs *p);
 
 /* A JSON row's "cdf":[[percentile,value],...] member, for the CDF plots (scripts/bench-plots.sh).
  */

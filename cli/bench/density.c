@@ -50,101 +50,17 @@ static void cpu_jiffies(uint64_t *busy, uint64_t *total)
         *busy = *total - v[3] - v[4]; /* idle, iowait */
 }
 
-/* The daemon's pid: the peer of a connection to its socket. */
-static pid_t daemon_pid(const char *path)
-{
-        struct sockaddr_un a = {.sun_family = AF_UNIX};
-        snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct ucred cr = {0};
-        socklen_t len = sizeof(cr);
-        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-            getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-                cr.pid = 0;
-        if (s >= 0)
-                close(s);
-        return cr.pid;
-}
-
-struct procs {
-        uint64_t rss_kib; /* broker + workers */
-        unsigned fds, workers, threads;
-        uint64_t cpu_ticks; /* user + system, every thread of theirs */
-};
-
-static void add_proc(pid_t pid, struct procs *p)
-{
-        char path[64], line[256];
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        FILE *f = fopen(path, "r");
-        while (f && fgets(line, sizeof(line), f)) {
-                unsigned long long kb;
-                unsigned t;
-                if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
-                        p->rss_kib += kb;
-                if (sscanf(line, "Threads: %u", &t) == 1)
-                        p->threads += t;
-        }
-        if (f)
-                fclose(f);
-        /* utime and stime are fields 14 and 15, after the ")" that ends the command name. */
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        f = fopen(path, "r");
-        char st[1024];
-        size_t got = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
-        st[got] = '\0';
-        char *paren = strrchr(st, ')');
-        unsigned long long ut, sy;
-        if (paren && sscanf(paren + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                            &ut, &sy) == 2)
-                p->cpu_ticks += ut + sy;
-        if (f)
-                fclose(f);
-        snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-        DIR *d = opendir(path);
-        for (struct dirent *e; d && (e = readdir(d));)
-                p->fds += e->d_name[0] != '.';
-        if (d)
-                closedir(d);
-}
-
-/* The daemon and its children (the workers), from every thread's children list. */
-static void sample_procs(pid_t daemon, struct procs *p)
-{
-        memset(p, 0, sizeof(*p));
-        add_proc(daemon, p);
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/task", (int)daemon);
-        DIR *d = opendir(path);
-        for (struct dirent *e; d && (e = readdir(d));) {
-                if (e->d_name[0] == '.')
-                        continue;
-                char cp[320];
-                snprintf(cp, sizeof(cp), "/proc/%d/task/%s/children", (int)daemon, e->d_name);
-                FILE *f = fopen(cp, "r");
-                int child;
-                while (f && fscanf(f, "%d", &child) == 1) {
-                        add_proc(child, p);
-                        p->workers++;
-                }
-                if (f)
-                        fclose(f);
-        }
-        if (d)
-                closedir(d);
-}
-
 /* Host CPU (percent of all CPUs, from /proc/stat) over idle_s seconds in which nothing is asked of
  * the daemon; *sprout gets the share of it spent by sproutd and its workers themselves. */
 static double idle_cpu_pct(double idle_s, pid_t dpid, double *sprout)
 {
         uint64_t b0, t0j, b1, t1j;
-        struct procs p0, p1;
-        sample_procs(dpid, &p0);
+        struct bench_procs p0, p1;
+        bench_sample_procs(dpid, &p0);
         cpu_jiffies(&b0, &t0j);
         usleep((useconds_t)(idle_s * 1e6));
         cpu_jiffies(&b1, &t1j);
-        sample_procs(dpid, &p1);
+        bench_sample_procs(dpid, &p1);
         /* /proc/stat and /proc/PID/stat both count in USER_HZ ticks. */
         if (sprout)
                 *sprout = t1j > t0j && p1.cpu_ticks >= p0.cpu_ticks
@@ -214,7 +130,7 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
         struct density ds = {.snap = id};
         if (client_open(&ds.cl, socket))
                 return 3;
-        pid_t dpid = daemon_pid(ds.cl.socket);
+        pid_t dpid = bench_daemon_pid(ds.cl.socket);
         ds.ids = calloc((size_t)n, sizeof(*ds.ids));
         if (!ds.ids || !dpid) {
                 fprintf(stderr, "sprout bench density: %s\n",
@@ -225,8 +141,8 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
         }
         srandom(1);
         int64_t avail0 = mem_available_kib();
-        struct procs p0;
-        sample_procs(dpid, &p0);
+        struct bench_procs p0;
+        bench_sample_procs(dpid, &p0);
         /* What the host spends with no clone at all (its own services, sproutd idle): the idle
          * figures below are read against it. */
         double base_cpu = idle_cpu_pct(idle_s, dpid, NULL);
@@ -256,8 +172,8 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
                 double idle_cpu = idle_cpu_pct(idle_s, dpid, &sprout_cpu);
                 int64_t avail = mem_available_kib();
                 double per_clone = (double)(avail0 - avail) / (double)ds.n;
-                struct procs pr;
-                sample_procs(dpid, &pr);
+                struct bench_procs pr;
+                bench_sample_procs(dpid, &pr);
                 struct latency_summary s = sample_invokes(&ds, &invoked, (size_t)sample);
                 if (json)
                         printf("{\"bench\":\"density\",\"clones\":%zu,\"create_per_s\":%.1f,"

@@ -3,15 +3,18 @@
  * MHD's threads only do I/O and parsing, so a slow invocation never holds up other connections. */
 #include <errno.h>
 #include <microhttpd.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #include "sprout/log.h"
 #include "api.h"
 
 struct api_req {
+        struct fq_item qi; /* its place in the worker queue */
         struct sproutd *d;
         struct MHD_Connection *conn;
         const struct api_route *route;
@@ -221,6 +224,25 @@ static enum MHD_Result append_body(struct api_req *rq, const char *data, size_t 
         return MHD_YES;
 }
 
+/* Whose request it is for the fair queue (the client), and, for a request that needs a clone to
+ * itself, the clone as its key and the request's time limit as the longest it waits for it
+ * (docs/architecture.md "Fair queueing"). */
+static void queue_item(struct api_req *rq)
+{
+        rq->qi = (struct fq_item){.tenant = (uint32_t)rq->cmd.caller.uid};
+        int64_t wait_ms = rq->cmd.op == OP_CLONE_INVOKE ? rq->cmd.timeout_ms
+                          : rq->cmd.op == OP_CLONE_LOG  ? rq->d->cfg.invoke_timeout_ms
+                                                        : 0;
+        uuid_t u;
+        if (!wait_ms || uuid_parse(rq->cmd.id, u) < 0)
+                return;
+        uint64_t a, b;
+        memcpy(&a, u, 8);
+        memcpy(&b, u + 8, 8);
+        rq->qi.key = (a ^ b) ? (a ^ b) : 1;
+        rq->qi.deadline_ns = sprout_mono_ns() + wait_ms * 1000000;
+}
+
 /* The whole body is in: parse it into a command and run it. */
 static enum MHD_Result dispatch(struct api_req *rq)
 {
@@ -253,14 +275,20 @@ static enum MHD_Result dispatch(struct api_req *rq)
                 rq->route->exec(d, &rq->cmd, &rq->resp);
                 return send_resp(rq);
         }
+        queue_item(rq);
         /* Suspend first: a worker may finish and resume before we return. */
         rq->suspended = true;
         MHD_suspend_connection(rq->conn);
-        if (workers_submit(&d->workers, rq) < 0) {
+        if ((r = workers_submit(&d->workers, &rq->qi)) < 0) {
                 unsigned q, busy;
                 workers_counts(&d->workers, &q, &busy);
-                api_error(d, &rq->resp, API_E_QUEUE_FULL,
-                          "%u requests are already waiting for a worker; retry later", q);
+                if (r == -EDQUOT)
+                        api_error(d, &rq->resp, API_E_QUEUE_FULL,
+                                  "this client already has its share of the queue waiting "
+                                  "(--tenant-max-queue); retry later");
+                else
+                        api_error(d, &rq->resp, API_E_QUEUE_FULL,
+                                  "%u requests are already waiting for a worker; retry later", q);
                 atomic_store(&rq->done, true);
                 MHD_resume_connection(rq->conn);
         }
@@ -397,11 +425,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* A worker runs the command, then hands the connection back to MHD; rq is MHD's again after the
  * resume, so nothing touches it afterwards. */
-static void run_item(void *ctx, void *item)
+static void run_item(void *ctx, struct fq_item *item, bool expired)
 {
         struct sproutd *d = ctx;
-        struct api_req *rq = item;
-        rq->route->exec(d, &rq->cmd, &rq->resp);
+        struct api_req *rq = (struct api_req *)((char *)item - offsetof(struct api_req, qi));
+        if (expired)
+                api_error(d, &rq->resp, API_E_CLONE_BUSY,
+                          "the request waited %lld ms for clone %s (busy with another request) "
+                          "or for a worker of this client's share",
+                          (long long)(rq->cmd.op == OP_CLONE_INVOKE ? rq->cmd.timeout_ms
+                                                                    : d->cfg.invoke_timeout_ms),
+                          rq->cmd.id);
+        else
+                rq->route->exec(d, &rq->cmd, &rq->resp);
         atomic_store(&rq->done, true);
         MHD_resume_connection(rq->conn);
 }
@@ -431,6 +467,7 @@ int api_http_start(struct sproutd *d, int listen_fd, struct sprout_err *err)
                 return sprout_err_set(err, -ENOMEM, "out of memory");
         pthread_mutex_init(&d->api->lock, NULL);
         int r = workers_start(&d->workers, (unsigned)d->cfg.workers, (unsigned)d->cfg.max_queue,
+                              config_tenant_queue(&d->cfg), config_tenant_workers(&d->cfg),
                               run_item, d, err);
         if (r < 0) {
                 api_server_free(d);

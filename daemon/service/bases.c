@@ -20,6 +20,8 @@ struct dbase {
         unsigned ready_target; /* 0: no ready clones (disabled, or the guest cannot warm up) */
         unsigned ready_max;    /* the most the pool grows to with demand (>= ready_target) */
         unsigned ready_slots;  /* of d->clones_total, under d->lock: 0 or ready_max */
+        uid_t owner;           /* whose quota the slots count against */
+        uint64_t ram_size;
         pthread_t thread;
         bool thread_started;
         pthread_mutex_t lock;
@@ -27,62 +29,68 @@ struct dbase {
         bool stop, kicked;
 };
 
-/* Tops up the ready clones; 0 when there is nothing to do or no room under the clone limit. */
-static int fill_ready(struct dbase *db, struct sprout_err *err)
+/* Whether db may keep ready clones now: it holds its slots of the clone limit, taking them while
+ * the daemon is under half of it. */
+static bool ready_slots(struct dbase *db)
 {
         struct sproutd *d = db->d;
         if (!db->ready_target)
-                return 0;
+                return false;
         pthread_mutex_lock(&d->lock);
         if (!db->ready_slots && !atomic_load(&d->draining) &&
-            (uint64_t)d->clones_total + db->ready_max <= (uint64_t)d->cfg.max_clones / 2) {
+            (uint64_t)d->clones_total + db->ready_max <= (uint64_t)d->cfg.max_clones / 2 &&
+            quota_memory_fits_locked(d, db->owner, db->ready_max * db->ram_size)) {
                 db->ready_slots = db->ready_max;
                 d->clones_total += db->ready_slots;
         }
-        bool have_slots = db->ready_slots > 0;
+        bool have = db->ready_slots > 0;
         pthread_mutex_unlock(&d->lock);
-        if (!have_slots)
-                return 0; /* near the limit: fresh one-shots restore as before */
-        int r = sprout_base_prepare_ready(
-            db->b, sprout_base_ready_target(db->b, db->ready_target, db->ready_max), err);
-        if (r == -ENOTSUP) {
-                /* The guest cannot warm up (ABI < 1.3): give the slots back, for good. */
-                sp_info("snapshot %s: no ready clones: %s", db->id, err->msg);
-                pthread_mutex_lock(&d->lock);
-                if (!sprout_base_ready_count(db->b)) {
-                        d->clones_total -= db->ready_slots;
-                        db->ready_slots = 0;
-                        db->ready_target = 0;
-                        db->ready_max = 0;
-                }
-                pthread_mutex_unlock(&d->lock);
-                return 0;
+        return have; /* near the limit: fresh one-shots restore as before */
+}
+
+/* The keeper turned ready clones off (the guest cannot warm up, or failed too often): give the
+ * slots back, for good. */
+static bool ready_off(struct dbase *db)
+{
+        struct sproutd *d = db->d;
+        pthread_mutex_lock(&d->lock);
+        bool off = !sprout_base_ready_count(db->b);
+        if (off) {
+                d->clones_total -= db->ready_slots;
+                db->ready_slots = 0;
+                db->ready_target = 0;
+                db->ready_max = 0;
         }
-        return r;
+        pthread_mutex_unlock(&d->lock);
+        return off;
 }
 
 static void *pool_main(void *arg)
 {
         struct dbase *db = arg;
+        struct sprout_pool_keeper keeper = {0};
         pthread_mutex_lock(&db->lock);
         while (!db->stop) {
                 db->kicked = false;
                 pthread_mutex_unlock(&db->lock);
                 struct sprout_err err = {0};
-                int r = sprout_base_prepare(db->b, db->target, &err);
-                if (r == 0 && db->ready_target) {
-                        /* Each ready clone used a shell: top the shells up again after. */
-                        r = fill_ready(db, &err);
-                        if (r == 0)
-                                r = sprout_base_prepare(db->b, db->target, &err);
-                }
+                bool ready = ready_slots(db);
+                int64_t retry_ms =
+                    sprout_base_keep_pools(db->b, db->target, ready ? db->ready_target : 0,
+                                           ready ? db->ready_max : 0, &keeper, &err);
+                if (keeper.ready_off && db->ready_target && ready_off(db))
+                        sp_info("snapshot %s: no ready clones from now on", db->id);
                 pthread_mutex_lock(&db->lock);
-                if (r < 0) {
-                        /* Clones still work without shells (slower); try again in a while. */
-                        sp_warn("snapshot %s: preparing VM shells or ready clones: %s", db->id,
-                                err.msg);
-                        struct timespec ts = sprout_mono_after_ms(5000);
-                        pthread_cond_timedwait(&db->cv, &db->lock, &ts);
+                if (retry_ms) {
+                        /* Clones still work without shells (slower). Takes do not cut the wait
+                         * short: a base that keeps failing is tried less and less often. */
+                        sp_warn("snapshot %s: preparing VM shells or ready clones (%u failures in "
+                                "a row, next try in %lld s): %s",
+                                db->id, keeper.failures, (long long)retry_ms / 1000, err.msg);
+                        struct timespec ts = sprout_mono_after_ms(retry_ms);
+                        while (!db->stop &&
+                               pthread_cond_timedwait(&db->cv, &db->lock, &ts) != ETIMEDOUT)
+                                ;
                         continue;
                 }
                 while (!db->stop && !db->kicked)
@@ -99,6 +107,8 @@ int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sp
                 return sprout_err_set(err, -ENOMEM, "out of memory");
         snprintf(db->id, sizeof(db->id), "%s", e->id);
         db->d = d;
+        db->owner = e->owner;
+        db->ram_size = e->ram_size;
         db->target = (unsigned)d->cfg.pool_shells;
         db->ready_target = (unsigned)d->cfg.pool_ready;
         db->ready_max = db->ready_target ? config_ready_cap(&d->cfg) : 0;
@@ -152,6 +162,11 @@ unsigned dbase_pooled(struct dbase *db)
                 return sprout_base_pooled(db->b);
         placement_pools(db->d, db, &shells, &ready);
         return shells;
+}
+
+unsigned dbase_ready_slots_locked(const struct dbase *db)
+{
+        return db->ready_slots;
 }
 
 unsigned dbase_ready(struct dbase *db)

@@ -199,7 +199,7 @@ static int reserve(struct sproutd *d, struct dsnap *e, unsigned n, struct dbase 
                                    "%u clones are live or being torn down and the limit is %lld",
                                    d->clones_total, (long long)d->cfg.max_clones);
         else
-                r = quota_clones_locked(d, e->owner, n, err);
+                r = quota_clones_locked(d, e, n, err);
         if (r == 0) {
                 d->clones_total += n;
                 e->clones += n;

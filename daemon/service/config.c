@@ -37,6 +37,11 @@ static const struct opt opts[] = {
     {"workers", INT(workers), 1, 256,
      "N: threads running clone/invoke requests (default 4 per CPU)"},
     {"max-queue", INT(max_queue), 1, 1000000, "N: requests waiting for a worker before 429"},
+    {"tenant-max-queue", INT(tenant_max_queue), 0, 1000000,
+     "N: requests of one client (socket peer uid) waiting for a worker before 429 (0: "
+     "max-queue/4)"},
+    {"tenant-max-workers", INT(tenant_max_workers), 0, 256,
+     "N: requests of one client running at once; more wait their turn (0: 3/4 of --workers)"},
     {"max-clones", INT(max_clones), 1, 100000, "N: live clones before 429"},
     {"max-connections", INT(max_connections), 1, 100000, "N: open API connections"},
     {"max-connections-per-client", INT(max_connections_per_client), 1, 100000,
@@ -50,6 +55,11 @@ static const struct opt opts[] = {
      "N: snapshots one tenant may hold, prewarms in flight included (0: no limit)"},
     {"tenant-max-prewarms", INT(tenant_max_prewarms), 0, 1024,
      "N: prewarms of one tenant queued or running (0: only --max-prewarm-jobs)"},
+    {"tenant-max-guest-memory-mib", INT(tenant_max_guest_memory_mib), 0, 1LL << 30,
+     "MiB: guest memory one tenant's clones may commit, each counting its whole RAM, with its "
+     "ready clones and loaded bases (0: no limit)"},
+    {"tenant-max-disk-mib", INT(tenant_max_disk_mib), 0, 1LL << 30,
+     "MiB: disk one tenant's snapshot files may take (0: no limit)"},
     {"pool-shells", INT(pool_shells), 0, 64, "N: VM shells each loaded snapshot keeps ready"},
     {"pool-ready", INT(pool_ready), 0, 64,
      "N: ready clones each loaded snapshot keeps for fresh one-shot calls"},

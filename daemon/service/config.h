@@ -19,6 +19,8 @@ struct sproutd_config {
         char admin_group[64];       /* "": only root sees every tenant's */
         int64_t workers;            /* threads that run clone, invoke and load requests */
         int64_t max_queue;          /* requests waiting for a worker before 429 */
+        int64_t tenant_max_queue;   /* of those, one client's (0: a quarter of max_queue) */
+        int64_t tenant_max_workers; /* one client's requests running at once (0: 3/4 of them) */
         int64_t max_clones;         /* live clones, including those being torn down, before 429 */
         int64_t max_connections;
         int64_t max_connections_per_client; /* per socket peer uid */
@@ -37,6 +39,7 @@ struct sproutd_config {
         int64_t tenant_memory_max;  /* bytes; 0: none */
         /* Per tenant (a snapshot's owner; root is not limited), 0: none (quota.c) */
         int64_t tenant_max_clones, tenant_max_snapshots, tenant_max_prewarms;
+        int64_t tenant_max_guest_memory_mib, tenant_max_disk_mib;
         int64_t invoke_timeout_ms;
         int64_t max_invoke_timeout_ms;
         int64_t idle_timeout_s;    /* an idle clone is destroyed after this long */
@@ -59,6 +62,22 @@ void sproutd_usage(const char *prog, FILE *f);
 static inline unsigned config_ready_cap(const struct sproutd_config *c)
 {
         return (unsigned)(c->pool_ready_max > c->pool_ready ? c->pool_ready_max : c->pool_ready);
+}
+
+/* The most requests of one client (socket peer uid) that wait for a worker: a quarter of the
+ * queue by default, so one client cannot fill it for the others. */
+static inline unsigned config_tenant_queue(const struct sproutd_config *c)
+{
+        int64_t n = c->tenant_max_queue ? c->tenant_max_queue : c->max_queue / 4;
+        return (unsigned)(n < 1 ? 1 : n > c->max_queue ? c->max_queue : n);
+}
+
+/* The most requests of one client running at once: by default all but a quarter of the workers,
+ * which stay free for other clients. */
+static inline unsigned config_tenant_workers(const struct sproutd_config *c)
+{
+        int64_t n = c->tenant_max_workers ? c->tenant_max_workers : c->workers - c->workers / 4;
+        return (unsigned)(n < 1 ? 1 : n > c->workers ? c->workers : n);
 }
 
 #endif

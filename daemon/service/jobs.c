@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "sprout/log.h"
@@ -70,8 +71,13 @@ static void run_prewarm(struct job *j)
         }
         pthread_mutex_lock(&d->lock);
         if (r == 0) {
-                e->ram_size = meta->ram_size;
                 e->file_size = meta->file_size;
+                /* Admission checked the disk before the boot; only the file tells its size. */
+                if ((r = quota_disk_locked(d, e, &err)) < 0)
+                        e->file_size = 0;
+        }
+        if (r == 0) {
+                e->ram_size = meta->ram_size;
                 e->nonzero_bytes = meta->nonzero_bytes;
                 e->created_ns = meta->created_ns;
                 memcpy(e->image_name, meta->image_name, sizeof(e->image_name));
@@ -85,6 +91,12 @@ static void run_prewarm(struct job *j)
                 e->status = DSNAP_FAILED;
         }
         pthread_mutex_unlock(&d->lock);
+        if (r == -EDQUOT) {
+                /* Over the disk quota: the file goes, the failed entry says why. */
+                owners_remove(d, e);
+                if (unlink(e->path) < 0)
+                        sp_warn("snapshot %s: removing it: %m", e->id);
+        }
         if (r == 0) {
                 atomic_fetch_add(&d->metrics.prewarms_ok, 1);
                 sp_info("snapshot %s: ready (%s, boot %.2f s, %llu MiB RAM in %.2f MiB)", e->id,

@@ -93,16 +93,43 @@ struct dclone {
 
 #define CLONE_BUCKETS 1024
 
-/* A bounded queue of requests and the threads that run them. */
+/* A queued request, embedded in the caller's: whose it is, the clone it must have to itself (0:
+ * none) and until when it may wait for that clone or its tenant's share (0: no limit). */
+struct fq_item {
+        struct fq_item *next;
+        uint32_t tenant;
+        uint64_t key;
+        int64_t deadline_ns; /* CLOCK_MONOTONIC */
+};
+
+/* One tenant's waiting requests, and how many of its requests are running. */
+struct fq_tenant {
+        uint32_t uid;
+        unsigned queued, running;
+        struct fq_item *head, *tail;
+};
+
+/* Per-tenant FIFOs served round-robin (fair_queue.c); the caller serializes calls. */
+struct fair_queue {
+        unsigned cap, n;                    /* requests waiting, in all */
+        unsigned tenant_queue;              /* requests one tenant may have waiting */
+        unsigned tenant_running;            /* requests of one tenant running at once */
+        struct fq_tenant *tenants;          /* [0, ntenants) have something waiting or running */
+        unsigned ntenants, max_tenants, rr; /* rr: the tenant the next pop looks at first */
+        uint64_t *keys;                     /* the keys of running requests */
+        unsigned nkeys, max_keys;
+};
+
+/* The fair queue of requests and the threads that run them. */
 struct workers {
         pthread_mutex_t lock;
         pthread_cond_t cv;
-        void **q;
-        unsigned cap, head, n;
+        struct fair_queue q;
         unsigned nthreads, busy;
         pthread_t *threads;
-        bool stop;
-        void (*run)(void *ctx, void *item);
+        bool stop, started;
+        /* expired: the item waited past its deadline and is only to be answered. */
+        void (*run)(void *ctx, struct fq_item *item, bool expired);
         void *ctx;
 };
 
@@ -202,6 +229,8 @@ void dbase_kick(struct dbase *b);
 unsigned dbase_pooled(struct dbase *b);
 /* Ready clones (restored and warmed up) waiting for a fresh one-shot call. */
 unsigned dbase_ready(struct dbase *b);
+/* The clone slots its ready pool holds (under d->lock): each counts as a clone of its owner. */
+unsigned dbase_ready_slots_locked(const struct dbase *b);
 /* Stops the pool thread and frees the base. Every clone of it must be destroyed. */
 void dbase_free(struct dbase *b);
 
@@ -307,10 +336,20 @@ struct tenant_use {
         unsigned snapshots; /* listed, prewarms in flight included */
         unsigned prewarms;  /* queued, booting or snapshotting */
         unsigned clones;    /* live clones of its snapshots, reservations included */
+        /* Guest memory its clones may commit: each clone (and each ready-clone slot) its whole
+         * RAM, each loaded base its snapshot's non-zero pages. */
+        uint64_t memory;
+        uint64_t disk; /* its snapshot files' bytes */
 };
 void quota_use_locked(const struct sproutd *d, uid_t uid, struct tenant_use *u);
-/* 0, or -EDQUOT with the quota named, when n more clones would take uid past its quota. */
-int quota_clones_locked(const struct sproutd *d, uid_t uid, unsigned n, struct sprout_err *err);
+/* 0, or -EDQUOT with the quota named, when n more clones of e would take its owner past a quota
+ * (of clones, or of guest memory, counting e's base if it is not loaded yet). */
+int quota_clones_locked(const struct sproutd *d, const struct dsnap *e, unsigned n,
+                        struct sprout_err *err);
+/* Whether uid may commit bytes more guest memory (ready-clone slots taken by a pool). */
+bool quota_memory_fits_locked(const struct sproutd *d, uid_t uid, uint64_t bytes);
+/* 0, or -EDQUOT when e, just written, takes its owner past its disk quota. */
+int quota_disk_locked(const struct sproutd *d, const struct dsnap *e, struct sprout_err *err);
 /* 0, or -EDQUOT, for one more prewarm (and so one more snapshot) of uid. */
 int quota_prewarm_locked(const struct sproutd *d, uid_t uid, struct sprout_err *err);
 
@@ -334,10 +373,33 @@ unsigned jobs_join(struct sproutd *d, bool wait, int64_t deadline_ns);
 
 /* ---- workers.c ---- */
 
-int workers_start(struct workers *w, unsigned nthreads, unsigned cap,
-                  void (*run)(void *ctx, void *item), void *ctx, struct sprout_err *err);
-/* Queues an item; -EAGAIN when the queue is full or stopping. */
-int workers_submit(struct workers *w, void *item);
+/* ---- fair_queue.c ---- */
+
+/* tenant_queue / tenant_running: what one tenant may have waiting / running (0 counts as 1). */
+int fq_init(struct fair_queue *q, unsigned cap, unsigned tenant_queue, unsigned tenant_running,
+            unsigned nthreads);
+void fq_free(struct fair_queue *q);
+/* 0; -EAGAIN when cap requests are waiting; -EDQUOT when the item's tenant has its share. */
+int fq_push(struct fair_queue *q, struct fq_item *it);
+/* The next item to run, taken round-robin across tenants: its tenant below its running share and
+ * its key not held by a running item; it counts as running until fq_done. Or an item that waited
+ * past its deadline (*expired: answer it, no fq_done). NULL: nothing may run now. */
+struct fq_item *fq_pop(struct fair_queue *q, int64_t now_ns, bool *expired);
+void fq_done(struct fair_queue *q, struct fq_item *it);
+/* The earliest deadline of a waiting item, INT64_MAX if none. */
+int64_t fq_next_deadline(const struct fair_queue *q);
+unsigned fq_tenant_queued(const struct fair_queue *q, uint32_t uid);
+
+/* ---- workers.c ---- */
+
+/* cap: requests waiting in all; tenant_queue and tenant_running as for fq_init. */
+int workers_start(struct workers *w, unsigned nthreads, unsigned cap, unsigned tenant_queue,
+                  unsigned tenant_running,
+                  void (*run)(void *ctx, struct fq_item *item, bool expired), void *ctx,
+                  struct sprout_err *err);
+/* Queues an item; -EAGAIN when the queue is full or stopping, -EDQUOT when the item's tenant
+ * has its share of it waiting. */
+int workers_submit(struct workers *w, struct fq_item *item);
 void workers_counts(struct workers *w, unsigned *queued, unsigned *busy);
 /* Runs what is queued, then joins the threads. */
 void workers_stop(struct workers *w);

@@ -49,6 +49,7 @@ struct wclone {
 static void *pool_main(void *arg)
 {
         struct wbase *wb = arg;
+        struct sprout_pool_keeper keeper = {0};
         pthread_mutex_lock(&wb->lock);
         while (!wb->stop) {
                 wb->kicked = false;
@@ -59,22 +60,18 @@ static void *pool_main(void *arg)
                 unsigned room = wb->w->o.max_clones - wb->w->nlive;
                 pthread_mutex_unlock(&wb->w->lock);
                 unsigned shells = wb->shells < room ? wb->shells : room;
-                int r = sprout_base_prepare(wb->b, shells, &err);
-                if (r == 0 && wb->ready) {
-                        r = sprout_base_prepare_ready(
-                            wb->b, sprout_base_ready_target(wb->b, wb->ready, wb->ready_max), &err);
-                        if (r == -ENOTSUP) {
-                                wb->ready = 0; /* the guest cannot warm up: for good */
-                                r = 0;
-                        }
-                        if (r == 0)
-                                r = sprout_base_prepare(wb->b, shells, &err);
-                }
+                int64_t retry_ms =
+                    sprout_base_keep_pools(wb->b, shells, wb->ready, wb->ready_max, &keeper, &err);
                 pthread_mutex_lock(&wb->lock);
-                if (r < 0) {
-                        sp_warn("worker: preparing shells or ready clones: %s", err.msg);
-                        struct timespec ts = sprout_mono_after_ms(5000);
-                        pthread_cond_timedwait(&wb->cv, &wb->lock, &ts);
+                if (retry_ms) {
+                        /* Takes do not cut the wait short: a failing base is tried less often. */
+                        sp_warn("worker: preparing shells or ready clones (%u failures in a row, "
+                                "next try in %lld s): %s",
+                                keeper.failures, (long long)retry_ms / 1000, err.msg);
+                        struct timespec ts = sprout_mono_after_ms(retry_ms);
+                        while (!wb->stop &&
+                               pthread_cond_timedwait(&wb->cv, &wb->lock, &ts) != ETIMEDOUT)
+                                ;
                         continue;
                 }
                 pthread_mutex_unlock(&wb->lock);

@@ -155,8 +155,11 @@ int sprout_guest_open(struct sprout_guest *g)
         /* A VMM may hand the booting VM entropy the same way, flag set before the guest first ran.
          * Applying it now makes the kernel CRNG ready in the base VM, so no clone pays for that
          * one-time transition (~10 ms and ~80 KiB of dirtied pages under PVM). */
-        if (rc == 0)
-                rc = guest_after_ring(g);
+        /* Only the identity: a warm-up flag seen here is one the runtime never answered (it died
+         * in its hook, and the agent is opening the device to report that), and answering it
+         * would tell the VMM the warm-up went well. */
+        if (rc == 0 && (g->hdr->flags & SPROUT_MBF_NEW_IDENTITY))
+                rc = guest_apply_identity(g);
         if (rc < 0) {
                 fail_close(g);
                 return rc;

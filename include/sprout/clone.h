@@ -140,6 +140,31 @@ void sprout_base_set_recycle(struct sprout_base *b, bool on);
 unsigned sprout_base_ready_target(struct sprout_base *b, unsigned floor, unsigned cap);
 /* The two figures behind it, for metrics. */
 void sprout_base_ready_demand(struct sprout_base *b, double *rate_per_s, double *fill_ms);
+
+/*
+ * Keeping the pools (docs/architecture.md "Ready clones"): what a pool thread calls each time it
+ * wakes. A keeper remembers how the last tries went, so a base whose shells or warm-ups keep
+ * failing is retried less and less often instead of every few seconds for ever, and a guest whose
+ * warm-up fails SPROUT_KEEP_READY_GIVE_UP times in a row gets no more ready clones (fresh
+ * one-shots then restore on the request path, as without a pool).
+ */
+#define SPROUT_KEEP_RETRY_MIN_MS  1000
+#define SPROUT_KEEP_RETRY_MAX_MS  300000
+#define SPROUT_KEEP_READY_GIVE_UP 5
+struct sprout_pool_keeper {
+        unsigned failures;       /* tries in a row that failed */
+        unsigned ready_failures; /* of those, ready clones that could not be made */
+        bool ready_off;          /* no more ready clones: the guest cannot warm up, or gave up */
+        int64_t retry_ms;        /* the wait after the last failure */
+};
+/* Tops b's shells up to shells, its ready clones up to sprout_base_ready_target(b, ready_floor,
+ * ready_cap) (none when ready_cap is 0 or k->ready_off), then the shells they used. Returns 0 when
+ * the pools are full (wait for the next take), or the milliseconds to wait before the next try
+ * after a failure, doubling from SPROUT_KEEP_RETRY_MIN_MS to SPROUT_KEEP_RETRY_MAX_MS, with err
+ * saying what failed. */
+int64_t sprout_base_keep_pools(struct sprout_base *b, unsigned shells, unsigned ready_floor,
+                               unsigned ready_cap, struct sprout_pool_keeper *k,
+                               struct sprout_err *err);
 /* Whether shells and recycled clones of b get the snapshot's working set pre-faulted (default
  * on; no effect on a snapshot without one): for benchmarks of the path without it. Set it before
  * the base's shells and clones are made, or from the thread that makes them. */

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -812,7 +813,8 @@ static void case_concurrency(void)
         /* One worker, a queue of two: a burst gets 429s for the rest, nothing else. */
         make_state(&d, "queue");
         id = add_fixture_snapshot(&d);
-        const char *flags[] = {"--workers", "1", "--max-queue", "2", NULL};
+        const char *flags[] = {"--workers",          "1", "--max-queue", "2",
+                               "--tenant-max-queue", "2", NULL};
         if (!id || daemon_start(&d, flags) < 0) {
                 CHECK(0, "set-up failed");
                 return;
@@ -1555,6 +1557,90 @@ static void first_clone_id(const struct reply *r, char out[40])
         snprintf(out, 40, "%s", id ? id : "");
 }
 
+/* As uid 65534: two clones of id are made (the first's id into c0, when given), and a third is
+ * refused with 429 quota_exceeded naming flag. */
+static void two_then_refused(struct daemon *d, const char *id, const char *flag, char c0[40])
+{
+        struct reply r;
+        char body[160], first[40] = "";
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":2}", id);
+        http_as(d, true, "POST", "/v1/clones", body, &r);
+        first_clone_id(&r, first);
+        CHECK(r.status == 201 && is_uuid(first), "2 clones within the quota (%s): %ld %s", flag,
+              r.status, r.body ? r.body : "");
+        reply_free(&r);
+        if (c0)
+                memcpy(c0, first, sizeof(first));
+        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
+        http_as(d, true, "POST", "/v1/clones", body, &r);
+        CHECK(r.status == 429 && !strcmp(err_code(&r), "quota_exceeded") &&
+                  strstr(err_msg(&r), flag),
+              "a third clone past %s: %ld %s", flag, r.status, r.body ? r.body : "");
+        reply_free(&r);
+}
+
+/* Guest memory and disk per tenant: with room for two clones' whole RAM (and the base), a third
+ * is refused; with room for one more snapshot file than it has, a prewarm is admitted, its file
+ * written, found over the quota, removed, and the snapshot failed naming the quota. */
+static void quota_memory_disk(const char *root)
+{
+        struct daemon d;
+        struct reply r;
+        char path[1200], mem[32], disk[32];
+        make_state(&d, "quota-mem");
+        const char *fixture = add_fixture_snapshot(&d);
+        REQUIRE(fixture != NULL, "the fixture snapshot");
+        char id[40];
+        snprintf(id, sizeof(id), "%s", fixture);
+        snprintf(path, sizeof(path), "echo %d > '%s/snapshots/%s.owner'", NOBODY, d.state, id);
+        REQUIRE(system(path) == 0, "set-up: %s", path);
+        snprintf(d.sock, sizeof(d.sock), "%s/api3.sock", root);
+        const char *plain[] = {"--image-roots", root, "--socket-group", "nogroup", NULL};
+        REQUIRE(daemon_start(&d, plain) == 0, "sproutd did not start");
+        get_snapshot(&d, id, &r);
+        long long ram = jint(r.json, "ram_bytes"), nonzero = jint(r.json, "nonzero_bytes"),
+                  file = jint(r.json, "file_bytes");
+        reply_free(&r);
+        REQUIRE(daemon_stop(&d, SIGTERM, 30) == 0, "sproutd did not stop");
+        REQUIRE(ram >= (1 << 20) && file >= (2 << 20), "the snapshot's sizes: %lld RAM, %lld file",
+                ram, file);
+        snprintf(mem, sizeof(mem), "%lld", (nonzero + 2 * ram + (1 << 20) - 1) >> 20);
+        snprintf(disk, sizeof(disk), "%lld", (file >> 20) + 1);
+        const char *flags[] = {"--image-roots",
+                               root,
+                               "--socket-group",
+                               "nogroup",
+                               "--pool-ready",
+                               "0",
+                               "--tenant-max-guest-memory-mib",
+                               mem,
+                               "--tenant-max-disk-mib",
+                               disk,
+                               NULL};
+        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start with the quotas");
+        REQUIRE(chmod(d.sock, 0660) == 0, "socket mode");
+        two_then_refused(&d, id, "--tenant-max-guest-memory-mib", NULL);
+
+        snprintf(path, sizeof(path), "%s/hello", root);
+        post_image(&d, path, true, &r);
+        char p[40] = "";
+        if (jstr(r.json, "id"))
+                snprintf(p, sizeof(p), "%s", jstr(r.json, "id"));
+        CHECK(r.status == 202, "a prewarm while under the disk quota: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        static const char *const done[] = {"ready", "failed", NULL};
+        const char *st = p[0] ? wait_status(&d, p, done, 600) : "";
+        get_snapshot(&d, p, &r);
+        CHECK(!strcmp(st, "failed") && strstr(jstr(r.json, "error"), "--tenant-max-disk-mib"),
+              "a snapshot past the disk quota: %s %s", st, r.body ? r.body : "");
+        reply_free(&r);
+        struct stat sb;
+        snprintf(path, sizeof(path), "%s/snapshots/%s.snap", d.state, p);
+        CHECK(stat(path, &sb) < 0 && errno == ENOENT, "%s is still on disk", path);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "sproutd did not stop cleanly");
+}
+
 /* Per-tenant quotas: a tenant's clones (of its snapshots, whoever asks), its snapshots and its
  * prewarms in flight stop at its quota with 429 quota_exceeded naming it; root is not limited;
  * freeing a clone makes room again. The tenant is a real unprivileged client (uid 65534). */
@@ -1589,19 +1675,9 @@ static void case_quota(void)
         REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start");
         REQUIRE(chmod(d.sock, 0660) == 0, "socket mode");
 
-        snprintf(body, sizeof(body), "{\"snapshot\":\"%s\",\"count\":2}", id);
-        http_as(&d, true, "POST", "/v1/clones", body, &r);
         char c0[40];
-        first_clone_id(&r, c0);
-        CHECK(r.status == 201 && is_uuid(c0), "2 clones, the quota: %ld %s", r.status,
-              r.body ? r.body : "");
-        reply_free(&r);
+        two_then_refused(&d, id, "--tenant-max-clones", c0);
         snprintf(body, sizeof(body), "{\"snapshot\":\"%s\"}", id);
-        http_as(&d, true, "POST", "/v1/clones", body, &r);
-        CHECK(r.status == 429 && !strcmp(err_code(&r), "quota_exceeded") &&
-                  strstr(err_msg(&r), "--tenant-max-clones"),
-              "a third clone: %ld %s", r.status, r.body ? r.body : "");
-        reply_free(&r);
         /* Its snapshots' clones count whoever asks for them; a one-shot call needs one too. */
         http_json(&d, "POST", "/v1/clones", body, &r);
         CHECK(r.status == 429 && !strcmp(err_code(&r), "quota_exceeded"),
@@ -1666,6 +1742,7 @@ static void case_quota(void)
         CHECK(r.status == 202, "root is not limited: %ld %s", r.status, r.body ? r.body : "");
         reply_free(&r);
         CHECK(daemon_stop(&d2, SIGTERM, 60) == 0, "sproutd did not stop cleanly");
+        quota_memory_disk(root);
         snprintf(path, sizeof(path), "rm -rf '%s'", root);
         (void)system(path);
 }
@@ -2350,6 +2427,156 @@ static long invoke_clone(struct daemon *d, const char *id, const char *query, st
         return r->status;
 }
 
+/* ---- fair: the worker queue between clients, and requests waiting on a busy clone ---- */
+
+/* How long a held invocation spins in the guest: far longer than the test needs between seeing
+ * it start and the request it races against, on any host. */
+#define FAIR_HOLD_MS 2000
+
+struct fair_call {
+        const struct daemon *d;
+        bool as_nobody;
+        char path[200];
+        struct reply r;
+        double done_s;
+        atomic_bool done;
+        pthread_t t;
+};
+
+static void *fair_call_main(void *arg)
+{
+        struct fair_call *c = arg;
+        char body[64];
+        snprintf(body, sizeof(body), "{\"hold_ms\":%d}", FAIR_HOLD_MS);
+        http_as(c->d, c->as_nobody, "POST", c->path, body, &c->r);
+        c->done_s = sprout_mono_s();
+        atomic_store(&c->done, true);
+        return NULL;
+}
+
+static void fair_start(struct fair_call *c, const struct daemon *d, const char *clone)
+{
+        memset(c, 0, sizeof(*c));
+        c->d = d;
+        snprintf(c->path, sizeof(c->path), "/v1/clones/%s/invoke?timeout_ms=60000", clone);
+        pthread_create(&c->t, NULL, fair_call_main, c);
+}
+
+/* Until /v1/health shows busy running and queued waiting requests (at most 30 s). */
+static bool wait_workers(const struct daemon *d, int busy, int queued)
+{
+        struct reply r;
+        for (double until = sprout_mono_s() + 30; sprout_mono_s() < until; usleep(10000)) {
+                http_json(d, "GET", "/v1/health", NULL, &r);
+                json_t *w = json_object_get(r.json, "workers");
+                bool ok = jint(w, "busy") == busy && jint(w, "queued") == queued;
+                reply_free(&r);
+                if (ok)
+                        return true;
+        }
+        return false;
+}
+
+/* The queue is fair (docs/architecture.md "Fair queueing"): a client at its share of workers
+ * (--tenant-max-workers) waits while another client is served; a client cannot fill the queue past
+ * its share (--tenant-max-queue); requests waiting on a busy clone hold no worker, so another
+ * clone's request runs meanwhile, and one that waits past its time limit is answered 409. Clients
+ * are root and a real uid 65534; every check is an order of events, not a duration. */
+static void case_fair(void)
+{
+        struct daemon d;
+        struct reply r;
+        char c[4][40], path[1200];
+        make_state(&d, "fair");
+        const char *id = add_fixture_snapshot(&d);
+        REQUIRE(id != NULL, "the fixture snapshot");
+        /* uid 65534's snapshot, so that it may invoke the clones; root may too. */
+        snprintf(path, sizeof(path), "echo %d > '%s/snapshots/%s.owner'", NOBODY, d.state, id);
+        REQUIRE(system(path) == 0, "set-up: %s", path);
+        const char *flags[] = {"--workers",
+                               "3",
+                               "--tenant-max-workers",
+                               "2",
+                               "--tenant-max-queue",
+                               "3",
+                               "--pool-ready",
+                               "0",
+                               "--socket-group",
+                               "nogroup",
+                               NULL};
+        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start");
+        REQUIRE(chmod(d.sock, 0660) == 0, "socket mode");
+        REQUIRE(make_clones(&d, id, 4, c) == 4, "4 clones");
+
+        /* Three held calls on clone 0: one runs, two wait in the queue without a worker. */
+        struct fair_call h[4];
+        fair_start(&h[0], &d, c[0]);
+        CHECK(wait_workers(&d, 1, 0), "the first held call never ran");
+        fair_start(&h[1], &d, c[0]);
+        fair_start(&h[2], &d, c[0]);
+        CHECK(wait_workers(&d, 1, 2), "two calls for the busy clone never showed as queued");
+        /* Another clone runs on a free worker while clone 0's calls wait. */
+        CHECK(invoke_clone(&d, c[1], NULL, &r) == 200, "clone 1 meanwhile: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(!atomic_load(&h[0].done),
+              "clone 1 answered only after clone 0's first held call: the waiting calls held the "
+              "workers");
+        /* Root's share of the queue is 3: a third waiting call fits, a fourth does not. */
+        fair_start(&h[3], &d, c[0]);
+        CHECK(wait_workers(&d, 1, 3), "the third waiting call never showed as queued");
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", c[0]);
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK(r.status == 429 && !strcmp(err_code(&r), "queue_full") &&
+                  strstr(err_msg(&r), "--tenant-max-queue"),
+              "a fourth waiting call of one client: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        for (int i = 0; i < 4; i++) {
+                pthread_join(h[i].t, NULL);
+                CHECK(h[i].r.status == 200, "held call %d: %ld %s", i, h[i].r.status,
+                      h[i].r.body ? h[i].r.body : "");
+                reply_free(&h[i].r);
+                CHECK(h[0].done_s <= h[i].done_s, "clone 0's first call finished first");
+        }
+
+        /* A call that waits for a busy clone past its own time limit: 409, never run. */
+        fair_start(&h[0], &d, c[0]);
+        CHECK(wait_workers(&d, 1, 0), "the held call never ran");
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke?timeout_ms=300", c[0]);
+        http_json(&d, "POST", path, "{}", &r);
+        CHECK(r.status == 409 && !strcmp(err_code(&r), "clone_busy") && !atomic_load(&h[0].done),
+              "a call whose limit passes while its clone is busy: %ld %s", r.status,
+              r.body ? r.body : "");
+        reply_free(&r);
+        pthread_join(h[0].t, NULL);
+        CHECK(h[0].r.status == 200, "the held call: %ld", h[0].r.status);
+        reply_free(&h[0].r);
+
+        /* Root holds three clones, two at a time (its share); uid 65534 gets the third worker. */
+        double t0 = sprout_mono_s();
+        for (int i = 0; i < 3; i++)
+                fair_start(&h[i], &d, c[i]);
+        CHECK(wait_workers(&d, 2, 1), "root's third call never waited for its share");
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", c[3]);
+        http_as(&d, true, "POST", path, "{}", &r);
+        bool root_done = atomic_load(&h[0].done) || atomic_load(&h[1].done);
+        CHECK(r.status == 200 && !root_done,
+              "uid 65534's call while root is at its share: %ld %s (root finished first: %d)",
+              r.status, r.body ? r.body : "", root_done);
+        reply_free(&r);
+        double last = 0;
+        for (int i = 0; i < 3; i++) {
+                pthread_join(h[i].t, NULL);
+                CHECK(h[i].r.status == 200, "root's call %d: %ld", i, h[i].r.status);
+                reply_free(&h[i].r);
+                last = h[i].done_s > last ? h[i].done_s : last;
+        }
+        /* The third ran only after one of the first two: two holds one after the other. */
+        CHECK(last - t0 >= 1.9 * FAIR_HOLD_MS / 1000.0,
+              "root's three calls took %.2f s: more than two ran at once", last - t0);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "sproutd did not stop cleanly");
+}
+
 static void case_workers(void)
 {
         struct daemon d;
@@ -2621,7 +2848,7 @@ int main(int argc, char **argv)
             {"inproc", case_inproc},       {"quota", case_quota},
             {"keys", case_keys},           {"tenants", case_tenants},
             {"workers", case_workers},     {"many", case_many},
-            {"recycle", case_recycle},
+            {"recycle", case_recycle},     {"fair", case_fair},
         };
         if (argc != 6) {
                 fprintf(stderr, "usage: test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR\n");

@@ -2,7 +2,9 @@
  * VMM must survive every one, and report the lies it cannot ignore. Driven by tests/vmm/.
  * With SPROUT_HOSTILE=spin on the kernel command line it never rings READY: it logs "spinning" and
  * loops in user mode, for tests of deadlines that must hold however fast the host boots. With
- * SPROUT_HOSTILE=pit it programs the PIT to tick as fast as it can before READY. */
+ * SPROUT_HOSTILE=pit it programs the PIT to tick as fast as it can before READY. With
+ * SPROUT_HOSTILE=warmup the handler dies whenever a clone is warmed up, so no ready clone of it
+ * can ever be made (the pools' give-up rule, tests/vmm/test_clone.c "keeper"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,12 @@
 #include <sys/io.h>
 
 #include "sprout/guest.h"
+
+static void die_on_warmup(void *ctx)
+{
+        (void)ctx;
+        _exit(9);
+}
 
 int main(void)
 {
@@ -23,6 +31,8 @@ int main(void)
                 for (volatile int spin = 1; spin;)
                         ;
         }
+        if (mode && !strcmp(mode, "warmup"))
+                sprout_guest_on_warmup(&g, die_on_warmup, NULL);
         if (mode && !strcmp(mode, "pit")) {
                 /* PIT channel 0 periodic (mode 2) at the fastest rate: a clone restored with this
                  * would make KVM fire a host hrtimer every kvm.min_timer_period_us while idle. */

@@ -26,11 +26,12 @@
 static void case_prewarm(void)
 {
         /* hello-oldrng: hello whose kernel ignores the seed page (the identity step's old path). */
-        static const char *names[] = {"hello", "hostile", "hello-oldrng"};
-        static const char *image[] = {"hello", "hostile", "hello"};
-        static const char *cmdline[] = {NULL, NULL, "sprout.seed=off"};
+        /* hostile-warmup: a guest that dies at every warm-up (the pool keeper's give-up rule). */
+        static const char *names[] = {"hello", "hostile", "hello-oldrng", "hostile-warmup"};
+        static const char *image[] = {"hello", "hostile", "hello", "hostile"};
+        static const char *cmdline[] = {NULL, NULL, "sprout.seed=off", "SPROUT_HOSTILE=warmup"};
         mkdir(snaps, 0755);
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
                 char img[4096];
                 snprintf(img, sizeof(img), "%s/%s", images, image[i]);
                 struct sprout_prewarm_opts o = {.image = img,
@@ -517,6 +518,54 @@ static void case_foreign(void)
 
 /* Ready clones: warmed up off the request path, each with its own identity, each handed out once;
  * a warmed clone's first real request is still its first ("seq":1). */
+/* The pools' keeper (sprout_base_keep_pools): a healthy base fills both pools and reports no
+ * failure; a guest that dies at every warm-up is retried after doubling waits, then gets no more
+ * ready clones while its shells are still kept. */
+static void case_keeper(void)
+{
+        struct sprout_err err = {0};
+        struct sprout_base *b = load_base("hello");
+        if (!b)
+                return;
+        struct sprout_pool_keeper k = {0};
+        int64_t ms = sprout_base_keep_pools(b, 2, 1, 1, &k, &err);
+        CHECK(ms == 0 && k.failures == 0 && !k.ready_off, "hello's pools: %lld ms, %s",
+              (long long)ms, err.msg);
+        CHECK(sprout_base_pooled(b) == 2 && sprout_base_ready_count(b) == 1,
+              "hello keeps 2 shells and 1 ready clone (%u, %u)", sprout_base_pooled(b),
+              sprout_base_ready_count(b));
+        sprout_base_free(b);
+
+        b = load_base("hostile-warmup");
+        if (!b)
+                return;
+        k = (struct sprout_pool_keeper){0};
+        int64_t want = SPROUT_KEEP_RETRY_MIN_MS;
+        for (int i = 0; i < SPROUT_KEEP_READY_GIVE_UP; i++, want *= 2) {
+                err = (struct sprout_err){0};
+                ms = sprout_base_keep_pools(b, 1, 1, 1, &k, &err);
+                CHECK(ms == want && k.failures == (unsigned)i + 1,
+                      "failed warm-up %d: retry in %lld ms (want %lld), %u failures: %s", i + 1,
+                      (long long)ms, (long long)want, k.failures, err.msg);
+                if (i == 0)
+                        printf("a warm-up that kills the guest: %s\n", err.msg);
+        }
+        CHECK(k.ready_off, "ready clones still on after %d failed warm-ups",
+              SPROUT_KEEP_READY_GIVE_UP);
+        ms = sprout_base_keep_pools(b, 1, 1, 1, &k, &err);
+        CHECK(ms == 0 && k.failures == 0 && sprout_base_ready_count(b) == 0 &&
+                  sprout_base_pooled(b) == 1,
+              "after giving up: %lld ms, %u ready, %u shells", (long long)ms,
+              sprout_base_ready_count(b), sprout_base_pooled(b));
+        /* Its clones still work on the request path. */
+        struct sprout_clone *c;
+        int r = sprout_clone_create(b, -1, &c, NULL, &err);
+        CHECK(r == 0, "a clone of hostile-warmup: %s", err.msg);
+        if (r == 0)
+                sprout_clone_destroy(c);
+        sprout_base_free(b);
+}
+
 static void case_ready(void)
 {
         enum { N = 10 };
@@ -662,6 +711,7 @@ int main(int argc, char **argv)
             {"leaks", case_leaks},
             {"foreign", case_foreign},
             {"ready", case_ready},
+            {"keeper", case_keeper},
             {"warmup_old", case_warmup_old},
             {"identity_old", case_identity_old},
             {"working_set", case_working_set},

@@ -1,0 +1,88 @@
+/* What the benchmarks read of sproutd and its workers from /proc: the daemon found through its
+ * socket, then RSS, descriptors, threads and CPU time of it and its children (the workers). */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+
+/* The daemon's pid: the peer of a connection to its socket. */
+pid_t bench_daemon_pid(const char *path)
+{
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct ucred cr = {0};
+        socklen_t len = sizeof(cr);
+        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+                cr.pid = 0;
+        if (s >= 0)
+                close(s);
+        return cr.pid;
+}
+
+static void add_proc(pid_t pid, struct bench_procs *p)
+{
+        char path[64], line[256];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof(line), f)) {
+                unsigned long long kb;
+                unsigned t;
+                if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+                        p->rss_kib += kb;
+                if (sscanf(line, "Threads: %u", &t) == 1)
+                        p->threads += t;
+        }
+        if (f)
+                fclose(f);
+        /* utime and stime are fields 14 and 15, after the ")" that ends the command name. */
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        f = fopen(path, "r");
+        char st[1024];
+        size_t got = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
+        st[got] = '\0';
+        char *paren = strrchr(st, ')');
+        unsigned long long ut, sy;
+        if (paren && sscanf(paren + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                            &ut, &sy) == 2)
+                p->cpu_ticks += ut + sy;
+        if (f)
+                fclose(f);
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+        DIR *d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d));)
+                p->fds += e->d_name[0] != '.';
+        if (d)
+                closedir(d);
+}
+
+/* The daemon and its children (the workers), from every thread's children list. */
+void bench_sample_procs(pid_t daemon, struct bench_procs *p)
+{
+        memset(p, 0, sizeof(*p));
+        add_proc(daemon, p);
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)daemon);
+        DIR *d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char cp[320];
+                snprintf(cp, sizeof(cp), "/proc/%d/task/%s/children", (int)daemon, e->d_name);
+                FILE *f = fopen(cp, "r");
+                int child;
+                while (f && fscanf(f, "%d", &child) == 1) {
+                        add_proc(child, p);
+                        p->workers++;
+                }
+                if (f)
+                        fclose(f);
+        }
+        if (d)
+                closedir(d);
+}
