@@ -34,9 +34,14 @@ static bool call(struct soak_thread *st, struct client *cl, const char *method, 
         atomic_fetch_add(&st->ops, 1);
         if (e == 0 && r->status == want)
                 return true;
-        if (!atomic_fetch_add(&st->errors, 1))
+        unsigned long k = atomic_fetch_add(&st->errors, 1);
+        if (!k)
                 snprintf(st->first_error, sizeof(st->first_error), "%s %s: %ld %.200s", method,
                          path, e < 0 ? (long)e : r->status, r->body ? r->body : cl->errbuf);
+        /* As they happen, so a long run shows when and which (the first few per thread). */
+        if (k < 5)
+                fprintf(stderr, "soak: %s %s: %ld %.300s\n", method, path,
+                        e < 0 ? (long)e : r->status, r->body ? r->body : cl->errbuf);
         return false;
 }
 

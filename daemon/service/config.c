@@ -57,7 +57,7 @@ static const struct opt opts[] = {
      "N: prewarms of one tenant queued or running (0: only --max-prewarm-jobs)"},
     {"tenant-max-guest-memory-mib", INT(tenant_max_guest_memory_mib), 0, 1LL << 30,
      "MiB: guest memory one tenant's clones may commit, each counting its whole RAM, with its "
-     "ready clones and loaded bases (0: no limit)"},
+     "ready clones and loaded bases (default half the host's RAM; 0: no limit)"},
     {"tenant-max-disk-mib", INT(tenant_max_disk_mib), 0, 1LL << 30,
      "MiB: disk one tenant's snapshot files may take (0: no limit)"},
     {"pool-shells", INT(pool_shells), 0, 64, "N: VM shells each loaded snapshot keeps ready"},
@@ -138,6 +138,11 @@ static void set_defaults(struct sproutd_config *c)
         /* One tenant can fill neither the prewarm queue nor the disk on its own. */
         c->tenant_max_prewarms = 4;
         c->tenant_max_snapshots = 256;
+        /* Half the host's RAM: clone RAM is MAP_NORESERVE, so without a bound one tenant's clones
+         * could commit more than the host has and bring the OOM killer to everyone's. */
+        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        if (pages > 0 && psize > 0)
+                c->tenant_max_guest_memory_mib = (int64_t)pages / 2 / ((1 << 20) / psize);
         c->pool_shells = 8;
         c->pool_ready = 2;
         c->recycle = 1;
