@@ -1557,6 +1557,21 @@ static void first_clone_id(const struct reply *r, char out[40])
         snprintf(out, 40, "%s", id ? id : "");
 }
 
+/* A prewarm of image as uid 65534: its status (the reply printed unless 202), and the new
+ * snapshot's id into id ("" if none). */
+static long post_image_id(const struct daemon *d, const char *image, char id[40])
+{
+        struct reply r;
+        post_image(d, image, true, &r);
+        const char *s = jstr(r.json, "id");
+        snprintf(id, 40, "%s", s ? s : "");
+        long st = r.status;
+        if (st != 202)
+                fprintf(stderr, "prewarm of %s: %ld %s\n", image, st, r.body ? r.body : "");
+        reply_free(&r);
+        return st;
+}
+
 /* As uid 65534: two clones of id are made (the first's id into c0, when given), and a third is
  * refused with 429 quota_exceeded naming flag. */
 static void two_then_refused(struct daemon *d, const char *id, const char *flag, char c0[40])
@@ -1622,13 +1637,8 @@ static void quota_memory_disk(const char *root)
         two_then_refused(&d, id, "--tenant-max-guest-memory-mib", NULL);
 
         snprintf(path, sizeof(path), "%s/hello", root);
-        post_image(&d, path, true, &r);
-        char p[40] = "";
-        if (jstr(r.json, "id"))
-                snprintf(p, sizeof(p), "%s", jstr(r.json, "id"));
-        CHECK(r.status == 202, "a prewarm while under the disk quota: %ld %s", r.status,
-              r.body ? r.body : "");
-        reply_free(&r);
+        char p[40];
+        CHECK(post_image_id(&d, path, p) == 202, "a prewarm while under the disk quota");
         static const char *const done[] = {"ready", "failed", NULL};
         const char *st = p[0] ? wait_status(&d, p, done, 600) : "";
         get_snapshot(&d, p, &r);
@@ -1720,13 +1730,8 @@ static void case_quota(void)
         REQUIRE(daemon_start(&d2, flags2) == 0, "sproutd did not start");
         REQUIRE(chmod(d2.sock, 0660) == 0, "socket mode");
         snprintf(path, sizeof(path), "%s/hello", root);
-        post_image(&d2, path, true, &r);
-        char p1[64] = "";
-        if (jstr(r.json, "id"))
-                snprintf(p1, sizeof(p1), "%s", jstr(r.json, "id"));
-        CHECK(r.status == 202, "the tenant's first prewarm: %ld %s", r.status,
-              r.body ? r.body : "");
-        reply_free(&r);
+        char p1[40];
+        CHECK(post_image_id(&d2, path, p1) == 202, "the tenant's first prewarm");
         post_image(&d2, path, true, &r);
         bool first_done = false;
         if (r.status == 202) { /* only if the first had finished already: say so */
