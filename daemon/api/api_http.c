@@ -14,7 +14,8 @@
 #include "api.h"
 
 struct api_req {
-        struct fq_item qi; /* its place in the worker queue */
+        struct fq_item qi;     /* its place in the worker queue */
+        int64_t queue_wait_ms; /* the longest it waits there for its clone (0: no limit) */
         struct sproutd *d;
         struct MHD_Connection *conn;
         const struct api_route *route;
@@ -234,8 +235,10 @@ static void queue_item(struct api_req *rq)
                           : rq->cmd.op == OP_CLONE_LOG  ? rq->d->cfg.invoke_timeout_ms
                                                         : 0;
         uuid_t u;
+        rq->queue_wait_ms = 0;
         if (!wait_ms || uuid_parse(rq->cmd.id, u) < 0)
                 return;
+        rq->queue_wait_ms = wait_ms;
         uint64_t a, b;
         memcpy(&a, u, 8);
         memcpy(&b, u + 8, 8);
@@ -281,14 +284,15 @@ static enum MHD_Result dispatch(struct api_req *rq)
         MHD_suspend_connection(rq->conn);
         if ((r = workers_submit(&d->workers, &rq->qi)) < 0) {
                 unsigned q, busy;
-                workers_counts(&d->workers, &q, &busy);
-                if (r == -EDQUOT)
+                if (r == -EDQUOT) {
                         api_error(d, &rq->resp, API_E_QUEUE_FULL,
                                   "this client already has its share of the queue waiting "
                                   "(--tenant-max-queue); retry later");
-                else
+                } else {
+                        workers_counts(&d->workers, &q, &busy);
                         api_error(d, &rq->resp, API_E_QUEUE_FULL,
                                   "%u requests are already waiting for a worker; retry later", q);
+                }
                 atomic_store(&rq->done, true);
                 MHD_resume_connection(rq->conn);
         }
@@ -433,9 +437,7 @@ static void run_item(void *ctx, struct fq_item *item, bool expired)
                 api_error(d, &rq->resp, API_E_CLONE_BUSY,
                           "the request waited %lld ms for clone %s (busy with another request) "
                           "or for a worker of this client's share",
-                          (long long)(rq->cmd.op == OP_CLONE_INVOKE ? rq->cmd.timeout_ms
-                                                                    : d->cfg.invoke_timeout_ms),
-                          rq->cmd.id);
+                          (long long)rq->queue_wait_ms, rq->cmd.id);
         else
                 rq->route->exec(d, &rq->cmd, &rq->resp);
         atomic_store(&rq->done, true);
