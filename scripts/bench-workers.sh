@@ -5,6 +5,8 @@
 # loading the machine.
 #
 #   scripts/bench-workers.sh hop [ROUNDS]            in-process (K=0) against workers (K=64), alternating
+#   scripts/bench-workers.sh hop-vs BUILD [ROUNDS]   workers of this build against those of another
+#                                                    build directory (an older tree), alternating
 #   scripts/bench-workers.sh density N STEP K...     one fresh sproutd per K: sprout bench density -n N
 #   scripts/bench-workers.sh recycle [ROUNDS] [POOL] fresh one-shots, --recycle 1 against 0, alternating
 #
@@ -36,7 +38,7 @@ start_daemon() {
   dirs+=("$dir")
   mkdir -p "$dir/images"
   cp -r "$image" "$dir/images/hello"
-  "$sproutd" --state-dir "$dir" --clones-per-worker "$k" --log-level warn "$@" \
+  "${daemon_bin:-$sproutd}" --state-dir "$dir" --clones-per-worker "$k" --log-level warn "$@" \
     >"$dir/sproutd.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do
@@ -66,15 +68,16 @@ run() { # run NAME ARGS...: sprout bench ARGS, human output, and --json into SPR
   fi
 }
 
-# compare ROUNDS N A "LABEL A" "K FLAGS..." B "LABEL B" "K FLAGS...": two daemons, each with its own
-# prewarmed hello, and `sprout bench api` alternating between them ROUNDS times (JSON as A-r, B-r).
+# compare ROUNDS N A "LABEL A" "K FLAGS..." B "LABEL B" "K FLAGS..." [SPROUTD B]: two daemons, each
+# with its own prewarmed hello, and `sprout bench api` alternating between them ROUNDS times (JSON as
+# A-r, B-r). B's sproutd is this build's unless given.
 compare() {
   local rounds=$1 n=$2 a=$3 la=$4 fa=$5 b=$6 lb=$7 fb=$8 sa sb ia ib
   # shellcheck disable=SC2086 # the flags are words
   start_daemon "$a" $fa
   sa=$sock
   # shellcheck disable=SC2086
-  start_daemon "$b" $fb
+  daemon_bin=${9:-} start_daemon "$b" $fb
   sb=$sock
   ia=$(prewarm "$sa")
   ib=$(prewarm "$sb")
@@ -89,6 +92,12 @@ compare() {
 case ${1:-} in
   hop)
     compare "${2:-2}" 2000 hop-inproc "in-process (K=0)" "0" hop-workers "workers (K=64)" "64"
+    ;;
+  hop-vs)
+    other=${2:?BUILD}
+    [[ -x $other/daemon/sproutd ]] || { echo "bench-workers: no $other/daemon/sproutd" >&2; exit 2; }
+    compare "${3:-2}" 2000 hop-this "workers, this build" "64" hop-other "workers, $other" "64" \
+      "$other/daemon/sproutd"
     ;;
   recycle)
     pool=${3:-8}

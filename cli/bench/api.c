@@ -226,6 +226,7 @@ static int api_sequential(struct client *cl, const char *path, const char *req, 
  * inside sproutd) and in-process, and fresh clones both ways (n / 4 of those). */
 struct seq_lat {
         double *api, *inside, *direct, *dfresh, *afresh;
+        double switches; /* sproutd's and its workers' context switches per warm call; < 0: none */
 };
 
 /* Warm invocations of one clone made for this, through the API: the same guest work as direct. */
@@ -248,8 +249,11 @@ static int api_warm_invokes(struct client *cl, const char *id, const char *req, 
         snprintf(path, sizeof(path), "/v1/clones/%s/invoke", clone);
         double warmup;
         int rc = api_sequential(cl, path, req, 1, &warmup, NULL);
+        pid_t dpid = bench_daemon_pid(cl->socket);
+        uint64_t cs0 = dpid > 0 ? bench_ctx_switches(dpid) : 0;
         if (!rc)
                 rc = api_sequential(cl, path, req, n, l->api, l->inside);
+        l->switches = dpid > 0 && n ? (double)(bench_ctx_switches(dpid) - cs0) / (double)n : -1;
         snprintf(path, sizeof(path), "/v1/clones/%s", clone);
         if (client_call(cl, "DELETE", path, NULL, 0, 60000, &r) == 0)
                 client_resp_free(&r);
@@ -264,6 +268,13 @@ static void print_sequential(struct seq_lat *l, size_t n, bool json)
         report("warm invoke, through the API", l->api, n, json);
         report("fresh clone + invoke, direct", l->dfresh, n / 4, json);
         report("one-shot fresh, through the API", l->afresh, n / 4, json);
+        if (json && l->switches >= 0)
+                printf("{\"bench\":\"api\",\"metric\":\"warm_context_switches\",\"per_call\":%.2f}"
+                       "\n",
+                       l->switches);
+        else if (l->switches >= 0)
+                printf("warm invoke, context switches of sproutd + workers per call %8.2f\n",
+                       l->switches);
         if (json)
                 printf("{\"bench\":\"api\",\"metric\":\"http_added\",\"p50_ms\":%.4f,\"p99_ms\":%."
                        "4f}\n",
@@ -283,6 +294,7 @@ static int sequential(struct client *cl, const char *id, const char *snap_path, 
             .direct = calloc(n, sizeof(double)),
             .dfresh = calloc(n, sizeof(double)),
             .afresh = calloc(n, sizeof(double)),
+            .switches = -1,
         };
         char path[256];
         int rc = CLI_EXIT_FAIL;

@@ -48,6 +48,10 @@ struct bench_procs {
 pid_t bench_daemon_pid(const char *socket);
 /* The daemon and its children (the workers), from every thread's children list. */
 void bench_sample_procs(pid_t daemon, struct bench_procs *p);
+/* Context switches so far of every thread of the daemon and its workers: the thread hand-offs a
+ * request costs, a count that holds on any host (an emulated one too). Threads that ended are
+ * not counted, so compare over a window in which none does. */
+uint64_t bench_ctx_switches(pid_t daemon);
 
 /* A JSON row's "cdf":[[percentile,value],...] member, for the CDF plots (scripts/bench-plots.sh).
  */

@@ -1,5 +1,6 @@
 /* What the benchmarks read of sproutd and its workers from /proc: the daemon found through its
- * socket, then RSS, descriptors, threads and CPU time of it and its children (the workers). */
+ * socket, then RSS, descriptors, threads, CPU time and context switches of it and its children
+ * (the workers). */
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,11 +62,12 @@ static void add_proc(pid_t pid, struct bench_procs *p)
                 closedir(d);
 }
 
-/* The daemon and its children (the workers), from every thread's children list. */
-void bench_sample_procs(pid_t daemon, struct bench_procs *p)
+/* Calls fn for the daemon and each of its children (the workers), found in every thread's
+ * children list; returns how many children. */
+static unsigned each_proc(pid_t daemon, void (*fn)(pid_t, void *), void *arg)
 {
-        memset(p, 0, sizeof(*p));
-        add_proc(daemon, p);
+        fn(daemon, arg);
+        unsigned n = 0;
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d/task", (int)daemon);
         DIR *d = opendir(path);
@@ -77,12 +79,57 @@ void bench_sample_procs(pid_t daemon, struct bench_procs *p)
                 FILE *f = fopen(cp, "r");
                 int child;
                 while (f && fscanf(f, "%d", &child) == 1) {
-                        add_proc(child, p);
-                        p->workers++;
+                        fn(child, arg);
+                        n++;
                 }
                 if (f)
                         fclose(f);
         }
         if (d)
                 closedir(d);
+        return n;
+}
+
+static void sample_one(pid_t pid, void *arg)
+{
+        add_proc(pid, arg);
+}
+
+void bench_sample_procs(pid_t daemon, struct bench_procs *p)
+{
+        memset(p, 0, sizeof(*p));
+        p->workers = each_proc(daemon, sample_one, p);
+}
+
+/* Every thread's context switches, voluntary or not (each thread's own status file: the
+ * process's counts only its first thread's). */
+static void add_switches(pid_t pid, void *arg)
+{
+        uint64_t *sum = arg;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+        DIR *d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d));) {
+                if (e->d_name[0] == '.')
+                        continue;
+                char sp[320], line[128];
+                snprintf(sp, sizeof(sp), "/proc/%d/task/%s/status", (int)pid, e->d_name);
+                FILE *f = fopen(sp, "r");
+                unsigned long long n;
+                while (f && fgets(line, sizeof(line), f))
+                        if (sscanf(line, "voluntary_ctxt_switches: %llu", &n) == 1 ||
+                            sscanf(line, "nonvoluntary_ctxt_switches: %llu", &n) == 1)
+                                *sum += n;
+                if (f)
+                        fclose(f);
+        }
+        if (d)
+                closedir(d);
+}
+
+uint64_t bench_ctx_switches(pid_t daemon)
+{
+        uint64_t sum = 0;
+        (void)each_proc(daemon, add_switches, &sum);
+        return sum;
 }

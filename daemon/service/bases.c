@@ -157,25 +157,30 @@ void dbase_kick(struct dbase *db)
 
 unsigned dbase_pooled(struct dbase *db)
 {
-        unsigned shells, ready;
         if (!db->d->cfg.clones_per_worker)
                 return sprout_base_pooled(db->b);
-        placement_pools(db->d, db, &shells, &ready);
-        return shells;
+        struct placement_pools pp;
+        placement_pools(db->d, db, &pp);
+        return pp.shells;
 }
 
 unsigned dbase_ready_slots_locked(const struct dbase *db)
 {
-        return db->ready_slots;
+        if (!db->d->cfg.clones_per_worker)
+                return db->ready_slots;
+        /* With workers, the worker that keeps the ready clones holds the slots (placement.c). */
+        struct placement_pools pp;
+        placement_pools(db->d, db, &pp);
+        return pp.ready_slots;
 }
 
 unsigned dbase_ready(struct dbase *db)
 {
-        unsigned shells, ready;
         if (!db->d->cfg.clones_per_worker)
                 return sprout_base_ready_count(db->b);
-        placement_pools(db->d, db, &shells, &ready);
-        return ready;
+        struct placement_pools pp;
+        placement_pools(db->d, db, &pp);
+        return pp.ready;
 }
 
 void dbase_free(struct dbase *db)

@@ -155,7 +155,10 @@ static int base_slot(struct sproutd *d, struct wproc *w, struct dbase *db, uint3
                                 ready = 0;
         pthread_mutex_unlock(&p->lock);
         pthread_mutex_lock(&d->lock);
-        if (!ready || (uint64_t)d->clones_total + ready > (uint64_t)d->cfg.max_clones / 2)
+        /* And against the tenant's guest memory, as in-process ones do: each may dirty all of
+         * its RAM. */
+        if (!ready || (uint64_t)d->clones_total + ready > (uint64_t)d->cfg.max_clones / 2 ||
+            !quota_memory_fits_locked(d, w->tenant, (uint64_t)ready * x.ram_size))
                 ready = 0;
         d->clones_total += ready;
         pthread_mutex_unlock(&d->lock);
@@ -340,16 +343,17 @@ void placement_forget_base(struct sproutd *d, struct dbase *db)
         /* A dead worker's table was cleared when it died; any left over are not ours now. */
 }
 
-void placement_pools(struct sproutd *d, struct dbase *db, unsigned *shells, unsigned *ready)
+void placement_pools(struct sproutd *d, const struct dbase *db, struct placement_pools *out)
 {
         struct placement *p = &d->placement;
-        *shells = *ready = 0;
+        *out = (struct placement_pools){0};
         pthread_mutex_lock(&p->lock);
         for (struct wproc *w = p->workers; w; w = w->next)
                 for (int i = 0; i < WPROC_MAX_BASES; i++)
                         if (w->bases[i].db == db) {
-                                *shells += w->bases[i].shells_left;
-                                *ready += w->bases[i].ready_left;
+                                out->shells += w->bases[i].shells_left;
+                                out->ready += w->bases[i].ready_left;
+                                out->ready_slots += w->bases[i].ready_slots;
                         }
         pthread_mutex_unlock(&p->lock);
 }

@@ -77,6 +77,7 @@ struct dclone {
         struct sprout_clone *c;   /* in this process (clones_per_worker 0), else NULL */
         struct wproc *w;          /* else the worker holding it (a reference), and its slot there */
         uint32_t wslot;
+        int wsock;                /* with w: the clone's own socket to it (docs/workers.md) */
         bool worker_died;         /* dead because its worker died (502 worker_died) */
         pthread_mutex_t run_lock; /* held by the thread driving the vCPU */
         char id[SPROUTD_ID_LEN];
@@ -307,8 +308,13 @@ void placement_worker_died(struct sproutd *d, struct wproc *w, bool stopped);
 void placement_forget_base(struct sproutd *d, struct dbase *db);
 void placement_note_pools(struct sproutd *d, struct wproc *w, uint32_t bslot, unsigned shells,
                           unsigned ready);
-/* Shells and ready clones the workers keep for db. */
-void placement_pools(struct sproutd *d, struct dbase *db, unsigned *shells, unsigned *ready);
+/* What the workers keep for db: shells and ready clones (as they last said), and the clone-limit
+ * slots held for those ready clones, which count against the tenant's quotas (quota.c). Takes the
+ * placement lock, so it may be called under d->lock (never the other way round). */
+struct placement_pools {
+        unsigned shells, ready, ready_slots;
+};
+void placement_pools(struct sproutd *d, const struct dbase *db, struct placement_pools *out);
 unsigned placement_workers(struct sproutd *d);
 /* Stops workers that have had no clone for base_keep_s. */
 void placement_sweep(struct sproutd *d, int64_t now);

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "sprout/abi.h"
@@ -49,10 +50,20 @@ static int create_remote(struct sproutd *d, struct dsnap *e, struct dbase *db,
         int r = placement_take(d, e->owner, db, origin != DC_API, &c->w, &c->wslot, &bslot, err);
         if (r < 0)
                 return r;
+        /* The clone's own socket: its requests go straight to the thread that runs it, and the
+         * caller reads the answer itself (docs/workers.md, "The protocol"). */
+        int sv[2];
+        r = wire_socketpair(sv);
+        if (r < 0) {
+                placement_release(d, c->w, c->wslot);
+                c->w = NULL;
+                return sprout_err_errno(err, r, "a socket for a clone");
+        }
         struct wire_clone_new cn = {.base = bslot, .take_ready = origin != DC_API};
         struct wreply rep;
-        r = wproc_call(c->w, WIRE_CLONE_NEW, c->wslot, &cn, sizeof(cn), NULL, 0, -1,
+        r = wproc_call(c->w, WIRE_CLONE_NEW, c->wslot, &cn, sizeof(cn), NULL, 0, sv[1],
                        CONTROL_TIMEOUT_MS, &rep, err);
+        close(sv[1]);
         struct wire_clone_made made;
         if (r == 0 && rep.status < 0)
                 r = worker_error(&rep, "a restore", err);
@@ -74,8 +85,11 @@ static int create_remote(struct sproutd *d, struct dsnap *e, struct dbase *db,
                 r = -ECONNRESET;
         }
         if (r < 0) {
+                close(sv[0]);
                 placement_release(d, c->w, c->wslot);
                 c->w = NULL;
+        } else {
+                c->wsock = sv[0];
         }
         return r;
 }
@@ -165,8 +179,8 @@ int vmhost_invoke(struct sproutd *d, struct dclone *c, const void *req, size_t l
                                       len, (unsigned)SPROUT_MB_REQ_SIZE);
         struct wire_invoke iv = {.timeout_ms = timeout_ms, .flags = log ? WIRE_INVOKE_LOG : 0};
         struct wreply rep;
-        int r = wproc_call(c->w, WIRE_CLONE_INVOKE, c->wslot, &iv, sizeof(iv), req, len, -1,
-                           timeout_ms + WORKER_GRACE_MS, &rep, err);
+        int r = wproc_clone_call(c->w, c->wsock, WIRE_CLONE_INVOKE, c->wslot, &iv, sizeof(iv), req,
+                                 len, timeout_ms + WORKER_GRACE_MS, &rep, err);
         if (r < 0)
                 return r;
         if (rep.status < 0)
@@ -208,8 +222,8 @@ int vmhost_log(struct sproutd *d, struct dclone *c, char **text, size_t *len,
                 return 0;
         }
         struct wreply rep;
-        int r = wproc_call(c->w, WIRE_CLONE_LOG, c->wslot, NULL, 0, NULL, 0, -1, CONTROL_TIMEOUT_MS,
-                           &rep, err);
+        int r = wproc_clone_call(c->w, c->wsock, WIRE_CLONE_LOG, c->wslot, NULL, 0, NULL, 0,
+                                 CONTROL_TIMEOUT_MS, &rep, err);
         if (r == 0 && rep.status < 0)
                 r = worker_error(&rep, "reading the log", err);
         if (r == 0) {
@@ -237,12 +251,14 @@ void vmhost_destroy(struct sproutd *d, struct dclone *c)
         if (!wproc_dead(c->w, NULL, 0)) {
                 struct sprout_err err = {0};
                 struct wreply rep;
-                int r = wproc_call(c->w, WIRE_CLONE_DROP, c->wslot, NULL, 0, NULL, 0, -1,
-                                   CONTROL_TIMEOUT_MS, &rep, &err);
+                int r = wproc_clone_call(c->w, c->wsock, WIRE_CLONE_DROP, c->wslot, NULL, 0, NULL,
+                                         0, CONTROL_TIMEOUT_MS, &rep, &err);
                 if (r == 0 && rep.status < 0)
                         wproc_kill(c->w, "a worker refused to destroy a clone");
                 wreply_free(&rep);
         }
+        close(c->wsock);
+        c->wsock = -1;
         placement_release(d, c->w, c->wslot);
         c->w = NULL;
 }

@@ -1,8 +1,10 @@
 /* A worker process, broker side. Spawned with clone() into new mount, pid, ipc, net and uts
  * namespaces (where the host lets us; else a plain fork, said once), then exec'd as sprout-worker
- * with its socket on fd 3. One thread per worker reads its replies and wakes the caller waiting
- * for each; everything it reads is checked, and a worker that breaks the protocol, dies or does
- * not answer in time is killed, which fails its clones and nobody else's. */
+ * with its socket on fd 3. One thread per worker reads the replies to control requests and wakes
+ * the caller waiting for each; a clone's own requests go on the clone's socket, where the caller
+ * reads the reply itself (no thread in between). Everything read is checked, and a worker that
+ * breaks the protocol, dies or does not answer in time is killed, which fails its clones and
+ * nobody else's. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
@@ -116,6 +118,50 @@ static void fail_calls_locked(struct wproc *w)
         w->calls = NULL;
 }
 
+/* A reply's status is 0 or a negative errno, nothing else. */
+static bool status_ok(int32_t status)
+{
+        return status <= 0 && status >= -4095;
+}
+
+/* A reply's status and payload into rep. A status that is neither 0 nor an errno is refused
+ * (false). Error text has its control characters replaced: worker text reaches logs and clients
+ * escaped, never raw. A payload is handed on NUL-terminated; with adopt, buf is malloc'd with a
+ * byte to spare and becomes rep->payload (no copy), else it is copied. */
+static bool reply_take(struct wreply *rep, const struct wire_hdr *h, char *buf, bool adopt)
+{
+        if (!status_ok(h->status))
+                return false;
+        rep->status = h->status;
+        if (h->status < 0) {
+                size_t n = h->len < sizeof(rep->msg) - 1 ? h->len : sizeof(rep->msg) - 1;
+                memcpy(rep->msg, buf, n);
+                rep->msg[n] = '\0';
+                for (size_t i = 0; i < n; i++)
+                        if ((unsigned char)rep->msg[i] < 0x20)
+                                rep->msg[i] = ' ';
+                if (adopt)
+                        free(buf);
+                return true;
+        }
+        if (!h->len) {
+                if (adopt)
+                        free(buf);
+                return true;
+        }
+        rep->payload = adopt ? buf : malloc(h->len + 1);
+        if (!rep->payload) {
+                rep->status = -ENOMEM;
+                snprintf(rep->msg, sizeof(rep->msg), "out of memory");
+                return true;
+        }
+        if (!adopt)
+                memcpy(rep->payload, buf, h->len);
+        ((char *)rep->payload)[h->len] = '\0';
+        rep->len = h->len;
+        return true;
+}
+
 static void *reader_main(void *arg)
 {
         struct wproc *w = arg;
@@ -123,7 +169,7 @@ static void *reader_main(void *arg)
         char why[128] = "";
         for (int r = buf ? 0 : -ENOMEM; r == 0;) {
                 struct wire_msg m;
-                r = wire_recv(w->sock, &m, buf);
+                r = wire_recv(w->sock, &m, buf, WIRE_MAX_PAYLOAD);
                 if (r < 0) {
                         if (r != -ECONNRESET)
                                 snprintf(why, sizeof(why), "its replies broke the protocol (%s)",
@@ -147,35 +193,14 @@ static void *reader_main(void *arg)
                 while (*pc && (*pc)->seq != m.hdr.seq)
                         pc = &(*pc)->next;
                 struct wcall *c = *pc;
-                if (!c || c->type != m.hdr.type || m.hdr.status > 0 || m.hdr.status < -4095) {
+                if (!c || c->type != m.hdr.type || !status_ok(m.hdr.status)) {
                         pthread_mutex_unlock(&w->lock);
                         snprintf(why, sizeof(why), "it sent a reply to no request (%s #%u)",
                                  wire_type_name(m.hdr.type), m.hdr.seq);
                         break;
                 }
                 *pc = c->next;
-                c->rep->status = m.hdr.status;
-                if (m.hdr.status < 0) {
-                        /* Worker text: it reaches logs and clients escaped, never raw. */
-                        size_t n = m.hdr.len < sizeof(c->rep->msg) - 1 ? m.hdr.len
-                                                                       : sizeof(c->rep->msg) - 1;
-                        memcpy(c->rep->msg, buf, n);
-                        c->rep->msg[n] = '\0';
-                        for (size_t i = 0; i < n; i++)
-                                if ((unsigned char)c->rep->msg[i] < 0x20)
-                                        c->rep->msg[i] = ' ';
-                } else if (m.hdr.len) {
-                        /* NUL-terminated, so a response can be handed on as it is. */
-                        c->rep->payload = malloc(m.hdr.len + 1);
-                        if (c->rep->payload) {
-                                ((char *)c->rep->payload)[m.hdr.len] = '\0';
-                                memcpy(c->rep->payload, buf, m.hdr.len);
-                                c->rep->len = m.hdr.len;
-                        } else {
-                                c->rep->status = -ENOMEM;
-                                snprintf(c->rep->msg, sizeof(c->rep->msg), "out of memory");
-                        }
-                }
+                (void)reply_take(c->rep, &m.hdr, buf, false); /* the status was checked above */
                 c->done = true;
                 pthread_cond_signal(&c->cv);
                 pthread_mutex_unlock(&w->lock);
@@ -202,6 +227,7 @@ static void *reader_main(void *arg)
                          "worker %d of tenant %u died: %s%s%s", (int)w->pid, (unsigned)w->tenant,
                          why[0] ? why : how, why[0] ? ", " : "", why[0] ? how : "");
         w->dead = true;
+        pthread_cond_broadcast(&w->died);
         bool stopping = w->stopping;
         fail_calls_locked(w);
         pthread_mutex_unlock(&w->lock);
@@ -221,7 +247,7 @@ static int await_hello(struct wproc *w, struct sprout_err *err)
         struct wire_msg m;
         struct wire_hello h;
         void *buf = malloc(WIRE_MAX_PAYLOAD);
-        int r = buf ? wire_recv(w->sock, &m, buf) : -ENOMEM;
+        int r = buf ? wire_recv(w->sock, &m, buf, WIRE_MAX_PAYLOAD) : -ENOMEM;
         if (r == 0) {
                 wire_msg_close(&m);
                 if (m.hdr.type != WIRE_HELLO || m.hdr.len != sizeof(h))
@@ -242,16 +268,9 @@ int wproc_spawn(struct sproutd *d, uid_t tenant, unsigned index, struct wproc **
                 struct sprout_err *err)
 {
         int sv[2];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-                return sprout_err_errno(err, -errno, "socketpair for a worker");
-        /* One message is up to WIRE_MAX_PAYLOAD; root may size the buffers past wmem_max. */
-        for (int i = 0; i < 2; i++) {
-                int sz = WIRE_SOCKBUF;
-                if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
-                        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-                if (setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
-                        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-        }
+        int r = wire_socketpair(sv);
+        if (r < 0)
+                return sprout_err_errno(err, r, "socketpair for a worker");
         struct wproc *w = calloc(1, sizeof(*w));
         unsigned k = (unsigned)d->cfg.clones_per_worker;
         if (!w || !(w->slot_used = calloc(k, 1))) {
@@ -270,11 +289,11 @@ int wproc_spawn(struct sproutd *d, uid_t tenant, unsigned index, struct wproc **
         w->refs = 1;
         w->idle_since_ns = sprout_mono_ns();
         pthread_mutex_init(&w->lock, NULL);
+        sprout_cond_init_mono(&w->died);
         bool ns;
         w->pid = start_child(d, sv[1], tenant, w->uid, &ns);
         int saved = errno;
         close(sv[1]);
-        int r;
         if (w->pid < 0) {
                 r = sprout_err_errno(err, -saved, "starting a worker");
                 goto fail;
@@ -300,6 +319,7 @@ int wproc_spawn(struct sproutd *d, uid_t tenant, unsigned index, struct wproc **
 fail:
         close(w->sock);
         pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->died);
         free(w->slot_used);
         free(w);
         return r;
@@ -377,6 +397,102 @@ int wproc_call(struct wproc *w, unsigned type, uint32_t obj, const void *p1, siz
         return 0;
 }
 
+/* Kills a worker that broke the protocol or its deadline on a clone's socket. */
+static int clone_call_kill(struct wproc *w, struct wreply *rep, const char *what, unsigned type,
+                           int64_t timeout_ms, struct sprout_err *err)
+{
+        char why[160];
+        if (timeout_ms >= 0)
+                snprintf(why, sizeof(why), "worker %d of tenant %u did not answer a %s in %lld ms",
+                         (int)w->pid, (unsigned)w->tenant, wire_type_name(type),
+                         (long long)timeout_ms);
+        else
+                snprintf(why, sizeof(why), "worker %d of tenant %u %s", (int)w->pid,
+                         (unsigned)w->tenant, what);
+        wproc_kill(w, why);
+        rep->worker_died = true;
+        snprintf(rep->msg, sizeof(rep->msg), "%s", why);
+        return sprout_err_set(err, -ECONNRESET, "%s", why);
+}
+
+/* A clone's socket ended: its worker is gone, and the reader thread, which reaps it, says how it
+ * went; wait a little for that, so the clone's error names the signal. A worker still alive
+ * after that closed the socket unasked, which the protocol does not allow. */
+static int clone_call_died(struct wproc *w, unsigned type, struct wreply *rep,
+                           struct sprout_err *err)
+{
+        struct timespec until = sprout_mono_after_ms(2000);
+        pthread_mutex_lock(&w->lock);
+        while (!w->dead && pthread_cond_timedwait(&w->died, &w->lock, &until) != ETIMEDOUT)
+                ;
+        bool dead = w->dead;
+        snprintf(rep->msg, sizeof(rep->msg), "%s", w->dead_reason);
+        pthread_mutex_unlock(&w->lock);
+        if (!dead)
+                return clone_call_kill(w, rep, "closed a clone's socket unasked", type, -1, err);
+        rep->worker_died = true;
+        return sprout_err_set(err, -ECONNRESET, "%s", rep->msg);
+}
+
+int wproc_clone_call(struct wproc *w, int sock, unsigned type, uint32_t obj, const void *p1,
+                     size_t n1, const void *p2, size_t n2, int64_t timeout_ms, struct wreply *rep,
+                     struct sprout_err *err)
+{
+        memset(rep, 0, sizeof(*rep));
+        pthread_mutex_lock(&w->lock);
+        bool dead = w->dead;
+        uint32_t seq = w->next_seq++;
+        if (!w->next_seq)
+                w->next_seq = 1;
+        pthread_mutex_unlock(&w->lock);
+        if (dead)
+                return clone_call_died(w, type, rep, err);
+        struct wire_hdr h = {.type = (uint16_t)type, .seq = seq, .obj = obj};
+        /* Without waiting: a full buffer (megabytes) means the worker stopped reading. */
+        int r = wire_send(sock, &h, p1, n1, p2, n2, -1, true);
+        if (r == -EAGAIN)
+                return clone_call_kill(w, rep, "stopped reading requests", type, -1, err);
+        if (r == -EPIPE || r == -ECONNRESET)
+                return clone_call_died(w, type, rep, err);
+        if (r < 0)
+                return sprout_err_errno(err, r, "sending to worker %d", (int)w->pid);
+        int64_t until = sprout_mono_ns() + timeout_ms * 1000000;
+        for (;;) {
+                int64_t left_ms = (until - sprout_mono_ns() + 999999) / 1000000;
+                struct pollfd p = {.fd = sock, .events = POLLIN};
+                int n =
+                    left_ms > 0 ? poll(&p, 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms) : 0;
+                if (n > 0)
+                        break;
+                if (n == 0)
+                        return clone_call_kill(w, rep, NULL, type, timeout_ms, err);
+                if (errno != EINTR)
+                        return sprout_err_errno(err, -errno, "waiting for worker %d", (int)w->pid);
+        }
+        long len = wire_peek_len(sock);
+        if (len == -ECONNRESET)
+                return clone_call_died(w, type, rep, err);
+        char *buf = len >= 0 && len <= WIRE_MAX_PAYLOAD ? malloc((size_t)len + 1) : NULL;
+        if (len >= 0 && len <= WIRE_MAX_PAYLOAD && !buf)
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        struct wire_msg m;
+        r = buf ? wire_recv(sock, &m, buf, (size_t)len) : -EPROTO;
+        if (r == 0)
+                wire_msg_close(&m); /* a worker has no descriptor to give us */
+        if (r == -ECONNRESET) {
+                free(buf);
+                return clone_call_died(w, type, rep, err);
+        }
+        /* Only an answer to this request, about this clone, with a status, is one. */
+        if (r < 0 || m.hdr.seq != seq || m.hdr.type != type || m.hdr.obj != obj ||
+            !reply_take(rep, &m.hdr, buf, true)) {
+                free(buf);
+                return clone_call_kill(w, rep, "broke the protocol on a clone's socket", type, -1,
+                                       err);
+        }
+        return 0;
+}
+
 void wreply_free(struct wreply *rep)
 {
         free(rep->payload);
@@ -419,6 +535,7 @@ void wproc_free(struct wproc *w)
                 pthread_join(w->reader, NULL);
         close(w->sock);
         pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->died);
         free(w->slot_used);
         free(w);
 }

@@ -33,6 +33,7 @@ struct wproc {
         unsigned jailed; /* wire_hello.jailed */
         pthread_t reader;
         pthread_mutex_t lock; /* calls, dead; never held while taking d->lock */
+        pthread_cond_t died;  /* dead became true */
         struct wcall *calls;
         uint32_t next_seq;
         bool dead, reaping, stopping;
@@ -66,6 +67,11 @@ int wproc_spawn(struct sproutd *d, uid_t tenant, unsigned index, struct wproc **
 int wproc_call(struct wproc *w, unsigned type, uint32_t obj, const void *p1, size_t n1,
                const void *p2, size_t n2, int fd, int64_t timeout_ms, struct wreply *rep,
                struct sprout_err *err);
+/* The same for a request about one clone, on that clone's own socket (sock, the broker's end):
+ * the caller sends and reads the reply itself. One call at a time per clone (its run_lock). */
+int wproc_clone_call(struct wproc *w, int sock, unsigned type, uint32_t obj, const void *p1,
+                     size_t n1, const void *p2, size_t n2, int64_t timeout_ms, struct wreply *rep,
+                     struct sprout_err *err);
 void wreply_free(struct wreply *rep);
 bool wproc_dead(struct wproc *w, char *why, size_t len);
 /* Kills the worker (SIGKILL); its reader thread notices and fails every call. */

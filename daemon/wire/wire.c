@@ -27,6 +27,20 @@ const char *wire_type_name(unsigned type)
         return type < WIRE_TYPE_END && names[type] ? names[type] : "unknown";
 }
 
+int wire_socketpair(int sv[2])
+{
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        for (int i = 0; i < 2; i++) {
+                int sz = WIRE_SOCKBUF;
+                if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+                        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+                if (setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+                        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        }
+        return 0;
+}
+
 int wire_send(int sock, const struct wire_hdr *h, const void *p1, size_t n1, const void *p2,
               size_t n2, int fd, bool nowait)
 {
@@ -86,7 +100,28 @@ static unsigned close_fds(struct msghdr *mh, int *first)
         return n;
 }
 
-int wire_recv(int sock, struct wire_msg *m, void *buf)
+long wire_peek_len(int sock)
+{
+        struct wire_hdr h;
+        struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t n;
+        /* MSG_TRUNC makes a SEQPACKET receive answer the whole message's length (Linux >= 3.4);
+         * a descriptor riding on it stays queued for the real receive. recvmsg, not recv: a
+         * clone's thread may make only the former (docs/workers.md, "System calls"). */
+        do
+                n = recvmsg(sock, &mh, MSG_PEEK | MSG_TRUNC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        if ((size_t)n < sizeof(h))
+                return -EPROTO;
+        return (long)((size_t)n - sizeof(h));
+}
+
+int wire_recv(int sock, struct wire_msg *m, void *buf, size_t cap)
 {
         union {
                 char buf[CMSG_SPACE(sizeof(int) * 4)];
@@ -94,7 +129,7 @@ int wire_recv(int sock, struct wire_msg *m, void *buf)
         } ctl;
         struct iovec iov[2] = {
             {.iov_base = &m->hdr, .iov_len = sizeof(m->hdr)},
-            {.iov_base = buf, .iov_len = WIRE_MAX_PAYLOAD},
+            {.iov_base = buf, .iov_len = cap < WIRE_MAX_PAYLOAD ? cap : WIRE_MAX_PAYLOAD},
         };
         struct msghdr mh = {
             .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl)};

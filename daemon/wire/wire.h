@@ -1,6 +1,7 @@
-/* The broker <-> worker protocol (docs/workers.md): one SOCK_SEQPACKET socket per worker, one
- * message per request or reply, descriptors passed with SCM_RIGHTS. Both ends link this; each end
- * checks every message it receives, and the broker treats a worker's as hostile. */
+/* The broker <-> worker protocol (docs/workers.md): SOCK_SEQPACKET sockets, one per worker for its
+ * control requests and one per clone for that clone's requests, one message per request or reply,
+ * descriptors passed with SCM_RIGHTS. Both ends link this; each end checks every message it
+ * receives, and the broker treats a worker's as hostile. */
 #ifndef SPROUT_WIRE_H
 #define SPROUT_WIRE_H
 
@@ -9,7 +10,7 @@
 #include <stdint.h>
 
 #define WIRE_MAGIC   0x4b525753u /* "SWRK" */
-#define WIRE_VERSION 1u
+#define WIRE_VERSION 2u
 
 /* A request or reply payload fits in one message: the largest is a response or request (the
  * mailbox's 508 KiB) or a clone's log (256 KiB escaped). Both socket ends are sized for it. */
@@ -18,10 +19,11 @@
 #define WIRE_MAX_FDS     1u
 
 enum wire_type {
-        WIRE_HELLO = 1,    /* worker -> broker, once at start: struct wire_hello */
-        WIRE_BASE_ADD,     /* + the base's memfd: struct wire_base_add, then the sections */
-        WIRE_BASE_DROP,    /* the base slot in hdr.obj */
-        WIRE_CLONE_NEW,    /* struct wire_clone_new; reply struct wire_clone_made */
+        WIRE_HELLO = 1, /* worker -> broker, once at start: struct wire_hello */
+        WIRE_BASE_ADD,  /* + the base's memfd: struct wire_base_add, then the sections */
+        WIRE_BASE_DROP, /* the base slot in hdr.obj */
+        WIRE_CLONE_NEW, /* + the clone's socket: struct wire_clone_new; reply wire_clone_made */
+        /* These three travel on the clone's own socket, never on the worker's: */
         WIRE_CLONE_INVOKE, /* struct wire_invoke, then the request; reply the response */
         WIRE_CLONE_LOG,    /* reply: the clone's log text */
         WIRE_CLONE_DROP,   /* destroy; the reply comes after the teardown */
@@ -107,14 +109,22 @@ struct wire_msg {
         int fd;
 };
 
+/* A connected SOCK_SEQPACKET pair (close-on-exec) whose buffers hold the largest message: forced
+ * past wmem_max where the caller may (the broker runs as root). 0 or -errno. */
+int wire_socketpair(int sv[2]);
+
 /* Sends one message: the header, up to two payload parts, and fd (-1 for none). 0 or -errno
  * (-EPIPE when the peer is gone; -EAGAIN, with nowait, when its socket buffer is full). */
 int wire_send(int sock, const struct wire_hdr *h, const void *p1, size_t n1, const void *p2,
               size_t n2, int fd, bool nowait);
 /* Receives one message into m and checks its framing (magic, version, type, length, at most one
  * fd; anything else is closed and refused with -EPROTO). 0, -ECONNRESET at end of stream, or
- * -errno. buf (cap WIRE_MAX_PAYLOAD) receives the payload; m->payload points into it. */
-int wire_recv(int sock, struct wire_msg *m, void *buf);
+ * -errno. buf (cap bytes, at most WIRE_MAX_PAYLOAD) receives the payload; m->payload points into
+ * it. A message longer than cap is refused (-EPROTO). */
+int wire_recv(int sock, struct wire_msg *m, void *buf, size_t cap);
+/* The payload length of the message waiting on sock, without taking it (the caller sizes a buffer
+ * to it): >= 0, -ECONNRESET at end of stream, -EPROTO for one shorter than a header, or -errno. */
+long wire_peek_len(int sock);
 void wire_msg_close(struct wire_msg *m);
 const char *wire_type_name(unsigned type);
 

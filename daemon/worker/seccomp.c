@@ -12,33 +12,29 @@
 #define KVMIO_TYPE 0xAEu
 
 /* What a clone's thread needs to run the guest and answer: KVM_RUN and the other vCPU/VM ioctls,
- * the deadline timer and its signal, memory for the VMM's buffers, replies on the socket, the log
- * on stderr, and teardown (close, munmap) at the end. The time calls are the vDSO's fallbacks
- * (a host whose clocksource the vDSO cannot read); getuid/getppid feed libuuid's random ids. The
- * set was taken from strace -f of the daemon tests with the filters off. */
+ * the deadline timer and its signal, memory for the VMM's buffers, its requests and their
+ * replies on the clone's own socket, the log on stderr, and teardown (close, munmap) at the end.
+ * The time calls are the vDSO's fallbacks (a host whose clocksource the vDSO cannot read);
+ * getuid/getppid feed libuuid's random ids. The set was taken from strace -f of the daemon tests
+ * with the filters off. */
 static const int vcpu_calls[] = {
-    SCMP_SYS(read),         SCMP_SYS(write),
-    SCMP_SYS(writev),       SCMP_SYS(sendmsg),
-    SCMP_SYS(close),        SCMP_SYS(mmap),
-    SCMP_SYS(munmap),       SCMP_SYS(mprotect),
-    SCMP_SYS(madvise),      SCMP_SYS(mremap),
-    SCMP_SYS(brk),          SCMP_SYS(futex),
-    SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
-    SCMP_SYS(timer_create), SCMP_SYS(timer_settime),
-    SCMP_SYS(timer_delete), SCMP_SYS(clock_gettime),
-    SCMP_SYS(gettid),       SCMP_SYS(getpid),
-    SCMP_SYS(tgkill),       SCMP_SYS(exit),
-    SCMP_SYS(exit_group),   SCMP_SYS(sched_yield),
-    SCMP_SYS(getrandom),    SCMP_SYS(gettimeofday),
-    SCMP_SYS(clock_getres), SCMP_SYS(getuid),
-    SCMP_SYS(getppid),      SCMP_SYS(sigaltstack),
+    SCMP_SYS(read),          SCMP_SYS(write),         SCMP_SYS(writev),
+    SCMP_SYS(sendmsg),       SCMP_SYS(recvmsg),       SCMP_SYS(close),
+    SCMP_SYS(mmap),          SCMP_SYS(munmap),        SCMP_SYS(mprotect),
+    SCMP_SYS(madvise),       SCMP_SYS(mremap),        SCMP_SYS(brk),
+    SCMP_SYS(futex),         SCMP_SYS(rt_sigreturn),  SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(timer_create),  SCMP_SYS(timer_settime), SCMP_SYS(timer_delete),
+    SCMP_SYS(clock_gettime), SCMP_SYS(gettid),        SCMP_SYS(getpid),
+    SCMP_SYS(tgkill),        SCMP_SYS(exit),          SCMP_SYS(exit_group),
+    SCMP_SYS(sched_yield),   SCMP_SYS(getrandom),     SCMP_SYS(gettimeofday),
+    SCMP_SYS(clock_getres),  SCMP_SYS(getuid),        SCMP_SYS(getppid),
+    SCMP_SYS(sigaltstack),
 };
 
-/* And what the control and pool threads need besides: receiving requests and base memfds,
- * starting clone threads, reading our own /proc/self/smaps, and the descriptors that VM creation
- * makes (memslots over the base, KVM_CREATE_VM/VCPU). */
+/* And what the control and pool threads need besides (their requests, base memfds and clone
+ * sockets come by recvmsg, above): starting clone threads, reading our own /proc/self/smaps, and
+ * the descriptors that VM creation makes (memslots over the base, KVM_CREATE_VM/VCPU). */
 static const int control_calls[] = {
-    SCMP_SYS(recvmsg),
     SCMP_SYS(openat),
     SCMP_SYS(fstat),
     SCMP_SYS(newfstatat),

@@ -38,15 +38,16 @@ struct worker {
         uint32_t jailed;        /* wire_hello.jailed */
 };
 
-/* Replies to request h on the worker's socket; status < 0 sends msg as the payload. */
-void worker_reply(struct worker *w, const struct wire_hdr *h, int status, const void *p, size_t n,
+/* Replies to request h on sock (the worker's, or a clone's); status < 0 sends msg as the
+ * payload. */
+void worker_reply(int sock, const struct wire_hdr *h, int status, const void *p, size_t n,
                   const char *msg);
 /* A successful reply in two parts: one message, no copy. */
-void worker_reply2(struct worker *w, const struct wire_hdr *h, const void *p1, size_t n1,
-                   const void *p2, size_t n2);
+void worker_reply2(int sock, const struct wire_hdr *h, const void *p1, size_t n1, const void *p2,
+                   size_t n2);
 
-/* worker_ops.c: the requests. The control thread calls worker_handle for each message; clone
- * requests run on the clone's own thread. */
+/* worker_ops.c: the requests. The control thread calls worker_handle for each message on the
+ * worker's socket; a clone's own requests arrive on its socket, read by its thread. */
 void worker_handle(struct worker *w, struct wire_msg *m);
 /* At the end of the stream: every clone and base is destroyed. */
 void worker_shutdown(struct worker *w);

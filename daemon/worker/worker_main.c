@@ -103,25 +103,25 @@ static int parse(int argc, char **argv, struct worker_opts *o)
         return o->sock >= 0 && optind == argc ? 0 : -EINVAL;
 }
 
-void worker_reply2(struct worker *w, const struct wire_hdr *h, const void *p1, size_t n1,
-                   const void *p2, size_t n2)
+void worker_reply2(int sock, const struct wire_hdr *h, const void *p1, size_t n1, const void *p2,
+                   size_t n2)
 {
         struct wire_hdr r = {.type = h->type, .seq = h->seq, .obj = h->obj};
         /* A broker that went away ends us at the next receive; nothing to do here. */
-        (void)wire_send(w->o.sock, &r, p1, n1, p2, n2, -1, false);
+        (void)wire_send(sock, &r, p1, n1, p2, n2, -1, false);
 }
 
-void worker_reply(struct worker *w, const struct wire_hdr *h, int status, const void *p, size_t n,
+void worker_reply(int sock, const struct wire_hdr *h, int status, const void *p, size_t n,
                   const char *msg)
 {
         if (status < 0) {
                 struct wire_hdr r = {
                     .type = h->type, .seq = h->seq, .obj = h->obj, .status = status};
                 msg = msg ? msg : "";
-                (void)wire_send(w->o.sock, &r, msg, strlen(msg), NULL, 0, -1, false);
+                (void)wire_send(sock, &r, msg, strlen(msg), NULL, 0, -1, false);
                 return;
         }
-        worker_reply2(w, h, p, n, NULL, 0);
+        worker_reply2(sock, h, p, n, NULL, 0);
 }
 
 int main(int argc, char **argv)
@@ -162,7 +162,7 @@ int main(int argc, char **argv)
                 return 1;
         for (;;) {
                 struct wire_msg m;
-                r = wire_recv(w.o.sock, &m, buf);
+                r = wire_recv(w.o.sock, &m, buf, WIRE_MAX_PAYLOAD);
                 if (r == -ECONNRESET)
                         break;
                 if (r < 0) {

@@ -1,7 +1,8 @@
 /* A worker's bases and clones. Each base keeps its pools of shells and ready clones on a thread of
  * its own; each clone has its own thread, which restores it, then (under the vCPU seccomp filter)
- * runs its requests one at a time and finally tears it down. The control thread only dispatches,
- * so a slow guest never delays another clone's request. */
+ * serves the requests that arrive on the clone's own socket one at a time, and finally tears it
+ * down. The control thread never touches a clone's request, so a slow guest never delays another
+ * clone's, and a request reaches its vCPU thread with no hand-off in between (docs/workers.md). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,9 @@
 
 /* A clone thread's stack: it runs the VMM's exit handlers, nothing deep. */
 #define CLONE_STACK (256u * 1024u)
-#define LOG_MAX     (4u * 64u * 1024u)
+/* A clone's log as one reply. Allocated for the request that needs it and freed after: an idle
+ * clone holds no buffer (docs/workers.md, "Limits for many clones"). */
+#define LOG_MAX (4u * 64u * 1024u)
 
 struct wbase {
         struct worker *w;
@@ -37,10 +40,7 @@ struct wclone {
         uint32_t slot;
         bool take_ready;
         struct sprout_clone *c;
-        pthread_mutex_t lock;
-        pthread_cond_t cv;
-        struct wire_msg req; /* the one request waiting for this thread (hdr.type 0: none) */
-        bool has_req;
+        int sock;                /* the clone's own socket: its requests and their replies */
         struct wire_hdr new_hdr; /* the CLONE_NEW request this thread answers first */
 };
 
@@ -197,37 +197,36 @@ static void clone_finish(struct wclone *wc)
         wc->base->clones--;
         w->nlive--;
         pthread_mutex_unlock(&w->lock);
-        pthread_mutex_destroy(&wc->lock);
-        pthread_cond_destroy(&wc->cv);
         free(wc);
-}
-
-/* Answers the clone's current request. The clone takes the next one from here on: the broker may
- * send it the moment it reads this reply. */
-static void clone_idle(struct wclone *wc)
-{
-        pthread_mutex_lock(&wc->lock);
-        wc->has_req = false;
-        pthread_mutex_unlock(&wc->lock);
 }
 
 static void clone_reply(struct wclone *wc, const struct wire_hdr *h, int status, const void *p,
                         size_t n, const char *msg)
 {
-        clone_idle(wc);
-        worker_reply(wc->w, h, status, p, n, msg);
+        worker_reply(wc->sock, h, status, p, n, msg);
 }
 
-/* A successful answer in two parts. */
-static void clone_reply2(struct wclone *wc, const struct wire_hdr *h, const void *p1, size_t n1,
-                         const void *p2, size_t n2)
+/* Back to its base, which recycles it into a ready clone while its pool is short (on the pool
+ * thread, off this request's path) or destroys it. */
+static void clone_release(struct wclone *wc)
 {
-        clone_idle(wc);
-        worker_reply2(wc->w, h, p1, n1, p2, n2);
+        sprout_clone_release(wc->c);
+        wc->c = NULL;
+        base_kick(wc->base);
+}
+
+/* With sproutd --worker-test-hooks: the invocation is {"sprout_test":"NAME"}. */
+static bool test_hook(const struct wclone *wc, const struct wire_msg *m, const char *name)
+{
+        char want[64];
+        int n = snprintf(want, sizeof(want), "{\"sprout_test\":\"%s\"}", name);
+        size_t off = sizeof(struct wire_invoke);
+        return wc->w->o.test_hooks && m->hdr.len - off == (size_t)n &&
+               !memcmp((char *)m->payload + off, want, (size_t)n);
 }
 
 /* Runs one request on the clone and answers it; false when it was the last (CLONE_DROP). */
-static bool clone_serve(struct wclone *wc, struct wire_msg *m, char *logbuf)
+static bool clone_serve(struct wclone *wc, struct wire_msg *m)
 {
         struct sprout_err err = {0};
         switch (m->hdr.type) {
@@ -238,11 +237,17 @@ static bool clone_serve(struct wclone *wc, struct wire_msg *m, char *logbuf)
                         return true;
                 }
                 memcpy(&iv, m->payload, sizeof(iv));
-                static const char forbidden[] = "{\"sprout_test\":\"forbidden_syscall\"}";
-                if (wc->w->o.test_hooks && m->hdr.len - sizeof(iv) == sizeof(forbidden) - 1 &&
-                    !memcmp((char *)m->payload + sizeof(iv), forbidden, sizeof(forbidden) - 1))
+                if (test_hook(wc, m, "forbidden_syscall"))
                         /* The daemon tests' proof that the filter holds: not on the list. */
                         (void)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+                if (test_hook(wc, m, "stray_reply")) {
+                        /* Their proof that the broker checks what a clone's socket says: an
+                         * answer to a request it never made. */
+                        struct wire_hdr stray = m->hdr;
+                        stray.seq++;
+                        clone_reply(wc, &stray, 0, NULL, 0, NULL);
+                        return true;
+                }
                 const void *resp;
                 size_t rlen = 0;
                 struct sprout_vm *vm = sprout_clone_vm(wc->c);
@@ -254,6 +259,7 @@ static bool clone_serve(struct wclone *wc, struct wire_msg *m, char *logbuf)
                         clone_reply(wc, &m->hdr, r, resp, rlen, err.msg);
                         return true;
                 }
+                char *logbuf = malloc(LOG_MAX + 1);
                 /* The log part before the response, in logbuf: two parts, no copy of either. */
                 _Static_assert(sizeof(struct wire_invoke_log) + WIRE_INVOKE_LOG_MAX <= LOG_MAX,
                                "the log buffer holds an invocation's log part");
@@ -266,27 +272,37 @@ static bool clone_serve(struct wclone *wc, struct wire_msg *m, char *logbuf)
                         memcpy(logbuf, &il, sizeof(il));
                         part = (struct wire_invoke_log *)(void *)logbuf;
                 }
-                clone_reply2(wc, &m->hdr, part, sizeof(il) + il.log_len, resp, rlen);
+                worker_reply2(wc->sock, &m->hdr, part, sizeof(il) + il.log_len, resp, rlen);
+                free(logbuf);
                 return true;
         }
         case WIRE_CLONE_LOG: {
+                char *logbuf = malloc(LOG_MAX + 1);
                 size_t n = logbuf ? sprout_vm_console_tail(sprout_clone_vm(wc->c), logbuf,
                                                            LOG_MAX + 1, UINT32_MAX)
                                   : 0;
                 clone_reply(wc, &m->hdr, logbuf ? 0 : -ENOMEM, logbuf, n, "out of memory");
+                free(logbuf);
                 return true;
         }
         case WIRE_CLONE_DROP:
-                /* Back to its base, which recycles it into a ready clone while its pool is short
-                 * (on the pool thread, off this request's path) or destroys it. */
-                sprout_clone_release(wc->c);
-                wc->c = NULL;
-                base_kick(wc->base);
+                clone_release(wc);
                 return false;
         default:
-                clone_reply(wc, &m->hdr, -EINVAL, NULL, 0, "not a clone request");
+                clone_reply(wc, &m->hdr, -EINVAL, NULL, 0, "not a request for a clone's socket");
                 return true;
         }
+}
+
+/* The end of a clone's thread: its slot is free before the DROP is answered, so the broker may
+ * reuse the slot the moment it reads the reply; the socket closes last. */
+static void clone_end(struct wclone *wc, const struct wire_hdr *drop)
+{
+        int sock = wc->sock;
+        clone_finish(wc);
+        if (drop)
+                worker_reply(sock, drop, 0, NULL, 0, NULL);
+        close(sock);
 }
 
 static void *clone_main(void *arg)
@@ -311,30 +327,42 @@ static void *clone_main(void *arg)
                 r = worker_seccomp_vcpu(&err);
         if (r < 0) {
                 sprout_clone_destroy(wc->c);
-                worker_reply(w, &wc->new_hdr, r, NULL, 0, err.msg);
-                clone_finish(wc);
+                worker_reply(w->o.sock, &wc->new_hdr, r, NULL, 0, err.msg);
+                clone_end(wc, NULL);
                 return NULL;
         }
         made.restore_ns = (uint64_t)(sprout_mono_ns() - t0);
         uuid_parse(sprout_clone_id(wc->c), made.uuid);
         made.shells_left = sprout_base_pooled(wc->base->b);
         made.ready_left = sprout_base_ready_count(wc->base->b);
-        worker_reply(w, &wc->new_hdr, 0, &made, sizeof(made), NULL);
+        worker_reply(w->o.sock, &wc->new_hdr, 0, &made, sizeof(made), NULL);
 
-        char *logbuf = malloc(LOG_MAX + 1);
-        for (bool more = true; more;) {
-                pthread_mutex_lock(&wc->lock);
-                while (!wc->has_req)
-                        pthread_cond_wait(&wc->cv, &wc->lock);
-                struct wire_msg m = wc->req; /* its payload is ours to free */
-                pthread_mutex_unlock(&wc->lock);
-                more = clone_serve(wc, &m, logbuf);
-                free(m.payload);
+        for (;;) {
+                /* Sized to each request, freed after it: an idle clone holds no buffer. */
+                long len = wire_peek_len(wc->sock);
+                void *buf = len > 0 && len <= WIRE_MAX_PAYLOAD ? malloc((size_t)len) : NULL;
+                struct wire_msg m;
+                r = len < 0                  ? (int)len
+                    : len > WIRE_MAX_PAYLOAD ? -EPROTO
+                    : len && !buf            ? -ENOMEM
+                                             : wire_recv(wc->sock, &m, buf, (size_t)len);
+                if (r < 0) {
+                        /* The broker closed the clone's socket (it drops a clone it gave up on
+                         * that way), or broke the framing: the clone ends, unanswered. */
+                        if (r != -ECONNRESET)
+                                sp_err("worker (tenant %s): clone slot %u: broker message: %s",
+                                       w->o.tenant, wc->slot, strerror(-r));
+                        free(buf);
+                        clone_release(wc);
+                        clone_end(wc, NULL);
+                        break;
+                }
+                wire_msg_close(&m); /* the broker sends a clone no descriptors */
+                bool more = clone_serve(wc, &m);
+                free(buf);
                 if (!more) {
-                        free(logbuf);
-                        clone_finish(wc);
-                        /* After the slot is free: the broker may reuse it at once. */
-                        worker_reply(w, &m.hdr, 0, NULL, 0, NULL);
+                        clone_end(wc, &m.hdr);
+                        break;
                 }
         }
         return NULL;
@@ -343,7 +371,7 @@ static void *clone_main(void *arg)
 static int clone_new(struct worker *w, struct wire_msg *m, struct sprout_err *err)
 {
         struct wire_clone_new cn;
-        if (m->hdr.len != sizeof(cn) || m->hdr.obj >= w->o.max_clones)
+        if (m->hdr.len != sizeof(cn) || m->hdr.obj >= w->o.max_clones || m->fd < 0)
                 return sprout_err_set(err, -EINVAL, "a malformed clone request");
         memcpy(&cn, m->payload, sizeof(cn));
         struct wclone *wc = calloc(1, sizeof(*wc));
@@ -368,8 +396,8 @@ static int clone_new(struct worker *w, struct wire_msg *m, struct sprout_err *er
         wc->slot = m->hdr.obj;
         wc->take_ready = cn.take_ready != 0;
         wc->new_hdr = m->hdr;
-        pthread_mutex_init(&wc->lock, NULL);
-        pthread_cond_init(&wc->cv, NULL);
+        wc->sock = m->fd;
+        m->fd = -1; /* the clone's now: its thread closes it */
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setstacksize(&at, CLONE_STACK);
@@ -378,41 +406,10 @@ static int clone_new(struct worker *w, struct wire_msg *m, struct sprout_err *er
         r = pthread_create(&t, &at, clone_main, wc);
         pthread_attr_destroy(&at);
         if (r) {
-                clone_finish(wc);
+                clone_end(wc, NULL);
                 return sprout_err_errno(err, -r, "starting a clone thread");
         }
         return 1; /* the clone's thread replies */
-}
-
-/* Hands a request to its clone's thread, with a copy of the payload. */
-static int clone_pass(struct worker *w, struct wire_msg *m, struct sprout_err *err)
-{
-        pthread_mutex_lock(&w->lock);
-        struct wclone *wc = m->hdr.obj < w->o.max_clones ? w->clones[m->hdr.obj] : NULL;
-        int r = !wc ? -ENOENT : 0;
-        if (wc) {
-                pthread_mutex_lock(&wc->lock);
-                if (wc->has_req) {
-                        r = -EBUSY; /* the broker runs one request per clone at a time */
-                } else {
-                        wc->req = *m;
-                        wc->req.fd = -1;
-                        wc->req.payload = NULL;
-                        if (m->hdr.len && !(wc->req.payload = malloc(m->hdr.len)))
-                                r = -ENOMEM;
-                        if (r == 0) {
-                                if (m->hdr.len)
-                                        memcpy(wc->req.payload, m->payload, m->hdr.len);
-                                wc->has_req = true;
-                                pthread_cond_signal(&wc->cv);
-                        }
-                }
-                pthread_mutex_unlock(&wc->lock);
-        }
-        pthread_mutex_unlock(&w->lock);
-        if (r < 0)
-                return sprout_err_set(err, r, "clone slot %u: %s", m->hdr.obj, strerror(-r));
-        return 1;
 }
 
 /* CLONE_MEMORY: the private bytes of each listed clone, in one pass over our smaps. A clone busy
@@ -424,7 +421,7 @@ static void clone_memory(struct worker *w, struct wire_msg *m)
         uintptr_t *starts = calloc(n ? n : 1, sizeof(*starts));
         uint64_t *out = calloc(n ? n : 1, sizeof(*out));
         if (!starts || !out || m->hdr.len % sizeof(uint32_t)) {
-                worker_reply(w, &m->hdr, -EINVAL, NULL, 0, "a malformed memory request");
+                worker_reply(w->o.sock, &m->hdr, -EINVAL, NULL, 0, "a malformed memory request");
                 goto out;
         }
         pthread_mutex_lock(&w->lock);
@@ -439,7 +436,7 @@ static void clone_memory(struct worker *w, struct wire_msg *m)
         }
         pthread_mutex_unlock(&w->lock);
         (void)sprout_smaps_anon(starts, n, out);
-        worker_reply(w, &m->hdr, 0, out, n * sizeof(*out), NULL);
+        worker_reply(w->o.sock, &m->hdr, 0, out, n * sizeof(*out), NULL);
 out:
         free(starts);
         free(out);
@@ -459,11 +456,6 @@ void worker_handle(struct worker *w, struct wire_msg *m)
         case WIRE_CLONE_NEW:
                 r = clone_new(w, m, &err);
                 break;
-        case WIRE_CLONE_INVOKE:
-        case WIRE_CLONE_LOG:
-        case WIRE_CLONE_DROP:
-                r = clone_pass(w, m, &err);
-                break;
         case WIRE_CLONE_MEMORY:
                 clone_memory(w, m);
                 return;
@@ -472,7 +464,7 @@ void worker_handle(struct worker *w, struct wire_msg *m)
                                    wire_type_name(m->hdr.type));
         }
         if (r <= 0)
-                worker_reply(w, &m->hdr, r, NULL, 0, err.msg);
+                worker_reply(w->o.sock, &m->hdr, r, NULL, 0, err.msg);
 }
 
 void worker_shutdown(struct worker *w)

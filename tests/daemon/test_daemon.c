@@ -1596,7 +1596,8 @@ static void two_then_refused(struct daemon *d, const char *id, const char *flag,
 
 /* Guest memory and disk per tenant: with room for two clones' whole RAM (and the base), a third
  * is refused; with room for one more snapshot file than it has, a prewarm is admitted, its file
- * written, found over the quota, removed, and the snapshot failed naming the quota. */
+ * written, found over the quota, removed, and the snapshot failed naming the quota; a worker's
+ * ready clones count against the memory. */
 static void quota_memory_disk(const char *root)
 {
         struct daemon d;
@@ -1648,6 +1649,24 @@ static void quota_memory_disk(const char *root)
         struct stat sb;
         snprintf(path, sizeof(path), "%s/snapshots/%s.snap", d.state, p);
         CHECK(stat(path, &sb) < 0 && errno == ENOENT, "%s is still on disk", path);
+        CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "sproutd did not stop cleanly");
+
+        /* The ready clones a worker keeps for the tenant count as its clones do: room for four
+         * clones' RAM is the two asked for and the two ready ones the worker reserves with them
+         * (without that count, a third and a fourth would fit). */
+        snprintf(mem, sizeof(mem), "%lld", (nonzero + 4 * ram + (1 << 20) - 1) >> 20);
+        const char *pooled[] = {"--image-roots",
+                                root,
+                                "--socket-group",
+                                "nogroup",
+                                "--pool-ready",
+                                "2",
+                                "--tenant-max-guest-memory-mib",
+                                mem,
+                                NULL};
+        REQUIRE(daemon_start(&d, pooled) == 0, "sproutd did not start with a ready pool");
+        REQUIRE(chmod(d.sock, 0660) == 0, "socket mode");
+        two_then_refused(&d, id, "--tenant-max-guest-memory-mib", NULL);
         CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "sproutd did not stop cleanly");
 }
 
@@ -2716,6 +2735,20 @@ static void case_workers(void)
         reply_free(&r);
         CHECK(wait_metric(&d, "sprout_worker_deaths_total", 3, 10) == 3,
               "three worker deaths counted");
+
+        /* A worker that answers on a clone's socket what the broker never asked (the test hook
+         * sends a reply with the next sequence number) is killed for it. */
+        REQUIRE(make_clones(&d, b, 1, cc) == 1, "a clone in a fourth worker");
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", cc[0]);
+        http_json(&d, "POST", path, "{\"sprout_test\":\"stray_reply\"}", &r);
+        CHECK(r.status == 502 && !strcmp(err_code(&r), "worker_died") &&
+                  strstr(err_msg(&r), "broke the protocol on a clone's socket"),
+              "a stray reply on a clone's socket: %ld %s", r.status, r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(invoke_clone(&d, ca[2], NULL, &r) == 200, "root's clone meanwhile: %ld", r.status);
+        reply_free(&r);
+        CHECK(wait_metric(&d, "sprout_worker_deaths_total", 4, 10) == 4,
+              "four worker deaths counted");
 
         /* A guest that set the PIT ticking as fast as it can before READY: its clones have no
          * PIT (its ports read as all ones, so mode 7), and KVM keeps no PIT timer and no
