@@ -161,6 +161,12 @@ static int base_slot(struct sproutd *d, struct wproc *w, struct dbase *db, uint3
             !quota_memory_fits_locked(d, w->tenant, (uint64_t)ready * x.ram_size))
                 ready = 0;
         d->clones_total += ready;
+        /* Counted for the quota from now, while the worker is being given the base: a clone
+         * reserved meanwhile must see them (d->lock, then the placement lock). */
+        pthread_mutex_lock(&p->lock);
+        w->adding = db;
+        w->adding_ready = ready;
+        pthread_mutex_unlock(&p->lock);
         pthread_mutex_unlock(&d->lock);
         a.pool_ready = ready ? (uint32_t)d->cfg.pool_ready : 0;
         a.pool_ready_max = ready;
@@ -189,10 +195,13 @@ static int base_slot(struct sproutd *d, struct wproc *w, struct dbase *db, uint3
                 wreply_free(&rep);
                 free(blob);
         }
-        if (r == 0) {
-                pthread_mutex_lock(&p->lock);
+        pthread_mutex_lock(&p->lock);
+        if (r == 0)
                 w->bases[free_slot] = (struct wproc_base){.db = db, .ready_slots = ready};
-                pthread_mutex_unlock(&p->lock);
+        w->adding = NULL;
+        w->adding_ready = 0;
+        pthread_mutex_unlock(&p->lock);
+        if (r == 0) {
                 *out = (uint32_t)free_slot;
         } else {
                 pthread_mutex_lock(&d->lock);
@@ -348,13 +357,16 @@ void placement_pools(struct sproutd *d, const struct dbase *db, struct placement
         struct placement *p = &d->placement;
         *out = (struct placement_pools){0};
         pthread_mutex_lock(&p->lock);
-        for (struct wproc *w = p->workers; w; w = w->next)
+        for (struct wproc *w = p->workers; w; w = w->next) {
+                if (w->adding == db)
+                        out->ready_slots += w->adding_ready;
                 for (int i = 0; i < WPROC_MAX_BASES; i++)
                         if (w->bases[i].db == db) {
                                 out->shells += w->bases[i].shells_left;
                                 out->ready += w->bases[i].ready_left;
                                 out->ready_slots += w->bases[i].ready_slots;
                         }
+        }
         pthread_mutex_unlock(&p->lock);
 }
 

@@ -53,7 +53,7 @@ static int create_remote(struct sproutd *d, struct dsnap *e, struct dbase *db,
         /* The clone's own socket: its requests go straight to the thread that runs it, and the
          * caller reads the answer itself (docs/workers.md, "The protocol"). */
         int sv[2];
-        r = wire_socketpair(sv);
+        r = wire_socketpair(sv, WIRE_CLONE_SOCKBUF);
         if (r < 0) {
                 placement_release(d, c->w, c->wslot);
                 c->w = NULL;

@@ -26,6 +26,8 @@
 #include "wproc.h"
 
 #define HELLO_TIMEOUT_MS 10000
+/* How long a clone's caller waits, past the first 2 s, for the reaping of a worker it saw die. */
+#define CLONE_REAP_WAIT_MS 30000
 
 struct wcall {
         struct wcall *next;
@@ -268,7 +270,7 @@ int wproc_spawn(struct sproutd *d, uid_t tenant, unsigned index, struct wproc **
                 struct sprout_err *err)
 {
         int sv[2];
-        int r = wire_socketpair(sv);
+        int r = wire_socketpair(sv, WIRE_SOCKBUF);
         if (r < 0)
                 return sprout_err_errno(err, r, "socketpair for a worker");
         struct wproc *w = calloc(1, sizeof(*w));
@@ -416,15 +418,23 @@ static int clone_call_kill(struct wproc *w, struct wreply *rep, const char *what
 }
 
 /* A clone's socket ended: its worker is gone, and the reader thread, which reaps it, says how it
- * went; wait a little for that, so the clone's error names the signal. A worker still alive
- * after that closed the socket unasked, which the protocol does not allow. */
+ * went; wait for that, so the clone's error names the signal. Reaping a worker waits for the
+ * kernel to tear its VMs down, so once the reader has begun it gets longer. A worker whose
+ * reaping has not begun after a while closed the socket unasked, which the protocol does not
+ * allow. */
 static int clone_call_died(struct wproc *w, unsigned type, struct wreply *rep,
                            struct sprout_err *err)
 {
         struct timespec until = sprout_mono_after_ms(2000);
         pthread_mutex_lock(&w->lock);
-        while (!w->dead && pthread_cond_timedwait(&w->died, &w->lock, &until) != ETIMEDOUT)
-                ;
+        for (bool longer = false; !w->dead;) {
+                if (pthread_cond_timedwait(&w->died, &w->lock, &until) != ETIMEDOUT)
+                        continue;
+                if (longer || !w->reaping)
+                        break;
+                longer = true;
+                until = sprout_mono_after_ms(CLONE_REAP_WAIT_MS);
+        }
         bool dead = w->dead;
         snprintf(rep->msg, sizeof(rep->msg), "%s", w->dead_reason);
         pthread_mutex_unlock(&w->lock);
@@ -457,9 +467,9 @@ int wproc_clone_call(struct wproc *w, int sock, unsigned type, uint32_t obj, con
         if (r < 0)
                 return sprout_err_errno(err, r, "sending to worker %d", (int)w->pid);
         int64_t until = sprout_mono_ns() + timeout_ms * 1000000;
+        struct pollfd p = {.fd = sock, .events = POLLIN};
         for (;;) {
                 int64_t left_ms = (until - sprout_mono_ns() + 999999) / 1000000;
-                struct pollfd p = {.fd = sock, .events = POLLIN};
                 int n =
                     left_ms > 0 ? poll(&p, 1, left_ms > INT32_MAX ? INT32_MAX : (int)left_ms) : 0;
                 if (n > 0)
@@ -467,16 +477,28 @@ int wproc_clone_call(struct wproc *w, int sock, unsigned type, uint32_t obj, con
                 if (n == 0)
                         return clone_call_kill(w, rep, NULL, type, timeout_ms, err);
                 if (errno != EINTR)
-                        return sprout_err_errno(err, -errno, "waiting for worker %d", (int)w->pid);
+                        /* The reply may come, and nobody would read it: the clone's stream is
+                         * out of step, and so is the worker. */
+                        return clone_call_kill(w, rep, "could not be waited for", type, -1, err);
         }
         long len = wire_peek_len(sock);
-        if (len == -ECONNRESET)
+        if (len == -ECONNRESET && (p.revents & POLLHUP))
                 return clone_call_died(w, type, rep, err);
-        char *buf = len >= 0 && len <= WIRE_MAX_PAYLOAD ? malloc((size_t)len + 1) : NULL;
-        if (len >= 0 && len <= WIRE_MAX_PAYLOAD && !buf)
-                return sprout_err_set(err, -ENOMEM, "out of memory");
+        if (len < 0 || len > WIRE_MAX_PAYLOAD)
+                /* A zero-length message reads as the end of the stream; the socket is not. */
+                return clone_call_kill(w, rep, "broke the protocol on a clone's socket", type, -1,
+                                       err);
+        char *buf = malloc((size_t)len + 1);
+        if (!buf) {
+                /* Taken off unread, so the next request's reply is the next message. */
+                struct wire_hdr dh;
+                if (wire_drain(sock, &dh) < 0 || dh.seq != seq)
+                        return clone_call_kill(w, rep, "broke the protocol on a clone's socket",
+                                               type, -1, err);
+                return sprout_err_set(err, -ENOMEM, "out of memory for a worker's reply");
+        }
         struct wire_msg m;
-        r = buf ? wire_recv(sock, &m, buf, (size_t)len) : -EPROTO;
+        r = wire_recv(sock, &m, buf, (size_t)len);
         if (r == 0)
                 wire_msg_close(&m); /* a worker has no descriptor to give us */
         if (r == -ECONNRESET) {

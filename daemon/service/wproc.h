@@ -46,6 +46,8 @@ struct wproc {
         int64_t idle_since_ns; /* CLOCK_MONOTONIC: nclones reached 0 */
         bool listed;
         struct wproc_base bases[WPROC_MAX_BASES];
+        const struct dbase *adding; /* the base a BASE_ADD is giving it, and its ready slots */
+        unsigned adding_ready;
 };
 
 /* A reply: status (0 or the worker's negative errno, with msg), payload malloc'd and

@@ -27,12 +27,12 @@ const char *wire_type_name(unsigned type)
         return type < WIRE_TYPE_END && names[type] ? names[type] : "unknown";
 }
 
-int wire_socketpair(int sv[2])
+int wire_socketpair(int sv[2], int bufsz)
 {
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
         for (int i = 0; i < 2; i++) {
-                int sz = WIRE_SOCKBUF;
+                int sz = bufsz;
                 if (setsockopt(sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
                         setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
                 if (setsockopt(sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
@@ -157,6 +157,31 @@ int wire_recv(int sock, struct wire_msg *m, void *buf, size_t cap)
         m->fd = fd;
         m->payload = m->hdr.len ? buf : NULL;
         return 0;
+}
+
+int wire_drain(int sock, struct wire_hdr *h)
+{
+        struct iovec iov = {.iov_base = h, .iov_len = sizeof(*h)};
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * 4)];
+                struct cmsghdr align;
+        } ctl;
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.buf,
+                            .msg_controllen = sizeof(ctl)};
+        ssize_t n;
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        (void)close_fds(&mh, NULL);
+        return (size_t)n == sizeof(*h) && h->magic == WIRE_MAGIC && h->version == WIRE_VERSION
+                   ? 0
+                   : -EPROTO;
 }
 
 void wire_msg_close(struct wire_msg *m)

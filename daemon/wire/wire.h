@@ -16,7 +16,11 @@
  * mailbox's 508 KiB) or a clone's log (256 KiB escaped). Both socket ends are sized for it. */
 #define WIRE_MAX_PAYLOAD (600u * 1024u)
 #define WIRE_SOCKBUF     (2u * 1024u * 1024u)
-#define WIRE_MAX_FDS     1u
+/* A clone's socket carries one request or reply at a time: a buffer of one message bounds what a
+ * hostile worker can leave queued there (the kernel also caps the queue at max_dgram_qlen
+ * messages). */
+#define WIRE_CLONE_SOCKBUF (WIRE_MAX_PAYLOAD + 128u * 1024u)
+#define WIRE_MAX_FDS       1u
 
 enum wire_type {
         WIRE_HELLO = 1, /* worker -> broker, once at start: struct wire_hello */
@@ -109,9 +113,10 @@ struct wire_msg {
         int fd;
 };
 
-/* A connected SOCK_SEQPACKET pair (close-on-exec) whose buffers hold the largest message: forced
- * past wmem_max where the caller may (the broker runs as root). 0 or -errno. */
-int wire_socketpair(int sv[2]);
+/* A connected SOCK_SEQPACKET pair (close-on-exec) with bufsz-byte buffers (WIRE_SOCKBUF or
+ * WIRE_CLONE_SOCKBUF): forced past wmem_max where the caller may (a broker running as root),
+ * else as much as the host's limits allow. 0 or -errno. */
+int wire_socketpair(int sv[2], int bufsz);
 
 /* Sends one message: the header, up to two payload parts, and fd (-1 for none). 0 or -errno
  * (-EPIPE when the peer is gone; -EAGAIN, with nowait, when its socket buffer is full). */
@@ -126,6 +131,10 @@ int wire_recv(int sock, struct wire_msg *m, void *buf, size_t cap);
  * to it): >= 0, -ECONNRESET at end of stream, -EPROTO for one shorter than a header, or -errno. */
 long wire_peek_len(int sock);
 void wire_msg_close(struct wire_msg *m);
+/* Takes the waiting message off sock without its payload (one that cannot be read for want of
+ * memory), so the stream stays in step; *h is its header, unchecked but for magic and version.
+ * 0, -ECONNRESET at end of stream, -EPROTO, or -errno. */
+int wire_drain(int sock, struct wire_hdr *h);
 const char *wire_type_name(unsigned type);
 
 #endif

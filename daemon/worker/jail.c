@@ -57,7 +57,7 @@ int worker_jail(struct worker *w, struct sprout_err *err)
                         return r;
                 w->jailed |= 1;
         }
-        /* Each clone holds a VM and a vCPU descriptor (and KVM a few more for itself); threads:
+        /* Each clone holds a VM, a vCPU and its socket's descriptor (and KVM a few more); threads:
          * one per clone, one pool thread per base, and the control thread. No core files: they
          * would hold guest memory. */
         rlim_t fds = (rlim_t)w->o.max_clones * 4 + 4096; /* + pooled shells and ready clones */

@@ -259,10 +259,8 @@ static bool clone_serve(struct wclone *wc, struct wire_msg *m)
                         clone_reply(wc, &m->hdr, r, resp, rlen, err.msg);
                         return true;
                 }
-                char *logbuf = malloc(LOG_MAX + 1);
+                char *logbuf = malloc(sizeof(struct wire_invoke_log) + WIRE_INVOKE_LOG_MAX + 1);
                 /* The log part before the response, in logbuf: two parts, no copy of either. */
-                _Static_assert(sizeof(struct wire_invoke_log) + WIRE_INVOKE_LOG_MAX <= LOG_MAX,
-                               "the log buffer holds an invocation's log part");
                 struct wire_invoke_log il = {.lost = 1}, *part = &il;
                 if (logbuf) {
                         bool lost = false;
@@ -327,8 +325,10 @@ static void *clone_main(void *arg)
                 r = worker_seccomp_vcpu(&err);
         if (r < 0) {
                 sprout_clone_destroy(wc->c);
-                worker_reply(w->o.sock, &wc->new_hdr, r, NULL, 0, err.msg);
+                /* The slot is free before the broker hears of it, so it may reuse it at once. */
+                struct wire_hdr h = wc->new_hdr;
                 clone_end(wc, NULL);
+                worker_reply(w->o.sock, &h, r, NULL, 0, err.msg);
                 return NULL;
         }
         made.restore_ns = (uint64_t)(sprout_mono_ns() - t0);
@@ -342,10 +342,19 @@ static void *clone_main(void *arg)
                 long len = wire_peek_len(wc->sock);
                 void *buf = len > 0 && len <= WIRE_MAX_PAYLOAD ? malloc((size_t)len) : NULL;
                 struct wire_msg m;
-                r = len < 0                  ? (int)len
-                    : len > WIRE_MAX_PAYLOAD ? -EPROTO
-                    : len && !buf            ? -ENOMEM
-                                             : wire_recv(wc->sock, &m, buf, (size_t)len);
+                if (len > 0 && len <= WIRE_MAX_PAYLOAD && !buf) {
+                        /* Refused unread: the stream stays in step and the clone serves on. */
+                        struct wire_hdr dh;
+                        r = wire_drain(wc->sock, &dh);
+                        if (r == 0) {
+                                worker_reply(wc->sock, &dh, -ENOMEM, NULL, 0, "out of memory");
+                                continue;
+                        }
+                } else {
+                        r = len < 0                  ? (int)len
+                            : len > WIRE_MAX_PAYLOAD ? -EPROTO
+                                                     : wire_recv(wc->sock, &m, buf, (size_t)len);
+                }
                 if (r < 0) {
                         /* The broker closed the clone's socket (it drops a clone it gave up on
                          * that way), or broke the framing: the clone ends, unanswered. */
