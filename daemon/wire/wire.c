@@ -100,22 +100,33 @@ static unsigned close_fds(struct msghdr *mh, int *first)
         return n;
 }
 
+/* Room for the descriptors a message may carry: more than one is refused, but read to be closed. */
+union wire_ctl {
+        char buf[CMSG_SPACE(sizeof(int) * 4)];
+        struct cmsghdr align;
+};
+
+/* One recvmsg, retried on EINTR: the bytes read, -ECONNRESET at end of stream, or -errno. */
+static ssize_t recv_once(int sock, struct msghdr *mh, int flags)
+{
+        ssize_t n;
+        do
+                n = recvmsg(sock, mh, flags);
+        while (n < 0 && errno == EINTR);
+        return n < 0 ? -errno : n == 0 ? -ECONNRESET : n;
+}
+
 long wire_peek_len(int sock)
 {
         struct wire_hdr h;
         struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-        ssize_t n;
         /* MSG_TRUNC makes a SEQPACKET receive answer the whole message's length (Linux >= 3.4);
          * a descriptor riding on it stays queued for the real receive. recvmsg, not recv: a
          * clone's thread may make only the former (docs/workers.md, "System calls"). */
-        do
-                n = recvmsg(sock, &mh, MSG_PEEK | MSG_TRUNC);
-        while (n < 0 && errno == EINTR);
+        ssize_t n = recv_once(sock, &mh, MSG_PEEK | MSG_TRUNC);
         if (n < 0)
-                return -errno;
-        if (n == 0)
-                return -ECONNRESET;
+                return (long)n;
         if ((size_t)n < sizeof(h))
                 return -EPROTO;
         return (long)((size_t)n - sizeof(h));
@@ -123,10 +134,7 @@ long wire_peek_len(int sock)
 
 int wire_recv(int sock, struct wire_msg *m, void *buf, size_t cap)
 {
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * 4)];
-                struct cmsghdr align;
-        } ctl;
+        union wire_ctl ctl;
         struct iovec iov[2] = {
             {.iov_base = &m->hdr, .iov_len = sizeof(m->hdr)},
             {.iov_base = buf, .iov_len = cap < WIRE_MAX_PAYLOAD ? cap : WIRE_MAX_PAYLOAD},
@@ -135,14 +143,9 @@ int wire_recv(int sock, struct wire_msg *m, void *buf, size_t cap)
             .msg_iov = iov, .msg_iovlen = 2, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl)};
         m->payload = NULL;
         m->fd = -1;
-        ssize_t n;
-        do
-                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
+        ssize_t n = recv_once(sock, &mh, MSG_CMSG_CLOEXEC);
         if (n < 0)
-                return -errno;
-        if (n == 0)
-                return -ECONNRESET;
+                return (int)n;
         int fd = -1;
         unsigned nfds = close_fds(&mh, &fd);
         bool bad = (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(m->hdr) ||
@@ -162,22 +165,14 @@ int wire_recv(int sock, struct wire_msg *m, void *buf, size_t cap)
 int wire_drain(int sock, struct wire_hdr *h)
 {
         struct iovec iov = {.iov_base = h, .iov_len = sizeof(*h)};
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * 4)];
-                struct cmsghdr align;
-        } ctl;
+        union wire_ctl ctl;
         struct msghdr mh = {.msg_iov = &iov,
                             .msg_iovlen = 1,
                             .msg_control = ctl.buf,
                             .msg_controllen = sizeof(ctl)};
-        ssize_t n;
-        do
-                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
+        ssize_t n = recv_once(sock, &mh, MSG_CMSG_CLOEXEC);
         if (n < 0)
-                return -errno;
-        if (n == 0)
-                return -ECONNRESET;
+                return (int)n;
         (void)close_fds(&mh, NULL);
         return (size_t)n == sizeof(*h) && h->magic == WIRE_MAGIC && h->version == WIRE_VERSION
                    ? 0
