@@ -2451,6 +2451,28 @@ static long invoke_clone(struct daemon *d, const char *id, const char *query, st
         return r->status;
 }
 
+/* A new worker of tenant snapshot snap, made to misbehave by the worker test hook: its clone's
+ * invocation fails with worker_died saying why, root's clone answers meanwhile, and the broker
+ * counts the death (the deaths-th). */
+static void hook_kills_worker(struct daemon *d, const char *snap, const char *hook, const char *why,
+                              const char *root_clone, long long deaths)
+{
+        struct reply r;
+        char c[1][40], path[160], body[80];
+        REQUIRE(make_clones(d, snap, 1, c) == 1, "a clone in a new worker (%s)", hook);
+        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", c[0]);
+        snprintf(body, sizeof(body), "{\"sprout_test\":\"%s\"}", hook);
+        http_json(d, "POST", path, body, &r);
+        CHECK(r.status == 502 && !strcmp(err_code(&r), "worker_died") && strstr(err_msg(&r), why),
+              "the %s hook: %ld %s", hook, r.status, r.body ? r.body : "");
+        reply_free(&r);
+        CHECK(invoke_clone(d, root_clone, NULL, &r) == 200, "root's clone meanwhile: %ld",
+              r.status);
+        reply_free(&r);
+        CHECK(wait_metric(d, "sprout_worker_deaths_total", deaths, 10) == deaths,
+              "%lld worker deaths counted", deaths);
+}
+
 /* ---- fair: the worker queue between clients, and requests waiting on a busy clone ---- */
 
 /* How long a held invocation spins in the guest: far longer than the test needs between seeing
@@ -2724,31 +2746,10 @@ static void case_workers(void)
               "two worker deaths counted");
 
         /* A system call outside the allow-list (the test hook makes one) kills the worker. */
-        REQUIRE(make_clones(&d, b, 1, cc) == 1, "a clone in a third worker");
-        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", cc[0]);
-        http_json(&d, "POST", path, "{\"sprout_test\":\"forbidden_syscall\"}", &r);
-        CHECK(r.status == 502 && !strcmp(err_code(&r), "worker_died") &&
-                  strstr(err_msg(&r), "signal 31"),
-              "a forbidden system call: %ld %s", r.status, r.body ? r.body : "");
-        reply_free(&r);
-        CHECK(invoke_clone(&d, ca[1], NULL, &r) == 200, "root's clone meanwhile: %ld", r.status);
-        reply_free(&r);
-        CHECK(wait_metric(&d, "sprout_worker_deaths_total", 3, 10) == 3,
-              "three worker deaths counted");
-
-        /* A worker that answers on a clone's socket what the broker never asked (the test hook
-         * sends a reply with the next sequence number) is killed for it. */
-        REQUIRE(make_clones(&d, b, 1, cc) == 1, "a clone in a fourth worker");
-        snprintf(path, sizeof(path), "/v1/clones/%s/invoke", cc[0]);
-        http_json(&d, "POST", path, "{\"sprout_test\":\"stray_reply\"}", &r);
-        CHECK(r.status == 502 && !strcmp(err_code(&r), "worker_died") &&
-                  strstr(err_msg(&r), "broke the protocol on a clone's socket"),
-              "a stray reply on a clone's socket: %ld %s", r.status, r.body ? r.body : "");
-        reply_free(&r);
-        CHECK(invoke_clone(&d, ca[2], NULL, &r) == 200, "root's clone meanwhile: %ld", r.status);
-        reply_free(&r);
-        CHECK(wait_metric(&d, "sprout_worker_deaths_total", 4, 10) == 4,
-              "four worker deaths counted");
+        hook_kills_worker(&d, b, "forbidden_syscall", "signal 31", ca[1], 3);
+        /* So does answering on a clone's socket what the broker never asked (the hook sends a
+         * reply with the next sequence number). */
+        hook_kills_worker(&d, b, "stray_reply", "broke the protocol on a clone's socket", ca[2], 4);
 
         /* A guest that set the PIT ticking as fast as it can before READY: its clones have no
          * PIT (its ports read as all ones, so mode 7), and KVM keeps no PIT timer and no
