@@ -1594,6 +1594,26 @@ static void two_then_refused(struct daemon *d, const char *id, const char *flag,
         reply_free(&r);
 }
 
+/* sproutd for the tenant's client (the socket group's) with a ready pool of pool_ready, the
+ * guest-memory quota mem and, unless NULL, the disk quota disk (MiB). */
+static void start_quota_daemon(struct daemon *d, const char *root, const char *pool_ready,
+                               const char *mem, const char *disk)
+{
+        const char *flags[] = {"--image-roots",
+                               root,
+                               "--socket-group",
+                               "nogroup",
+                               "--pool-ready",
+                               pool_ready,
+                               "--tenant-max-guest-memory-mib",
+                               mem,
+                               disk ? "--tenant-max-disk-mib" : NULL,
+                               disk,
+                               NULL};
+        REQUIRE(daemon_start(d, flags) == 0, "sproutd did not start with the quotas");
+        REQUIRE(chmod(d->sock, 0660) == 0, "socket mode");
+}
+
 /* Guest memory and disk per tenant: with room for two clones' whole RAM (and the base), a third
  * is refused; with room for one more snapshot file than it has, a prewarm is admitted, its file
  * written, found over the quota, removed, and the snapshot failed naming the quota; a worker's
@@ -1622,19 +1642,7 @@ static void quota_memory_disk(const char *root)
                 ram, file);
         snprintf(mem, sizeof(mem), "%lld", (nonzero + 2 * ram + (1 << 20) - 1) >> 20);
         snprintf(disk, sizeof(disk), "%lld", (file >> 20) + 1);
-        const char *flags[] = {"--image-roots",
-                               root,
-                               "--socket-group",
-                               "nogroup",
-                               "--pool-ready",
-                               "0",
-                               "--tenant-max-guest-memory-mib",
-                               mem,
-                               "--tenant-max-disk-mib",
-                               disk,
-                               NULL};
-        REQUIRE(daemon_start(&d, flags) == 0, "sproutd did not start with the quotas");
-        REQUIRE(chmod(d.sock, 0660) == 0, "socket mode");
+        start_quota_daemon(&d, root, "0", mem, disk);
         two_then_refused(&d, id, "--tenant-max-guest-memory-mib", NULL);
 
         snprintf(path, sizeof(path), "%s/hello", root);
@@ -1655,17 +1663,7 @@ static void quota_memory_disk(const char *root)
          * clones' RAM is the two asked for and the two ready ones the worker reserves with them
          * (without that count, a third and a fourth would fit). */
         snprintf(mem, sizeof(mem), "%lld", (nonzero + 4 * ram + (1 << 20) - 1) >> 20);
-        const char *pooled[] = {"--image-roots",
-                                root,
-                                "--socket-group",
-                                "nogroup",
-                                "--pool-ready",
-                                "2",
-                                "--tenant-max-guest-memory-mib",
-                                mem,
-                                NULL};
-        REQUIRE(daemon_start(&d, pooled) == 0, "sproutd did not start with a ready pool");
-        REQUIRE(chmod(d.sock, 0660) == 0, "socket mode");
+        start_quota_daemon(&d, root, "2", mem, NULL);
         two_then_refused(&d, id, "--tenant-max-guest-memory-mib", NULL);
         CHECK(daemon_stop(&d, SIGTERM, 60) == 0, "sproutd did not stop cleanly");
 }
