@@ -7,7 +7,14 @@
 # (docs/testing.md, "Hosts without /dev/kvm"). Everything is emulated, so it is slow: numbers measured
 # this way say nothing about speed, and the benchmarks refuse to be trusted from it.
 #
-#   scripts/nested-kvm.sh [--mem GiB] [--cpus N] [--overlay DIR]... -- COMMAND [ARG...]
+#   scripts/nested-kvm.sh [--mem GiB] [--cpus N] [--single] [--suite SUITE] [--overlay DIR]...
+#                         -- COMMAND [ARG...]
+#
+# --suite takes the VM's kernel from another Debian suite (default bookworm, Linux 6.1):
+# bookworm-backports has a newer one, with KVM_PRE_FAULT_MEMORY (6.10). --single runs every vCPU
+# on one host thread: slower, but the VM's kernel survives runs that make and close many VMs
+# (sprout bench clone, the soak), which with a thread per vCPU crash it in code it is patching
+# (docs/testing.md, "Hosts without /dev/kvm").
 #
 # The command runs as root in the current directory with SPROUT_* and PATH passed through; its output
 # streams here and its exit status is this script's. 9p cannot hold Unix sockets, so a directory where
@@ -17,14 +24,18 @@ set -euo pipefail
 
 mem=12
 cpus=$(nproc)
+suite=${SPROUT_NESTED_SUITE:-bookworm}
+tcg_threads=multi
 overlays=()
 while (($#)); do
   case $1 in
   --mem) mem=$2; shift 2 ;;
   --cpus) cpus=$2; shift 2 ;;
   --overlay) overlays+=("$(realpath "$2")"); shift 2 ;;
+  --suite) suite=$2; shift 2 ;;
+  --single) tcg_threads=single; shift ;;
   --) shift; break ;;
-  -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) break ;;
   esac
 done
@@ -33,30 +44,50 @@ done
 command -v qemu-system-x86_64 >/dev/null || { echo "nested-kvm: qemu-system-x86_64 missing: run scripts/setup.sh" >&2; exit 2; }
 
 cache_root=${SPROUT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sprout}
-# The modules the VM's init loads, in dependency order (modules.dep of Debian's 6.1 kernel).
-modules=(drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev
-  drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci fs/netfs/netfs fs/fscache/fscache
-  net/9p/9pnet net/9p/9pnet_virtio fs/9p/9p virt/lib/irqbypass drivers/crypto/ccp/ccp
-  arch/x86/kvm/kvm arch/x86/kvm/kvm-amd fs/overlayfs/overlay)
-# A kit is keyed by what goes into it, so editing this script rebuilds it.
-kit=$cache_root/nested/$(sed -n '/^build_kit()/,/^}/p' "$0" | cat - <(echo "${modules[*]}") | sha256sum | cut -c1-16)
+# The modules the VM's init loads; their dependencies come from the kernel's own modules.dep.
+modules=(virtio_pci 9pnet_virtio 9p overlay kvm-amd)
+# A kit is keyed by what goes into it, so editing this script or choosing another suite rebuilds it.
+kit=$cache_root/nested/$(sed -n '/^build_kit()/,/^}/p' "$0" | cat - <(echo "$suite ${modules[*]}") | sha256sum | cut -c1-16)
 
 build_kit() {
-  local tmp ver
+  local tmp ver apt m dep
   tmp=$(mktemp -d /var/tmp/sprout-nested-kit.XXXXXX)
-  echo "nested-kvm: fetching Debian's kernel (once; cached in $kit)" >&2
-  (cd "$tmp" && apt-get download linux-image-amd64 >/dev/null 2>&1 &&
+  echo "nested-kvm: fetching Debian's kernel from $suite (once; cached in $kit)" >&2
+  # A private apt state, so a suite this host does not use (backports) is read without adding it.
+  mkdir -p "$tmp/apt/lists/partial" "$tmp/apt/cache/archives/partial"
+  echo "deb http://deb.debian.org/debian $suite main" >"$tmp/apt/sources.list"
+  apt=(apt-get -q -o "Dir::Etc::SourceList=$tmp/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$tmp/apt/lists" -o "Dir::Cache=$tmp/apt/cache")
+  (cd "$tmp" && "${apt[@]}" update >/dev/null 2>&1 && "${apt[@]}" download linux-image-amd64 >/dev/null 2>&1 &&
     ver=$(dpkg-deb -f linux-image-amd64_*.deb Depends | sed -n 's/.*linux-image-\([^ ,]*\).*/\1/p') &&
-    apt-get download "linux-image-$ver" >/dev/null 2>&1) ||
-    { echo "nested-kvm: apt-get download linux-image-amd64 failed" >&2; return 1; }
+    "${apt[@]}" download "linux-image-$ver" >/dev/null 2>&1) ||
+    { echo "nested-kvm: apt-get download linux-image-amd64 from $suite failed" >&2; return 1; }
   dpkg -x "$tmp"/linux-image-[0-9]*.deb "$tmp/root"
   ver=$(ls "$tmp/root/lib/modules")
   mkdir -p "$tmp/initramfs"/{bin,proc,sys,dev,newroot,mods}
   cp "$(command -v busybox)" "$tmp/initramfs/bin/busybox"
-  local m
+  # modules.dep lists every module a module needs, nearest first: load them in reverse, once each.
+  # Busybox's insmod reads plain .ko files only, and newer Debian kernels compress theirs.
+  local md=$tmp/root/lib/modules/$ver
+  depmod -b "$tmp/root" "$ver" # the package leaves modules.dep to its postinst
   for m in "${modules[@]}"; do
-    cp "$tmp/root/lib/modules/$ver/kernel/$m.ko" "$tmp/initramfs/mods/"
-    echo "${m##*/}.ko" >>"$tmp/initramfs/mods/order"
+    if ! dep=$(grep -E "/${m//-/[-_]}\.ko(\.xz|\.zst)?:" "$md/modules.dep"); then
+      grep -qE "/${m//-/[-_]}\.ko$" "$md/modules.builtin" && continue
+      echo "nested-kvm: $ver has no module $m" >&2
+      return 1
+    fi
+    for f in $(echo "${dep#*:}" | tr ' ' '\n' | tac) "${dep%%:*}"; do
+      local name=${f##*/}
+      name=${name%.xz}
+      name=${name%.zst}
+      [[ -e $tmp/initramfs/mods/$name ]] && continue
+      case $f in
+      *.xz) xz -dc "$md/$f" ;;
+      *.zst) zstd -qdc "$md/$f" ;;
+      *) cat "$md/$f" ;;
+      esac >"$tmp/initramfs/mods/$name"
+      echo "$name" >>"$tmp/initramfs/mods/order"
+    done
   done
   # Stage 1 mounts the host's / and hands over to stage 2 (written per run, in the run's directory).
   cat >"$tmp/initramfs/init" <<'EOF'
@@ -102,10 +133,10 @@ EOF
 } >"$run/run.sh"
 : >"$run/out.log"
 
-echo "nested-kvm: booting $(cat "$kit/version") under TCG with emulated SVM ($cpus vCPUs, ${mem} GiB)" >&2
+echo "nested-kvm: booting $(cat "$kit/version") under TCG ($tcg_threads-threaded) with emulated SVM ($cpus vCPUs, ${mem} GiB)" >&2
 tail -n +1 -F "$run/out.log" 2>/dev/null &
 tailer=$!
-qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$cpus" -m "${mem}G" -display none -no-reboot \
+qemu-system-x86_64 -accel "tcg,thread=$tcg_threads" -cpu max -smp "$cpus" -m "${mem}G" -display none -no-reboot \
   -serial "file:$run/console.log" -kernel "$kit/vmlinuz" -initrd "$kit/initrd.gz" \
   -append "console=ttyS0 quiet panic=-1 sprout_nested=$run" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,id=hostroot,multidevs=remap \

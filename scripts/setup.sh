@@ -10,11 +10,11 @@ PACKAGES=(
   clang libclang-rt-14-dev # the fuzz targets: libFuzzer and the sanitizer runtimes (scripts/fuzz.sh)
   liburing-dev libzstd-dev uuid-dev libjansson-dev libarchive-dev libmicrohttpd-dev libxxhash-dev libcurl4-openssl-dev
   libsodium-dev libseccomp-dev
-  busybox-static cpio curl zstd python3 python3-dev python3-yaml
+  busybox-static cpio curl zstd python3 python3-dev python3-yaml python3-numpy # numpy: python.numpy
   python3-pip python3-venv python3-setuptools python3-wheel # the Python client's pip install test
   gnuplot-nox # the benchmark plots (scripts/bench-plots.sh)
   linux-source-6.1 bc bison flex libelf-dev libssl-dev
-  qemu-system-x86
+  qemu-system-x86 kmod xz-utils # the nested-KVM rig (scripts/nested-kvm.sh): its kernel's modules.dep
 )
 
 missing=()

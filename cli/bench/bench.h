@@ -41,6 +41,10 @@ int bench_soak(const char *socket, const char *id, double minutes, long clients,
 /* ---- procs.c: sproutd and its workers, as /proc shows them ---- */
 struct bench_procs {
         uint64_t rss_kib; /* broker + workers */
+        /* Their proportional set (smaps_rollup): a page mapped by k of them counts 1/k in each,
+         * so the base pages every worker's shells map count once, where RSS counts them in each;
+         * and of it the anonymous part, what clones and the processes themselves wrote. */
+        uint64_t pss_kib, pss_anon_kib;
         unsigned fds, workers, threads;
         uint64_t cpu_ticks; /* user + system, every thread of theirs */
 };

@@ -78,9 +78,12 @@ struct clone_run {
          * identity-step time, where the answer reports it (hello's "identity"). */
         double *seed_first, *ioctl_first, *seed_id, *ioctl_id;
         /* n each, alternating: a fresh clone from a pooled shell with the working set pre-faulted
-         * and without; restore + first invoke, and making the shell (off the request path). */
-        double *pf_first, *nopf_first, *pf_shell, *nopf_shell;
+         * and without; restore + first invoke, making the shell (off the request path), and the
+         * page faults KVM took in the first invoke (its pf_taken: a count, the same on any host;
+         * pf_counted false where KVM has no statistics). */
+        double *pf_first, *nopf_first, *pf_shell, *nopf_shell, *pf_faults, *nopf_faults;
         long npf;
+        bool pf_counted;
         size_t nf, nc, np;
         long nid, nseed_id, nioctl_id;
         long nr, nw, nrc, nrep, nrp;
@@ -94,10 +97,10 @@ static int run_alloc(struct clone_run *b)
         double **const fixed[] = {&b->floor_total, &b->floor_vm, &b->floor_slot, &b->floor_vcpu,
                                   &b->floor_run};
         double **const per_clone[] = {
-            &b->restore,     &b->first,     &b->second,   &b->teardown,       &b->ready_first,
-            &b->warm,        &b->recycle,   &b->replace,  &b->recycled_first, &b->seed_first,
-            &b->ioctl_first, &b->seed_id,   &b->ioctl_id, &b->pf_first,       &b->nopf_first,
-            &b->pf_shell,    &b->nopf_shell};
+            &b->restore,     &b->first,      &b->second,    &b->teardown,       &b->ready_first,
+            &b->warm,        &b->recycle,    &b->replace,   &b->recycled_first, &b->seed_first,
+            &b->ioctl_first, &b->seed_id,    &b->ioctl_id,  &b->pf_first,       &b->nopf_first,
+            &b->pf_shell,    &b->nopf_shell, &b->pf_faults, &b->nopf_faults};
         int rc = 0;
         for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
                 if (!(*fixed[i] = calloc(FLOOR_RUNS, sizeof(double))))
@@ -444,8 +447,10 @@ static int measure_identity(struct clone_run *b)
 }
 
 /* A shell made (timed) with or without the working set, then a fresh clone in it: restore +
- * first invoke. No warm-up: this is the request path of a pool miss. */
-static int prefault_one(struct clone_run *b, bool on, double *shell_ms, double *first_ms)
+ * first invoke, and KVM's page faults in it. No warm-up: this is the request path of a pool miss.
+ */
+static int prefault_one(struct clone_run *b, bool on, double *shell_ms, double *first_ms,
+                        double *faults)
 {
         struct sprout_err err = {0};
         struct sprout_clone *c;
@@ -462,9 +467,14 @@ static int prefault_one(struct clone_run *b, bool on, double *shell_ms, double *
                 fprintf(stderr, "sprout bench: working-set clone: %s\n", err.msg);
                 return r;
         }
+        uint64_t f0 = 0, f1 = 0;
+        bool counted = sprout_vm_vcpu_stat(sprout_clone_vm(c), "pf_taken", &f0) == 0;
         t0 = sprout_mono_ns();
         r = sprout_clone_invoke(c, b->req, strlen(b->req), 10000, &resp, &len, &err);
         *first_ms = t.restore_ms + (double)(sprout_mono_ns() - t0) / 1e6;
+        b->pf_counted = b->pf_counted && counted &&
+                        sprout_vm_vcpu_stat(sprout_clone_vm(c), "pf_taken", &f1) == 0;
+        *faults = (double)(f1 - f0);
         if (r < 0)
                 fprintf(stderr, "sprout bench: working-set invoke: %s\n", err.msg);
         sprout_clone_destroy(c);
@@ -479,10 +489,13 @@ static int measure_prefault(struct clone_run *b)
         if (bi->ws_read_pages + bi->ws_write_pages == 0)
                 return 0;
         int r = 0;
+        b->pf_counted = true;
         for (long i = 0; r == 0 && i < b->n; i++) {
-                r = prefault_one(b, true, &b->pf_shell[b->npf], &b->pf_first[b->npf]);
+                r = prefault_one(b, true, &b->pf_shell[b->npf], &b->pf_first[b->npf],
+                                 &b->pf_faults[b->npf]);
                 if (r == 0)
-                        r = prefault_one(b, false, &b->nopf_shell[b->npf], &b->nopf_first[b->npf]);
+                        r = prefault_one(b, false, &b->nopf_shell[b->npf], &b->nopf_first[b->npf],
+                                         &b->nopf_faults[b->npf]);
                 if (r == 0)
                         b->npf++;
         }
@@ -497,9 +510,11 @@ static void print_header(const struct clone_run *b, bool json)
         double ratio = si->file_size ? (double)si->ram_size / (double)si->file_size : 0;
         if (json) {
                 printf("{\"host_kind\":\"%s\",\"snapshot_bytes\":%llu,\"ram_bytes\":%llu,"
-                       "\"nonzero_bytes\":%llu,\"ratio\":%.2f,\"clones\":%ld,\"pool\":%ld}\n",
+                       "\"nonzero_bytes\":%llu,\"ratio\":%.2f,\"clones\":%ld,\"pool\":%ld,"
+                       "\"kvm_pre_fault\":%s}\n",
                        host, (unsigned long long)si->file_size, (unsigned long long)si->ram_size,
-                       (unsigned long long)si->nonzero_pages * 4096, ratio, b->n, b->pool);
+                       (unsigned long long)si->nonzero_pages * 4096, ratio, b->n, b->pool,
+                       sprout_kvm_pre_faults(b->kvm) ? "true" : "false");
         } else {
                 printf("sprout bench clone: %s on a %s host\n", b->path, host);
                 printf("  snapshot: %.2f MiB file for %llu MiB RAM (%.1f MiB non-zero), %.1fx "
@@ -508,6 +523,10 @@ static void print_header(const struct clone_run *b, bool json)
                        (double)si->nonzero_pages * 4096 / 1048576.0, ratio);
                 printf("  %ld clones, pooled shells in batches of %ld; times in ms\n", b->n,
                        b->pool);
+                printf("  KVM_PRE_FAULT_MEMORY: %s\n", sprout_kvm_pre_faults(b->kvm)
+                                                           ? "used for the working set"
+                                                           : "absent (only the host mapping is "
+                                                             "pre-faulted)");
         }
 }
 
@@ -562,6 +581,14 @@ static void print_rows(struct clone_run *b, bool json)
                           summarize(b->pf_shell, (size_t)b->npf), "ms", json);
                 bench_row("shell (off the request path): without (old)",
                           summarize(b->nopf_shell, (size_t)b->npf), "ms", json);
+        }
+        if (b->npf && b->pf_counted) {
+                /* Whether KVM also built the guest page tables ahead is what separates these
+                 * two rows most: the header says which. */
+                bench_row("fresh clone: KVM page faults in the first invoke, pre-faulted",
+                          summarize(b->pf_faults, (size_t)b->npf), "faults", json);
+                bench_row("fresh clone: KVM page faults in the first invoke, not (old)",
+                          summarize(b->nopf_faults, (size_t)b->npf), "faults", json);
         }
         bench_row("teardown", summarize(b->teardown, n), "ms", json);
         bench_row("base load", summarize(b->load_ms, LOADS), "ms", json);

@@ -54,6 +54,17 @@ static void add_proc(pid_t pid, struct bench_procs *p)
                 p->cpu_ticks += ut + sy;
         if (f)
                 fclose(f);
+        snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+        f = fopen(path, "r");
+        while (f && fgets(line, sizeof(line), f)) {
+                unsigned long long kb;
+                if (sscanf(line, "Pss: %llu kB", &kb) == 1)
+                        p->pss_kib += kb;
+                if (sscanf(line, "Pss_Anon: %llu kB", &kb) == 1)
+                        p->pss_anon_kib += kb;
+        }
+        if (f)
+                fclose(f);
         snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
         DIR *d = opendir(path);
         for (struct dirent *e; d && (e = readdir(d));)

@@ -144,6 +144,16 @@ static double rss_mib(const struct soak_sample *s)
         return (double)s->p.rss_kib / 1024.0;
 }
 
+static double pss_mib(const struct soak_sample *s)
+{
+        return (double)s->p.pss_kib / 1024.0;
+}
+
+static double pss_anon_mib(const struct soak_sample *s)
+{
+        return (double)s->p.pss_anon_kib / 1024.0;
+}
+
 static double fds(const struct soak_sample *s)
 {
         return s->p.fds;
@@ -180,9 +190,9 @@ int bench_soak(const char *socket, const char *id, double minutes, long clients,
         int64_t t0 = sprout_mono_ns(), until = t0 + (int64_t)(minutes * 60e9);
         if (!json)
                 printf("sprout bench soak: %ld clients for %.1f min on snapshot %s, sampling every "
-                       "%.0f s (sproutd pid %d)\n  %8s %10s %9s %6s %8s %8s %8s\n",
-                       clients, minutes, id, sample_s, (int)dpid, "t_s", "ops", "rss_mib", "fds",
-                       "threads", "workers", "errors");
+                       "%.0f s (sproutd pid %d)\n  %8s %10s %9s %9s %9s %6s %8s %8s %8s\n",
+                       clients, minutes, id, sample_s, (int)dpid, "t_s", "ops", "rss_mib",
+                       "pss_mib", "anon_mib", "fds", "threads", "workers", "errors");
         for (long i = 0; i < clients; i++) {
                 th[i].socket = cl.socket;
                 th[i].id = id;
@@ -203,13 +213,16 @@ int bench_soak(const char *socket, const char *id, double minutes, long clients,
                 }
                 if (json)
                         printf("{\"metric\":\"soak sample\",\"t_s\":%.1f,\"ops\":%lu,"
-                               "\"rss_kib\":%llu,\"fds\":%u,\"threads\":%u,\"workers\":%u,"
-                               "\"errors\":%lu}\n",
-                               s->t_s, s->ops, (unsigned long long)s->p.rss_kib, s->p.fds,
-                               s->p.threads, s->p.workers, errors);
+                               "\"rss_kib\":%llu,\"pss_kib\":%llu,\"pss_anon_kib\":%llu,"
+                               "\"fds\":%u,\"threads\":%u,\"workers\":%u,\"errors\":%lu}\n",
+                               s->t_s, s->ops, (unsigned long long)s->p.rss_kib,
+                               (unsigned long long)s->p.pss_kib,
+                               (unsigned long long)s->p.pss_anon_kib, s->p.fds, s->p.threads,
+                               s->p.workers, errors);
                 else
-                        printf("  %8.1f %10lu %9.1f %6u %8u %8u %8lu\n", s->t_s, s->ops, rss_mib(s),
-                               s->p.fds, s->p.threads, s->p.workers, errors);
+                        printf("  %8.1f %10lu %9.1f %9.1f %9.1f %6u %8u %8u %8lu\n", s->t_s, s->ops,
+                               rss_mib(s), pss_mib(s), pss_anon_mib(s), s->p.fds, s->p.threads,
+                               s->p.workers, errors);
                 fflush(stdout);
                 if (sprout_mono_ns() >= until)
                         break;
@@ -232,7 +245,8 @@ int bench_soak(const char *socket, const char *id, double minutes, long clients,
         static const struct {
                 const char *name;
                 double (*f)(const struct soak_sample *);
-        } figs[] = {{"rss_mib", rss_mib}, {"fds", fds}, {"threads", threads}, {"workers", workers}};
+        } figs[] = {{"rss_mib", rss_mib}, {"pss_mib", pss_mib}, {"anon_mib", pss_anon_mib},
+                    {"fds", fds},         {"threads", threads}, {"workers", workers}};
         if (!json)
                 printf("%lu calls in %.0f s (%.0f/s), %lu failed\n  %-8s %12s %12s %8s\n", ops,
                        secs, (double)ops / secs, errors, "figure", "2nd quarter", "last quarter",
