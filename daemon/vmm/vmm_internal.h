@@ -41,7 +41,6 @@ struct sprout_kvm {
  * where KVM offers it, its guest page tables (kvm_has_pre_fault). */
 int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws);
 bool kvm_has_pre_fault(int kvm_fd);
-int vm_pre_fault_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws);
 
 /* KVM_CREATE_VM, retried while it is interrupted: a VM fd, or a negative errno. */
 int kvm_create_vm_fd(struct sprout_kvm *kvm);

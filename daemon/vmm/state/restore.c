@@ -68,11 +68,6 @@ int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_co
         /* Tell the guest its clock stood still on purpose, so no lockup is reported on resume. */
         if (vm->kvm->has_kvmclock_ctrl && ioctl(vm->vcpu_fd, KVM_KVMCLOCK_CTRL, 0) < 0)
                 sp_debug("KVM_KVMCLOCK_CTRL: %s (ignored)", strerror(errno));
-        /* The guest page tables too, where KVM can build them ahead (TDP hosts, Linux 6.10): the
-         * clone's first touches of its working set then take no exit. After the state, because
-         * KVM maps for the vCPU's current mode. */
-        if (cfg->ws && vm->kvm->has_pre_fault && (r = vm_pre_fault_working_set(vm, cfg->ws)) < 0)
-                sp_debug("KVM_PRE_FAULT_MEMORY: %s (ignored)", strerror(-r));
         return 0;
 }
 

@@ -215,23 +215,6 @@ void sprout_working_set_free(struct sprout_working_set *ws)
         memset(ws, 0, sizeof(*ws));
 }
 
-int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws)
-{
-        uint32_t n = ws->nread + ws->nwrite;
-        for (uint32_t i = 0; i < n; i++) {
-                const struct sprout_ws_run *run = &ws->runs[i];
-                uint64_t off = (uint64_t)run->first * WS_PAGE, sz = (uint64_t)run->npages * WS_PAGE;
-                if (off + sz > vm->ram_size)
-                        return -EINVAL; /* a set for another RAM size: parse checked it */
-                /* A failure costs only speed (the guest faults the page in itself), and a host
-                 * kernel before 5.14 refuses every call: say why and stop. */
-                if (madvise(vm->ram + off, sz,
-                            i < ws->nread ? MADV_POPULATE_READ : MADV_POPULATE_WRITE) < 0)
-                        return -errno;
-        }
-        return 0;
-}
-
 #ifndef KVM_PRE_FAULT_MEMORY /* Linux 6.10; Debian 12's headers predate it */
 struct kvm_pre_fault_memory {
         __u64 gpa;
@@ -248,7 +231,11 @@ bool kvm_has_pre_fault(int kvm_fd)
         return ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_PRE_FAULT_MEMORY) > 0;
 }
 
-int vm_pre_fault_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws)
+/* KVM maps for the vCPU's current mode, and a shell's vCPU is still in its reset state; but with
+ * TDP the guest page tables do not depend on that mode (only on SMM and nesting, which a clone
+ * does not use), so the restore that follows finds them built: measured in docs/benchmarks.md
+ * ("KVM_PRE_FAULT_MEMORY"), where a clone's first request then takes 3 faults, not ~40-380. */
+static int pre_fault(struct sprout_vm *vm, const struct sprout_working_set *ws)
 {
         uint32_t n = ws->nread + ws->nwrite;
         for (uint32_t i = 0; i < n; i++) {
@@ -263,4 +250,23 @@ int vm_pre_fault_working_set(struct sprout_vm *vm, const struct sprout_working_s
                 }
         }
         return 0;
+}
+
+int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws)
+{
+        uint32_t n = ws->nread + ws->nwrite;
+        for (uint32_t i = 0; i < n; i++) {
+                const struct sprout_ws_run *run = &ws->runs[i];
+                uint64_t off = (uint64_t)run->first * WS_PAGE, sz = (uint64_t)run->npages * WS_PAGE;
+                if (off + sz > vm->ram_size)
+                        return -EINVAL; /* a set for another RAM size: parse checked it */
+                /* A failure costs only speed (the guest faults the page in itself), and a host
+                 * kernel before 5.14 refuses every call: say why and stop. */
+                if (madvise(vm->ram + off, sz,
+                            i < ws->nread ? MADV_POPULATE_READ : MADV_POPULATE_WRITE) < 0)
+                        return -errno;
+        }
+        /* The guest page tables too, where KVM can build them ahead: the clone's first touches of
+         * its working set then take no exit. */
+        return vm->kvm->has_pre_fault ? pre_fault(vm, ws) : 0;
 }
