@@ -342,8 +342,9 @@ int sprout_vm_event_error(const struct sprout_vm_event *ev, const char *who, con
 {
         switch (ev->kind) {
         case SPROUT_EV_TIMEOUT:
-                return sprout_err_set(err, -ETIMEDOUT, "%s did not %s within %lld ms", who, awaited,
-                                      (long long)timeout_ms);
+                return sprout_err_set(err, -ETIMEDOUT, "%s did not %s within %lld ms%s%s%s", who,
+                                      awaited, (long long)timeout_ms, ev->detail[0] ? " (" : "",
+                                      ev->detail, ev->detail[0] ? ")" : "");
         case SPROUT_EV_PANIC:
                 return sprout_err_set(err, -EPROTO, "%s failed before it could %s: %s", who,
                                       awaited, ev->detail);
@@ -445,6 +446,7 @@ int sprout_vm_run(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_eve
                                 if (timed && sprout_mono_ns() >= deadline) {
                                         memset(ev, 0, sizeof(*ev));
                                         ev->kind = SPROUT_EV_TIMEOUT;
+                                        vcpu_describe_stuck(vm, ev->detail, sizeof(ev->detail));
                                         break;
                                 }
                                 continue;

@@ -42,6 +42,10 @@ struct sprout_kvm {
 int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws);
 bool kvm_has_pre_fault(int kvm_fd);
 
+/* What the vCPU was doing when a run's deadline passed (stuck.c): halted or running, where,
+ * whether interrupts and the LAPIC timer could still wake it. Always a string, never fails. */
+void vcpu_describe_stuck(struct sprout_vm *vm, char *out, size_t n);
+
 /* KVM_CREATE_VM, retried while it is interrupted: a VM fd, or a negative errno. */
 int kvm_create_vm_fd(struct sprout_kvm *kvm);
 

@@ -1,7 +1,8 @@
 /* A guest handler that lies to the VMM: impossible lengths, unknown commands, odd-sized rings. The
  * VMM must survive every one, and report the lies it cannot ignore. Driven by tests/vmm/.
  * With SPROUT_HOSTILE=spin on the kernel command line it never rings READY: it logs "spinning" and
- * loops in user mode, for tests of deadlines that must hold however fast the host boots. With
+ * loops in user mode, for tests of deadlines that must hold however fast the host boots; with
+ * SPROUT_HOSTILE=sleep it logs "sleeping" and sleeps for good instead (its vCPU halts). With
  * SPROUT_HOSTILE=pit it programs the PIT to tick as fast as it can before READY. With
  * SPROUT_HOSTILE=warmup the handler dies whenever a clone is warmed up, so no ready clone of it
  * can ever be made (the pools' give-up rule, tests/vmm/test_clone.c "keeper"). */
@@ -30,6 +31,12 @@ int main(void)
                 sprout_guest_log(&g, msg, sizeof(msg) - 1);
                 for (volatile int spin = 1; spin;)
                         ;
+        }
+        if (mode && !strcmp(mode, "sleep")) {
+                static const char msg[] = "sleeping";
+                sprout_guest_log(&g, msg, sizeof(msg) - 1);
+                for (;;)
+                        pause();
         }
         if (mode && !strcmp(mode, "warmup"))
                 sprout_guest_on_warmup(&g, die_on_warmup, NULL);
