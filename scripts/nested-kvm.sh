@@ -42,6 +42,8 @@ done
 (($#)) || { echo "nested-kvm: no command (see --help)" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "nested-kvm: needs root (the VM's 9p root passes host ownership through)" >&2; exit 2; }
 command -v qemu-system-x86_64 >/dev/null || { echo "nested-kvm: qemu-system-x86_64 missing: run scripts/setup.sh" >&2; exit 2; }
+PATH=$PATH:/usr/sbin:/sbin
+command -v depmod >/dev/null || { echo "nested-kvm: depmod missing (Debian's kmod): run scripts/setup.sh" >&2; exit 2; }
 
 cache_root=${SPROUT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sprout}
 # The modules the VM's init loads; their dependencies come from the kernel's own modules.dep.
@@ -71,8 +73,9 @@ build_kit() {
   local md=$tmp/root/lib/modules/$ver
   depmod -b "$tmp/root" "$ver" # the package leaves modules.dep to its postinst
   for m in "${modules[@]}"; do
-    if ! dep=$(grep -E "/${m//-/[-_]}\.ko(\.xz|\.zst)?:" "$md/modules.dep"); then
-      grep -qE "/${m//-/[-_]}\.ko$" "$md/modules.builtin" && continue
+    local pat=${m//[-_]/[-_]}
+    if ! dep=$(grep -m1 -E "^([^:]*/)?$pat\.ko(\.xz|\.zst)?:" "$md/modules.dep"); then
+      grep -qE "/$pat\.ko$" "$md/modules.builtin" 2>/dev/null && continue
       echo "nested-kvm: $ver has no module $m" >&2
       return 1
     fi

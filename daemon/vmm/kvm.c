@@ -228,3 +228,8 @@ void sprout_kvm_host_facts(const struct sprout_kvm *kvm, struct sprout_host_fact
         h->stepping = a & 0xf;
         h->kvm_api = KVM_API_VERSION;
 }
+
+bool sprout_kvm_pre_faults(const struct sprout_kvm *kvm)
+{
+        return kvm->has_pre_fault;
+}

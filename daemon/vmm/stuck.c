@@ -35,9 +35,9 @@ static void describe_timer(struct sprout_vm *vm, char *out, size_t n)
         unsigned mode = (lvtt >> 17) & 3;
         const char *masked = lvtt & APIC_LVT_MASKED ? ", masked" : "";
         if (mode != 2) {
-                snprintf(out, n, "LAPIC timer %s%s, count %u of %u",
-                         mode == 1 ? "periodic" : "one-shot", masked, apic_reg(&l, APIC_TMCCT),
-                         apic_reg(&l, APIC_TMICT));
+                static const char *const modes[] = {"one-shot", "periodic", "", "reserved mode"};
+                snprintf(out, n, "LAPIC timer %s%s, count %u of %u", modes[mode], masked,
+                         apic_reg(&l, APIC_TMCCT), apic_reg(&l, APIC_TMICT));
                 return;
         }
         struct {
@@ -62,15 +62,18 @@ static void describe_timer(struct sprout_vm *vm, char *out, size_t n)
 void vcpu_describe_stuck(struct sprout_vm *vm, char *out, size_t n)
 {
         struct kvm_regs regs;
+        struct kvm_sregs sregs;
         struct kvm_mp_state mp;
         char timer[128];
         if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
+            ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0 ||
             ioctl(vm->vcpu_fd, KVM_GET_MP_STATE, &mp) < 0) {
                 snprintf(out, n, "vCPU state unreadable");
                 return;
         }
         describe_timer(vm, timer, sizeof(timer));
-        snprintf(out, n, "vCPU %s at rip %#llx, interrupts %s; %s",
+        snprintf(out, n, "vCPU %s in %s mode at rip %#llx, interrupts %s; %s",
                  mp.mp_state == KVM_MP_STATE_HALTED ? "halted" : "running",
-                 (unsigned long long)regs.rip, regs.rflags & X86_EFLAGS_IF ? "on" : "off", timer);
+                 sregs.cs.dpl == 3 ? "user" : "kernel", (unsigned long long)regs.rip,
+                 regs.rflags & X86_EFLAGS_IF ? "on" : "off", timer);
 }

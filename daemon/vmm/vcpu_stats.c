@@ -1,5 +1,6 @@
 /* KVM's own counters of a vCPU (KVM_GET_STATS_FD, Linux 5.14): how the benchmarks and tests see
- * what a clone cost KVM (e.g. the page faults it took) in counts that hold on any host. */
+ * what a clone cost KVM (e.g. the page faults it took), in counts that do not depend on the
+ * host's speed. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +9,10 @@
 
 #include "vmm_internal.h"
 
-#ifndef KVM_GET_STATS_FD
-#define KVM_GET_STATS_FD _IO(KVMIO, 0xce)
-#endif
-
 /* The stats file's layout (api.rst, "KVM_GET_STATS_FD"): a header, then descriptors of
  * sizeof(struct kvm_stats_desc) + name_size bytes each, then the values, u64 each. Everything
- * comes from the kernel, but its offsets are still checked against the file before use. */
+ * comes from the kernel; still, the sizes are bounded, each name must end inside its field, and a
+ * read past the file's end is an error. */
 static int read_at(int fd, void *buf, size_t len, off_t off)
 {
         ssize_t n = pread(fd, buf, len, off);
@@ -63,9 +61,4 @@ int sprout_vm_vcpu_stat(struct sprout_vm *vm, const char *name, uint64_t *out)
         int r = stat_in(fd, name, out);
         close(fd);
         return r;
-}
-
-bool sprout_kvm_pre_faults(const struct sprout_kvm *kvm)
-{
-        return kvm->has_pre_fault;
 }

@@ -37,8 +37,9 @@ struct sprout_kvm {
 };
 
 /* The working set (state/working_set.c): pre-faults a clone's RAM mapping, the read runs from
- * the base and the write runs as private copies (0, or the first madvise's negative errno), and
- * where KVM offers it, its guest page tables (kvm_has_pre_fault). */
+ * the base and the write runs as private copies, and where KVM offers it, its guest page tables
+ * (kvm_has_pre_fault). 0, or the first madvise's negative errno, or KVM_PRE_FAULT_MEMORY's when
+ * KVM refuses the ioctl itself; either only costs speed. */
 int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws);
 bool kvm_has_pre_fault(int kvm_fd);
 

@@ -142,13 +142,15 @@ uint32_t sprout_vm_guest_features(const struct sprout_vm *vm);
 uint64_t sprout_vm_private_bytes(struct sprout_vm *vm);
 
 /* KVM's count of the named statistic of the VM's vCPU (KVM_GET_STATS_FD, Linux 5.14; the x86
- * names are in the kernel's arch/x86/kvm/x86.c, e.g. "pf_taken": the guest page faults KVM had to
- * handle, which a pre-faulted working set saves; "exits"). 0; -ENOENT when this KVM has no such
- * single-valued statistic; -ENOTSUP when it has no statistics; or another negative errno. */
+ * names are in the kernel's arch/x86/kvm/x86.c, e.g. "pf_taken": the page faults KVM had to
+ * handle, which a pre-faulted working set saves on TDP hosts (with shadow paging, PVM, it counts
+ * the guest's own page faults too); "exits"). 0; -ENOENT when this KVM has no such single-valued
+ * statistic; -ENOTSUP when it has no statistics; or another negative errno. */
 int sprout_vm_vcpu_stat(struct sprout_vm *vm, const char *name, uint64_t *out);
 
-/* Whether KVM builds a restored clone's guest page tables for its working set before it first
- * runs (KVM_PRE_FAULT_MEMORY: Linux 6.10 on VMX/SVM hosts with TDP; not PVM). */
+/* Whether KVM offers to build a clone's guest page tables for its working set before it first
+ * runs (KVM_PRE_FAULT_MEMORY: Linux 6.10 on VMX/SVM hosts with TDP; not PVM). It is asked when
+ * each shell is made; whether that saved faults shows in sprout_vm_vcpu_stat's "pf_taken". */
 bool sprout_kvm_pre_faults(const struct sprout_kvm *kvm);
 
 /* Where guest RAM is mapped in this process, for memory accounting over many VMs at once

@@ -50,10 +50,11 @@ def main():
             rows.append(j)
     check(r.returncode == 0 and len(rows) == CLONES,
           f"sprout clone: rc {r.returncode}, {len(rows)} clones answered: {r.stdout}{r.stderr}")
-    results = [row["response"].get("result") for row in rows]
-    check(all(res and len(res["global"]) == 4 and len(res["shared_generator"]) == 4
-              for res in results), f"the answers: {results}")
-    if not all(results):
+    results = [(row.get("response") or {}).get("result") or {} for row in rows]
+    whole = all(len(res.get("global", ())) == 4 and len(res.get("shared_generator", ())) == 4
+                for res in results)
+    check(whole, f"the answers: {[row.get('response') for row in rows]}")
+    if not whole or not results:
         return finish()
     glob = [tuple(res["global"]) for res in results]
     shared = [tuple(res["shared_generator"]) for res in results]

@@ -231,10 +231,15 @@ bool kvm_has_pre_fault(int kvm_fd)
         return ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_PRE_FAULT_MEMORY) > 0;
 }
 
-/* KVM maps for the vCPU's current mode, and a shell's vCPU is still in its reset state; but with
- * TDP the guest page tables do not depend on that mode (only on SMM and nesting, which a clone
- * does not use), so the restore that follows finds them built: measured in docs/benchmarks.md
- * ("KVM_PRE_FAULT_MEMORY"), where a clone's first request then takes 3 faults, not ~40-380. */
+/* KVM maps for the vCPU's current state, and a shell's vCPU is still in its reset state; but with
+ * TDP the guest page tables do not depend on the guest's paging mode, so the restore that follows
+ * finds them built: measured in docs/benchmarks.md ("KVM_PRE_FAULT_MEMORY"), where a clone's
+ * first request then takes 3 faults, not ~40-380. What the root does depend on besides SMM and
+ * nesting (a clone uses neither): on an Intel host with 5-level EPT, the guest's physical address
+ * width, which the snapshot's CPUID sets later; a snapshot reporting more than 48 bits gets its
+ * tables built for a 4-level root that the restore replaces, and its clones fault as before
+ * (clone.working_set would say so). KVM_PRE_FAULT_MEMORY's per-range errors (a range KVM cannot
+ * map, e.g. one it emulates) skip that range only. */
 static int pre_fault(struct sprout_vm *vm, const struct sprout_working_set *ws)
 {
         uint32_t n = ws->nread + ws->nwrite;
@@ -244,9 +249,15 @@ static int pre_fault(struct sprout_vm *vm, const struct sprout_working_set *ws)
                 struct kvm_pre_fault_memory pf = {.gpa = (uint64_t)ws->runs[i].first * WS_PAGE,
                                                   .size = (uint64_t)ws->runs[i].npages * WS_PAGE};
                 while (pf.size) {
-                        if (ioctl(vm->vcpu_fd, KVM_PRE_FAULT_MEMORY, &pf) < 0 && errno != EINTR &&
-                            errno != EAGAIN)
+                        uint64_t left = pf.size;
+                        int r = ioctl(vm->vcpu_fd, KVM_PRE_FAULT_MEMORY, &pf);
+                        if (r < 0 && errno == EINTR)
+                                continue;
+                        if (r < 0 && (errno == EOPNOTSUPP || errno == EINVAL || errno == EIO))
                                 return -errno;
+                        /* An error for this range, or no progress: on to the next range. */
+                        if (r < 0 || pf.size == left)
+                                break;
                 }
         }
         return 0;
