@@ -60,13 +60,14 @@ static void new_clone(struct soak_thread *st, struct client *cl, char out[40])
         client_resp_free(&r);
 }
 
-static void invoke(struct soak_thread *st, struct client *cl, const char *clone)
+static bool invoke(struct soak_thread *st, struct client *cl, const char *clone)
 {
         struct client_resp r;
         char path[128];
         snprintf(path, sizeof(path), "/v1/clones/%s/invoke", clone);
-        call(st, cl, "POST", path, "{\"soak\":true}", 200, &r);
+        bool ok = call(st, cl, "POST", path, "{\"soak\":true}", 200, &r);
         client_resp_free(&r);
+        return ok;
 }
 
 static void delete_clone(struct soak_thread *st, struct client *cl, const char *clone)
@@ -100,13 +101,18 @@ static void *soak_main(void *arg)
                 } else if (pick < 8) { /* a named clone's whole life */
                         char c[40];
                         new_clone(st, &cl, c);
+                        /* A clone that failed once is dead (409 clone_dead after): one failure
+                         * is counted, not every later call on it. */
                         if (c[0]) {
-                                invoke(st, &cl, c);
-                                invoke(st, &cl, c);
+                                if (invoke(st, &cl, c))
+                                        invoke(st, &cl, c);
                                 delete_clone(st, &cl, c);
                         }
-                } else if (kept[0]) { /* the clone this thread keeps, warm */
-                        invoke(st, &cl, kept);
+                } else if (kept[0]) { /* the clone this thread keeps, warm; replaced if it dies */
+                        if (!invoke(st, &cl, kept)) {
+                                delete_clone(st, &cl, kept);
+                                kept[0] = '\0';
+                        }
                 } else {
                         new_clone(st, &cl, kept);
                 }
