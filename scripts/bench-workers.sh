@@ -110,7 +110,8 @@ case ${1:-} in
     step=${3:?STEP}
     shift 3
     for k in "${@:-64}"; do
-      start_daemon "density-k$k" "$k" --max-clones $((n + 100)) --pool-ready 0
+      # Idle clones stay for the whole run, however slow the host creates them.
+      start_daemon "density-k$k" "$k" --max-clones $((n + 100)) --pool-ready 0 --idle-timeout-s 86400
       id=$(prewarm "$sock")
       echo "== K=$k: $n clones"
       SPROUT_SOCKET=$sock run "density-k$k" density "$id" -n "$n" --step "$step"

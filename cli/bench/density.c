@@ -96,8 +96,11 @@ static int create_batch(struct density *ds, unsigned k)
         return 0;
 }
 
-/* First invocations of a random sample of clones not invoked before (swapped to the end). */
-static struct latency_summary sample_invokes(struct density *ds, size_t *invoked, size_t k)
+/* First invocations of a random sample of clones not invoked before (swapped to the end). A
+ * failed one is counted in *failed, and the first is printed: a clone that is gone (reaped idle,
+ * its worker died) must not leave the sample smaller without a word. */
+static struct latency_summary sample_invokes(struct density *ds, size_t *invoked, size_t k,
+                                             size_t *failed)
 {
         double *lat = calloc(k ? k : 1, sizeof(*lat));
         size_t got = 0;
@@ -115,8 +118,12 @@ static struct latency_summary sample_invokes(struct density *ds, size_t *invoked
                 int64_t t0 = sprout_mono_ns();
                 int e = client_call(&ds->cl, "POST", path, "{}", 2, 60000, &r);
                 double ms = (double)(sprout_mono_ns() - t0) / 1e6;
-                if (e == 0 && r.status == 200)
+                if (e == 0 && r.status == 200) {
                         lat[got++] = ms;
+                } else if ((*failed)++ == 0) {
+                        fprintf(stderr, "sprout bench density: invoking clone %s: %ld %.300s\n",
+                                tmp, e < 0 ? (long)e : r.status, r.body ? r.body : ds->cl.errbuf);
+                }
                 client_resp_free(&r);
         }
         struct latency_summary s = summarize(lat, got);
@@ -174,21 +181,31 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
                 double per_clone = (double)(avail0 - avail) / (double)ds.n;
                 struct bench_procs pr;
                 bench_sample_procs(dpid, &pr);
-                struct latency_summary s = sample_invokes(&ds, &invoked, (size_t)sample);
+                size_t failed = 0;
+                struct latency_summary s = sample_invokes(&ds, &invoked, (size_t)sample, &failed);
+                if (failed)
+                        rc = 1; /* printed with the step's row below, then the run stops */
                 if (json)
                         printf("{\"bench\":\"density\",\"clones\":%zu,\"create_per_s\":%.1f,"
                                "\"host_kib_per_clone\":%.1f,\"rss_kib\":%llu,\"workers\":%u,"
                                "\"fds\":%u,\"threads\":%u,\"idle_cpu_pct\":%.2f,"
                                "\"idle_cpu_added_pct\":%.2f,\"idle_sprout_cpu_pct\":%.2f,"
-                               "\"invoke_n\":%zu,\"invoke_p50_ms\":%.3f,\"invoke_p99_ms\":%.3f}\n",
+                               "\"invoke_n\":%zu,\"invoke_failed\":%zu,\"invoke_p50_ms\":%.3f,"
+                               "\"invoke_p99_ms\":%.3f}\n",
                                ds.n, rate, per_clone, (unsigned long long)pr.rss_kib, pr.workers,
                                pr.fds, pr.threads, idle_cpu, idle_cpu - base_cpu, sprout_cpu, s.n,
-                               s.p50, s.p99);
+                               failed, s.p50, s.p99);
                 else
                         printf("%7zu %9.1f %12.1f %11.1f %9u %7u %8u %7.2f%% %9.2f%% %10.3f "
                                "%10.3f\n",
                                ds.n, rate, per_clone, (double)pr.rss_kib / 1024.0, pr.workers,
                                pr.fds, pr.threads, idle_cpu, sprout_cpu, s.p50, s.p99);
+                if (failed)
+                        fprintf(stderr,
+                                "sprout bench density: %zu of %zu sampled clones failed at %zu "
+                                "live: stopping (a clone idle past sproutd's --idle-timeout-s "
+                                "is reaped: raise it for a slow run)\n",
+                                failed, failed + s.n, ds.n);
                 fflush(stdout);
         }
         /* Leave the daemon as it was. */
