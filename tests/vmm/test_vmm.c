@@ -217,6 +217,24 @@ static void case_hostile(void)
         sprout_vm_destroy(vm);
 }
 
+/* Boots a hostile guest on, 1 s at a time, until its handler logs `log`: each run must end by its
+ * deadline, never by an event (ev holds the last run's, a timeout on entry). Whether it logged. */
+static bool run_until_logged(struct sprout_vm *vm, const char *log, struct sprout_vm_event *ev,
+                             struct sprout_err *err)
+{
+        double until = sprout_mono_s() + BOOT_TIMEOUT_MS / 1000.0;
+        bool logged = false;
+        int r = 0;
+        while (!logged && r == 0 && ev->kind == SPROUT_EV_TIMEOUT && sprout_mono_s() < until) {
+                r = sprout_vm_run(vm, 1000, ev, err);
+                logged = console_has(vm, log);
+        }
+        CHECK(r == 0 && ev->kind == SPROUT_EV_TIMEOUT, "booting to '%s': r=%d kind=%d %s %s", log,
+              r, ev->kind, err->msg, ev->detail);
+        CHECK(logged, "the handler never logged '%s'", log);
+        return r == 0 && logged;
+}
+
 /* A run's deadline, against a guest that never rings READY (hostile, told to spin in user mode):
  * the deadline is the only way the run can end, however fast the host boots. */
 static void case_timeout(void)
@@ -233,18 +251,7 @@ static void case_timeout(void)
         CHECK(r == 0 && ev.kind == SPROUT_EV_TIMEOUT, "a 1 s run gave r=%d kind=%d %s", r, ev.kind,
               err.msg);
         CHECK(dt >= 0.99 && dt < 5, "a 1 s deadline took %.2f s", dt);
-        /* Boot on, 1 s at a time, until the handler says it spins; each run must end by its
-         * deadline, never by an event. */
-        double until = sprout_mono_s() + BOOT_TIMEOUT_MS / 1000.0;
-        bool spinning = false;
-        while (!spinning && r == 0 && ev.kind == SPROUT_EV_TIMEOUT && sprout_mono_s() < until) {
-                r = sprout_vm_run(vm, 1000, &ev, &err);
-                spinning = console_has(vm, "[guest] spinning");
-        }
-        CHECK(r == 0 && ev.kind == SPROUT_EV_TIMEOUT, "booting the spinner: r=%d kind=%d %s %s", r,
-              ev.kind, err.msg, ev.detail);
-        CHECK(spinning, "the spinning handler never logged");
-        if (!spinning) {
+        if (r < 0 || !run_until_logged(vm, "[guest] spinning", &ev, &err)) {
                 sprout_vm_destroy(vm);
                 return;
         }
@@ -288,15 +295,10 @@ static void case_timeout_halted(void)
         REQUIRE(vm != NULL, "create: %s", err.msg);
         struct sprout_vm_event ev = {.kind = SPROUT_EV_TIMEOUT}; /* as if a run had timed out */
         int r = 0;
-        double until = sprout_mono_s() + BOOT_TIMEOUT_MS / 1000.0;
-        bool asleep = false;
-        while (!asleep && r == 0 && ev.kind == SPROUT_EV_TIMEOUT && sprout_mono_s() < until) {
-                r = sprout_vm_run(vm, 1000, &ev, &err);
-                asleep = console_has(vm, "[guest] sleeping");
-                CHECK(r == 0 && ev.kind == SPROUT_EV_TIMEOUT,
-                      "booting the sleeper: r=%d kind=%d %s", r, ev.kind, err.msg);
+        if (!run_until_logged(vm, "[guest] sleeping", &ev, &err)) {
+                sprout_vm_destroy(vm);
+                return;
         }
-        REQUIRE(asleep, "the sleeping handler never logged");
         /* Its kernel may still finish a timer or two after the log: the last of a few runs. */
         for (int i = 0; i < 3 && r == 0; i++)
                 r = sprout_vm_run(vm, 500, &ev, &err);
