@@ -1,8 +1,9 @@
 /* sprout bench density SNAPSHOT_ID: how many live idle clones one host holds, through the API. It
  * creates clones up to N in batches and, at every step, prints the creation rate of that step, host
- * memory per clone (the drop of MemAvailable, kernel memory included), the broker's and workers'
- * RSS and descriptors, host CPU while everything is idle (/proc/stat), and the first-invoke
- * latency of a random sample of clones. Must run as root to read the workers' /proc entries. */
+ * memory per clone (the drop of MemAvailable, kernel memory included, and the /proc/meminfo parts
+ * it went to), the broker's and workers' RSS and descriptors, host CPU while everything is idle
+ * (/proc/stat), and the first-invoke latency of a random sample of clones. Must run as root to read
+ * the workers' /proc entries. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -20,17 +21,30 @@
 
 #define BATCH_MAX 256
 
-static int64_t mem_available_kib(void)
+/* The /proc/meminfo fields that say where a clone's host memory goes (kB). SecPageTables is
+ * KVM's own page tables (the TDP/EPT/NPT MMU, Linux 6.0 and later); a field the kernel lacks
+ * reads 0. */
+enum { MI_AVAIL, MI_ANON, MI_PTAB, MI_SECPTAB, MI_KSTACK, MI_SUNRECL, MI_N };
+static const char *const mi_names[MI_N] = {"MemAvailable",  "AnonPages",   "PageTables",
+                                           "SecPageTables", "KernelStack", "SUnreclaim"};
+
+static void meminfo_kib(int64_t v[MI_N])
 {
+        for (int i = 0; i < MI_N; i++)
+                v[i] = 0;
         FILE *f = fopen("/proc/meminfo", "r");
         char line[256];
-        long long kb = -1;
-        while (f && fgets(line, sizeof(line), f))
-                if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
-                        break;
+        while (f && fgets(line, sizeof(line), f)) {
+                char name[64];
+                long long kb;
+                if (sscanf(line, "%63[^:]: %lld kB", name, &kb) != 2)
+                        continue;
+                for (int i = 0; i < MI_N; i++)
+                        if (!strcmp(name, mi_names[i]))
+                                v[i] = kb;
+        }
         if (f)
                 fclose(f);
-        return kb;
 }
 
 /* Busy and total jiffies of all CPUs. */
@@ -147,7 +161,8 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
                 return 1;
         }
         srandom(1);
-        int64_t avail0 = mem_available_kib();
+        int64_t mi0[MI_N];
+        meminfo_kib(mi0);
         struct bench_procs p0;
         bench_sample_procs(dpid, &p0);
         /* What the host spends with no clone at all (its own services, sproutd idle): the idle
@@ -177,8 +192,14 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
                 double rate = (double)(ds.n - from) / secs;
                 double sprout_cpu;
                 double idle_cpu = idle_cpu_pct(idle_s, dpid, &sprout_cpu);
-                int64_t avail = mem_available_kib();
-                double per_clone = (double)(avail0 - avail) / (double)ds.n;
+                int64_t mi[MI_N];
+                meminfo_kib(mi);
+                /* Per clone: the drop of what is available, then the rise of each part of it. */
+                double pc[MI_N];
+                for (int i = 0; i < MI_N; i++)
+                        pc[i] = (double)(i == MI_AVAIL ? mi0[i] - mi[i] : mi[i] - mi0[i]) /
+                                (double)ds.n;
+                double per_clone = pc[MI_AVAIL];
                 struct bench_procs pr;
                 bench_sample_procs(dpid, &pr);
                 size_t failed = 0;
@@ -191,15 +212,22 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
                                "\"fds\":%u,\"threads\":%u,\"idle_cpu_pct\":%.2f,"
                                "\"idle_cpu_added_pct\":%.2f,\"idle_sprout_cpu_pct\":%.2f,"
                                "\"invoke_n\":%zu,\"invoke_failed\":%zu,\"invoke_p50_ms\":%.3f,"
-                               "\"invoke_p99_ms\":%.3f}\n",
+                               "\"invoke_p99_ms\":%.3f,\"kib_per_clone\":{\"anon\":%.1f,"
+                               "\"page_tables\":%.1f,\"kvm_page_tables\":%.1f,"
+                               "\"kernel_stacks\":%.1f,\"slab_unreclaimable\":%.1f}}\n",
                                ds.n, rate, per_clone, (unsigned long long)pr.rss_kib, pr.workers,
                                pr.fds, pr.threads, idle_cpu, idle_cpu - base_cpu, sprout_cpu, s.n,
-                               failed, s.p50, s.p99);
+                               failed, s.p50, s.p99, pc[MI_ANON], pc[MI_PTAB], pc[MI_SECPTAB],
+                               pc[MI_KSTACK], pc[MI_SUNRECL]);
                 else
                         printf("%7zu %9.1f %12.1f %11.1f %9u %7u %8u %7.2f%% %9.2f%% %10.3f "
-                               "%10.3f\n",
+                               "%10.3f\n%7s   of it, KiB per clone: anonymous %.1f, page tables "
+                               "%.1f, KVM's page tables %.1f, kernel stacks %.1f, unreclaimable "
+                               "slab %.1f\n",
                                ds.n, rate, per_clone, (double)pr.rss_kib / 1024.0, pr.workers,
-                               pr.fds, pr.threads, idle_cpu, sprout_cpu, s.p50, s.p99);
+                               pr.fds, pr.threads, idle_cpu, sprout_cpu, s.p50, s.p99, "",
+                               pc[MI_ANON], pc[MI_PTAB], pc[MI_SECPTAB], pc[MI_KSTACK],
+                               pc[MI_SUNRECL]);
                 if (failed)
                         fprintf(stderr,
                                 "sprout bench density: %zu of %zu sampled clones failed at %zu "

@@ -77,12 +77,14 @@ static const struct cli_verb density_verb = {
         "                            [--idle-s SEC] [--json]\n\n"
         "Through sproutd's socket: creates N live clones (default 10000), B per request\n"
         "(default 256), and every S clones (default 1000) prints the creation rate of the\n"
-        "step, host memory per clone (MemAvailable's drop), sproutd's and its workers' RSS,\n"
-        "descriptors and threads, host CPU while all clones idle for SEC seconds (default 5)\n"
-        "and the part of it sproutd and its workers spent, and the first invocation's\n"
-        "p50/p99 over K clones (default 100). First, the host CPU with no clones, for\n"
-        "comparison. Deletes the clones at the end. Run as root: it reads the workers'\n"
-        "/proc entries. Start sproutd with --max-clones at least N.\n",
+        "step, host memory per clone (MemAvailable's drop, and how much of it is anonymous\n"
+        "memory, page tables, KVM's page tables, kernel stacks and unreclaimable slab),\n"
+        "sproutd's and its workers' RSS, descriptors and threads, host CPU while all\n"
+        "clones idle for SEC seconds (default 5) and the part of it sproutd and its workers\n"
+        "spent, and the first invocation's p50/p99 over K clones (default 100). First, the\n"
+        "host CPU with no clones, for comparison. Deletes the clones at the end. Run as\n"
+        "root: it reads the workers' /proc entries. Start sproutd with --max-clones at least\n"
+        "N.\n",
 };
 
 static int bench_density_cmd(int argc, char **argv)
