@@ -11,6 +11,8 @@
 #   scripts/bench-workers.sh recycle [ROUNDS] [POOL] fresh one-shots, --recycle 1 against 0, alternating
 #
 # Extra environment: SPROUT_BENCH_JSON=DIR also writes each run's --json output into DIR.
+# SPROUT_DENSITY_FLAGS="FLAG VALUE ..." adds sproutd flags to the density runs (e.g.
+# "--prefault-shells 1", the old place of the working set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${SPROUT_BUILD:-build}
@@ -111,7 +113,8 @@ case ${1:-} in
     shift 3
     for k in "${@:-64}"; do
       # Idle clones stay for the whole run, however slow the host creates them.
-      start_daemon "density-k$k" "$k" --max-clones $((n + 100)) --pool-ready 0 --idle-timeout-s 86400
+      # shellcheck disable=SC2086 # the flags are words
+      start_daemon "density-k$k" "$k" --max-clones $((n + 100)) --pool-ready 0 --idle-timeout-s 86400 ${SPROUT_DENSITY_FLAGS:-}
       id=$(prewarm "$sock")
       echo "== K=$k: $n clones"
       SPROUT_SOCKET=$sock run "density-k$k" density "$id" -n "$n" --step "$step"

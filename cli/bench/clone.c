@@ -77,11 +77,12 @@ struct clone_run {
          * page, and one whose guest library re-seeds with ioctls (old_rng); the guest's own
          * identity-step time, where the answer reports it (hello's "identity"). */
         double *seed_first, *ioctl_first, *seed_id, *ioctl_id;
-        /* n each, alternating: a fresh clone from a pooled shell with the working set pre-faulted
-         * and without; restore + first invoke, making the shell (off the request path), and the
-         * page faults KVM took in the first invoke (its pf_taken: a count, the same on any host;
-         * pf_counted false where KVM has no statistics). */
-        double *pf_first, *nopf_first, *pf_shell, *nopf_shell, *pf_faults, *nopf_faults;
+        /* n each, in turn, indexed by enum sprout_prefault: a fresh clone from a new shell with
+         * the working set pre-faulted at its first run, into the shell, and not at all; restore +
+         * first invoke, making the shell (off the request path), and the page faults KVM took in
+         * the first invoke (its pf_taken: a count, the same on any host; pf_counted false where
+         * KVM has no statistics). */
+        double *pf_first[3], *pf_shell[3], *pf_faults[3];
         long npf;
         bool pf_counted;
         size_t nf, nc, np;
@@ -97,10 +98,12 @@ static int run_alloc(struct clone_run *b)
         double **const fixed[] = {&b->floor_total, &b->floor_vm, &b->floor_slot, &b->floor_vcpu,
                                   &b->floor_run};
         double **const per_clone[] = {
-            &b->restore,     &b->first,      &b->second,    &b->teardown,       &b->ready_first,
-            &b->warm,        &b->recycle,    &b->replace,   &b->recycled_first, &b->seed_first,
-            &b->ioctl_first, &b->seed_id,    &b->ioctl_id,  &b->pf_first,       &b->nopf_first,
-            &b->pf_shell,    &b->nopf_shell, &b->pf_faults, &b->nopf_faults};
+            &b->restore,        &b->first,       &b->second,      &b->teardown,
+            &b->ready_first,    &b->warm,        &b->recycle,     &b->replace,
+            &b->recycled_first, &b->seed_first,  &b->ioctl_first, &b->seed_id,
+            &b->ioctl_id,       &b->pf_first[0], &b->pf_first[1], &b->pf_first[2],
+            &b->pf_shell[0],    &b->pf_shell[1], &b->pf_shell[2], &b->pf_faults[0],
+            &b->pf_faults[1],   &b->pf_faults[2]};
         int rc = 0;
         for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
                 if (!(*fixed[i] = calloc(FLOOR_RUNS, sizeof(double))))
@@ -118,13 +121,14 @@ static int run_alloc(struct clone_run *b)
 
 static void run_free(struct clone_run *b)
 {
-        double *const all[] = {b->floor_total, b->floor_vm,       b->floor_slot, b->floor_vcpu,
-                               b->floor_run,   b->restore,        b->first,      b->second,
-                               b->teardown,    b->cold,           b->load_ms,    b->load_mbs,
-                               b->priv,        b->ready_first,    b->warm,       b->recycle,
-                               b->replace,     b->recycled_first, b->seed_first, b->ioctl_first,
-                               b->seed_id,     b->ioctl_id,       b->pf_first,   b->nopf_first,
-                               b->pf_shell,    b->nopf_shell};
+        double *const all[] = {b->floor_total,  b->floor_vm,       b->floor_slot,  b->floor_vcpu,
+                               b->floor_run,    b->restore,        b->first,       b->second,
+                               b->teardown,     b->cold,           b->load_ms,     b->load_mbs,
+                               b->priv,         b->ready_first,    b->warm,        b->recycle,
+                               b->replace,      b->recycled_first, b->seed_first,  b->ioctl_first,
+                               b->seed_id,      b->ioctl_id,       b->pf_first[0], b->pf_first[1],
+                               b->pf_first[2],  b->pf_shell[0],    b->pf_shell[1], b->pf_shell[2],
+                               b->pf_faults[0], b->pf_faults[1],   b->pf_faults[2]};
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
                 free(all[i]);
         sprout_base_free(b->old_rng);
@@ -449,15 +453,15 @@ static int measure_identity(struct clone_run *b)
 /* A shell made (timed) with or without the working set, then a fresh clone in it: restore +
  * first invoke, and KVM's page faults in it. No warm-up: this is the request path of a pool miss.
  */
-static int prefault_one(struct clone_run *b, bool on, double *shell_ms, double *first_ms,
-                        double *faults)
+static int prefault_one(struct clone_run *b, enum sprout_prefault when, double *shell_ms,
+                        double *first_ms, double *faults)
 {
         struct sprout_err err = {0};
         struct sprout_clone *c;
         struct sprout_clone_timing t;
         const void *resp;
         size_t len;
-        sprout_base_set_prefault(b->base, on);
+        sprout_base_set_prefault(b->base, when);
         int64_t t0 = sprout_mono_ns();
         int r = sprout_base_prepare(b->base, 1, &err);
         *shell_ms = (double)(sprout_mono_ns() - t0) / 1e6;
@@ -481,8 +485,8 @@ static int prefault_one(struct clone_run *b, bool on, double *shell_ms, double *
         return r;
 }
 
-/* The working set pre-faulted into the shell against not, alternating (only for a snapshot that
- * recorded one). The shell pool is empty here (measure_recycle drained it). */
+/* The working set pre-faulted at the first run, into the shell and not at all, in turn (only for a
+ * snapshot that recorded one). The shell pool is empty here (measure_recycle drained it). */
 static int measure_prefault(struct clone_run *b)
 {
         const struct sprout_base_info *bi = sprout_base_info(b->base);
@@ -491,15 +495,13 @@ static int measure_prefault(struct clone_run *b)
         int r = 0;
         b->pf_counted = true;
         for (long i = 0; r == 0 && i < b->n; i++) {
-                r = prefault_one(b, true, &b->pf_shell[b->npf], &b->pf_first[b->npf],
-                                 &b->pf_faults[b->npf]);
-                if (r == 0)
-                        r = prefault_one(b, false, &b->nopf_shell[b->npf], &b->nopf_first[b->npf],
-                                         &b->nopf_faults[b->npf]);
+                for (int m = 0; r == 0 && m < 3; m++)
+                        r = prefault_one(b, (enum sprout_prefault)m, &b->pf_shell[m][b->npf],
+                                         &b->pf_first[m][b->npf], &b->pf_faults[m][b->npf]);
                 if (r == 0)
                         b->npf++;
         }
-        sprout_base_set_prefault(b->base, true);
+        sprout_base_set_prefault(b->base, SPROUT_PREFAULT_FIRST_RUN);
         return r;
 }
 
@@ -572,23 +574,25 @@ static void print_rows(struct clone_run *b, bool json)
                 bench_row("identity step in the guest: RNG ioctls (old)",
                           summarize(b->ioctl_id, (size_t)b->nioctl_id), "ms", json);
         }
-        if (b->npf) {
-                bench_row("fresh clone: restore + first invoke, working set pre-faulted",
-                          summarize(b->pf_first, (size_t)b->npf), "ms", json);
-                bench_row("fresh clone: restore + first invoke, not pre-faulted (old)",
-                          summarize(b->nopf_first, (size_t)b->npf), "ms", json);
-                bench_row("shell (off the request path): with the working set",
-                          summarize(b->pf_shell, (size_t)b->npf), "ms", json);
-                bench_row("shell (off the request path): without (old)",
-                          summarize(b->nopf_shell, (size_t)b->npf), "ms", json);
+        /* Indexed by enum sprout_prefault. */
+        static const char *const when[3] = {"working set at the first run",
+                                            "working set in the shell (before)",
+                                            "not pre-faulted (older)"};
+        char row[128];
+        for (int m = 0; m < 3 && b->npf; m++) {
+                snprintf(row, sizeof(row), "fresh clone: restore + first invoke, %s", when[m]);
+                bench_row(row, summarize(b->pf_first[m], (size_t)b->npf), "ms", json);
         }
-        if (b->npf && b->pf_counted) {
-                /* Whether KVM also built the guest page tables ahead is what separates these
-                 * two rows most: the header says which. */
-                bench_row("fresh clone: KVM page faults in the first invoke, pre-faulted",
-                          summarize(b->pf_faults, (size_t)b->npf), "faults", json);
-                bench_row("fresh clone: KVM page faults in the first invoke, not (old)",
-                          summarize(b->nopf_faults, (size_t)b->npf), "faults", json);
+        for (int m = 0; m < 3 && b->npf; m++) {
+                snprintf(row, sizeof(row), "shell (off the request path), %s", when[m]);
+                bench_row(row, summarize(b->pf_shell[m], (size_t)b->npf), "ms", json);
+        }
+        /* Whether KVM also built the guest page tables ahead is what separates these rows
+         * most: the header says which. */
+        for (int m = 0; m < 3 && b->npf && b->pf_counted; m++) {
+                snprintf(row, sizeof(row), "fresh clone: KVM page faults in the first invoke, %s",
+                         when[m]);
+                bench_row(row, summarize(b->pf_faults[m], (size_t)b->npf), "faults", json);
         }
         bench_row("teardown", summarize(b->teardown, n), "ms", json);
         bench_row("base load", summarize(b->load_ms, LOADS), "ms", json);

@@ -27,8 +27,8 @@ struct sprout_base {
         struct sprout_vm *pool[POOL_MAX];
         unsigned npool;
         struct ready_pool ready;
-        struct sprout_working_set ws; /* from SPROUT_SEC_WORKING_SET; empty if none */
-        bool prefault;                /* pre-fault ws into shells and recycled clones */
+        struct sprout_working_set ws;  /* from SPROUT_SEC_WORKING_SET; empty if none */
+        enum sprout_prefault prefault; /* when shells and recycled clones get ws */
 };
 
 /* Base sections: the state a restore needs, and the optional working set. */
@@ -43,7 +43,7 @@ static bool base_section_tag(uint32_t tag)
 static int base_parse_working_set(struct sprout_base *b, struct sprout_err *err)
 {
         bool seen = false;
-        b->prefault = true;
+        b->prefault = SPROUT_PREFAULT_FIRST_RUN;
         for (unsigned i = 0; i < b->nsections; i++)
                 if (b->sections[i].tag == SPROUT_SEC_WORKING_SET) {
                         if (seen)
@@ -194,9 +194,9 @@ void sprout_base_export(const struct sprout_base *b, struct sprout_base_export *
                 x->sections[i] = b->sections[i];
 }
 
-void sprout_base_set_prefault(struct sprout_base *b, bool on)
+void sprout_base_set_prefault(struct sprout_base *b, enum sprout_prefault when)
 {
-        b->prefault = on;
+        b->prefault = when;
 }
 
 const struct sprout_base_info *sprout_base_info(const struct sprout_base *b)
@@ -208,7 +208,8 @@ static struct sprout_restore_config restore_cfg(const struct sprout_base *b, int
 {
         return (struct sprout_restore_config){
             .base_fd = b->memfd,
-            .ws = b->prefault && b->ws.nread + b->ws.nwrite ? &b->ws : NULL,
+            .ws = b->prefault != SPROUT_PREFAULT_OFF && b->ws.nread + b->ws.nwrite ? &b->ws : NULL,
+            .ws_in_shell = b->prefault == SPROUT_PREFAULT_SHELL,
             .ram_size = b->info.ram_size,
             .sections = b->sections,
             .nsections = b->nsections,

@@ -126,6 +126,8 @@ int dbase_load(struct sproutd *d, struct dsnap *e, struct dbase **out, struct sp
                 bi->load.mb_per_s);
         atomic_fetch_add(&d->metrics.base_loads, 1);
         sprout_base_set_recycle(db->b, d->cfg.recycle != 0);
+        if (d->cfg.prefault_shells)
+                sprout_base_set_prefault(db->b, SPROUT_PREFAULT_SHELL);
         /* With workers, each worker keeps its own shells and ready clones of the base. */
         if (!d->cfg.clones_per_worker && (db->target || db->ready_target)) {
                 r = pthread_create(&db->thread, NULL, pool_main, db);

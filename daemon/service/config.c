@@ -67,6 +67,10 @@ static const struct opt opts[] = {
      "N: ready clones a snapshot may keep when its one-shot rate asks for more (0: --pool-ready)"},
     {"recycle", INT(recycle), 0, 1,
      "0|1: finished clones are reset in place into the ready pool (1), or torn down (0)"},
+    {"prefault-shells", INT(prefault_shells), 0, 1,
+     "0|1: a snapshot's working set is copied into a clone at its first run (0), or into every "
+     "pooled shell as it is made (1: a named clone's first invoke is faster, and every waiting "
+     "clone holds the copies, ~300 KiB for hello)"},
     {"reapers", INT(reapers), 1, 16, "N: threads tearing clones down"},
     {"clones-per-worker", INT(clones_per_worker), 0, 4096,
      "K: clones of one tenant per jailed worker process; 0 holds them all in sproutd itself"},

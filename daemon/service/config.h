@@ -30,6 +30,7 @@ struct sproutd_config {
         int64_t pool_ready;        /* ready clones each loaded base keeps for fresh one-shots */
         int64_t pool_ready_max;    /* up to this many when demand asks (0: pool_ready) */
         int64_t recycle;           /* 1: finished clones are recycled into the ready pool */
+        int64_t prefault_shells;   /* 1: the working set is copied into shells, not at first run */
         int64_t reapers;           /* threads that tear clones down */
         int64_t clones_per_worker; /* K: 0 keeps clones in this process (docs/workers.md) */
         char worker_exe[PATH_MAX]; /* "": the built or installed sprout-worker */

@@ -143,7 +143,8 @@ static int base_slot(struct sproutd *d, struct wproc *w, struct dbase *db, uint3
                                   .host_kind = x.host_kind,
                                   .nsections = x.nsections,
                                   .pool_shells = (uint32_t)d->cfg.pool_shells,
-                                  .recycle = d->cfg.recycle != 0};
+                                  .recycle = d->cfg.recycle != 0,
+                                  .prefault_shells = d->cfg.prefault_shells != 0};
         memcpy(a.uuid, x.uuid, 16);
         /* Ready clones count against the clone limit, as in-process ones do (bases.c), and one
          * worker per base keeps them: --pool-ready is per snapshot, however many workers. */

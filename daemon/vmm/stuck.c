@@ -8,13 +8,11 @@
 
 #include "vmm_internal.h"
 
-#define X86_EFLAGS_IF         (1u << 9)
-#define APIC_LVTT             0x320
-#define APIC_TMICT            0x380
-#define APIC_TMCCT            0x390
-#define APIC_LVT_MASKED       (1u << 16)
-#define MSR_IA32_TSC          0x10
-#define MSR_IA32_TSC_DEADLINE 0x6e0
+#define X86_EFLAGS_IF   (1u << 9)
+#define APIC_LVTT       0x320
+#define APIC_TMICT      0x380
+#define APIC_TMCCT      0x390
+#define APIC_LVT_MASKED (1u << 16)
 
 static uint32_t apic_reg(const struct kvm_lapic_state *l, unsigned off)
 {

@@ -437,6 +437,8 @@ int sprout_vm_run(struct sprout_vm *vm, int64_t timeout_ms, struct sprout_vm_eve
         }
         if (timed && (r = arm_timer(&timer, timeout_ms)) < 0)
                 return sprout_err_errno(err, r, "arming the run deadline");
+        if (vm->ws_pending)
+                vm_populate_pending(vm, false);
         tls_run = vm->run;
         for (;;) {
                 if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {

@@ -15,6 +15,10 @@
 #define SPROUT_MAX_CPUID_ENTRIES 256
 #define SPROUT_MAX_MSRS          512
 
+/* MSRs more than one file of this layer names (the SDM's names; no uapi header has them). */
+#define MSR_IA32_TSC          0x10
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+
 struct sprout_kvm {
         int fd; /* /dev/kvm */
         enum sprout_host_kind kind;
@@ -37,10 +41,15 @@ struct sprout_kvm {
 };
 
 /* The working set (state/working_set.c): pre-faults a clone's RAM mapping, the read runs from
- * the base and the write runs as private copies, and where KVM offers it, its guest page tables
- * (kvm_has_pre_fault). 0, or the first madvise's negative errno, or KVM_PRE_FAULT_MEMORY's when
- * KVM refuses the ioctl itself; either only costs speed. */
-int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws);
+ * the base and the write runs as private copies, and with page_tables, where KVM offers it, its
+ * guest page tables (kvm_has_pre_fault). 0, or the first madvise's negative errno, or
+ * KVM_PRE_FAULT_MEMORY's when KVM refuses the ioctl itself; either only costs speed. */
+int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws,
+                            bool page_tables);
+/* The working set a restore or recycle left (vm->ws_pending), if any, brought in and cleared:
+ * page_tables in a shell, before the state is restored; not before a run (working_set.c says
+ * why). */
+void vm_populate_pending(struct sprout_vm *vm, bool page_tables);
 bool kvm_has_pre_fault(int kvm_fd);
 
 /* What the vCPU was doing when a run's deadline passed (stuck.c): halted or running, where,
@@ -61,7 +70,8 @@ struct console_log {
 };
 
 int console_log_init(struct console_log *log, size_t cap, int echo_fd);
-/* Empties the ring (its bytes too) and restarts its marks at 0, as console_log_init left it. */
+/* Empties the ring (freeing it: its bytes go with it) and restarts its marks at 0, as
+ * console_log_init left it. */
 void console_log_reset(struct console_log *log, int echo_fd);
 void console_log_put(struct console_log *log, const char *data, size_t len);
 /* The last `lines` lines of what was put after the mark `since` (0: all that is kept), escaped
@@ -222,6 +232,9 @@ struct sprout_vm {
         int64_t last_exit_ns;  /* CLOCK_MONOTONIC when the vCPU last left KVM_RUN for us */
         uint32_t guest_abi; /* the ABI the guest's READY reported (kept in snapshots); 0: unknown */
         uint32_t guest_features; /* SPROUT_GF_* its READY reported (kept in snapshots) */
+        /* Pre-faulted before the next KVM_RUN, then NULL (vm_populate_pending); the base owns it
+         * and outlives every VM restored from it (sprout_base_free's contract). */
+        const struct sprout_working_set *ws_pending;
 };
 
 /* Checked guest-physical access: a pointer to len bytes of RAM at gpa, or NULL if any byte is

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define WIRE_MAGIC   0x4b525753u /* "SWRK" */
-#define WIRE_VERSION 2u
+#define WIRE_VERSION 3u
 
 /* A request or reply payload fits in one message: the largest is a response or request (the
  * mailbox's 508 KiB) or a clone's log (256 KiB escaped). Both socket ends are sized for it. */
@@ -70,6 +70,8 @@ struct wire_base_add {
         uint32_t pool_shells, pool_ready;
         uint32_t recycle;        /* 0: released clones are destroyed (sproutd --recycle 0) */
         uint32_t pool_ready_max; /* the ready pool grows with demand up to this (>= pool_ready) */
+        uint32_t
+            prefault_shells; /* 1: the working set goes into shells (sproutd --prefault-shells) */
         struct wire_section sections[WIRE_MAX_SECTIONS]; /* then each section's bytes, in order */
 };
 

@@ -149,6 +149,8 @@ static int base_add(struct worker *w, struct wire_msg *m, struct sprout_err *err
         }
         m->fd = -1; /* the base's now */
         sprout_base_set_recycle(wb->b, a.recycle != 0);
+        if (a.prefault_shells)
+                sprout_base_set_prefault(wb->b, SPROUT_PREFAULT_SHELL);
         wb->w = w;
         wb->slot = m->hdr.obj;
         wb->shells = a.pool_shells > 64 ? 64 : a.pool_shells;

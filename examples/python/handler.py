@@ -14,6 +14,8 @@ Requests for sprout's tests and benchmark (like the hello example's "identity"):
     {"op": "random"}            -> random.random(), uuid.uuid4() and os.urandom(16) of this clone,
                                    and sprout_shim.clone_info(): its id and identity cost
     {"op": "info"}              -> sprout_shim.clone_info() alone (no system call)
+    {"op": "sleep", "ms": N}    -> time.sleep(N / 1000), returns {"slept_ms": how long it took}:
+                                   a clone's guest timers fire (its restored LAPIC timer is armed)
     {"op": "raise", "message": M} raises ValueError(M)
     {"op": "print", "bytes": N, "result_bytes": M}
                                 -> writes N bytes to stdout and a line to stderr, returns
@@ -28,6 +30,7 @@ import os
 import random
 import sqlite3
 import sys
+import time
 import uuid
 from decimal import Decimal
 
@@ -140,6 +143,10 @@ def handler(event):
                 "urandom": os.urandom(16).hex(), "clone": sprout_shim.clone_info()}
     if op == "info":
         return sprout_shim.clone_info()
+    if op == "sleep":
+        t0 = time.monotonic()
+        time.sleep(min(max(float(event.get("ms", 0)), 0.0), 1000.0) / 1000)
+        return {"slept_ms": round((time.monotonic() - t0) * 1000, 1)}
     if op == "raise":
         raise ValueError(event.get("message", "raised on request"))
     if op == "print":

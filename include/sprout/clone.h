@@ -165,10 +165,14 @@ struct sprout_pool_keeper {
 int64_t sprout_base_keep_pools(struct sprout_base *b, unsigned shells, unsigned ready_floor,
                                unsigned ready_cap, struct sprout_pool_keeper *k,
                                struct sprout_err *err);
-/* Whether shells and recycled clones of b get the snapshot's working set pre-faulted (default
- * on; no effect on a snapshot without one): for benchmarks of the path without it. Set it before
- * the base's shells and clones are made, or from the thread that makes them. */
-void sprout_base_set_prefault(struct sprout_base *b, bool on);
+/* When b's clones get the snapshot's working set pre-faulted (no effect on a snapshot without
+ * one; docs/architecture.md, "The working set"): before their first run (the default: a clone
+ * that waits unused costs no copy of it), into every shell as it is made (the old path, faster
+ * for a first request that arrives at a shell, at ~300 KiB per waiting clone for hello), or never.
+ * For benchmarks and tests. Set it before the base's shells and clones are made, or from the
+ * thread that makes them. */
+enum sprout_prefault { SPROUT_PREFAULT_FIRST_RUN, SPROUT_PREFAULT_SHELL, SPROUT_PREFAULT_OFF };
+void sprout_base_set_prefault(struct sprout_base *b, enum sprout_prefault when);
 struct sprout_recycle_stats {
         uint64_t recycled;  /* released clones made ready again */
         uint64_t failed;    /* recycles that failed (the clone was destroyed and replaced) */

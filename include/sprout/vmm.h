@@ -150,7 +150,8 @@ int sprout_vm_vcpu_stat(struct sprout_vm *vm, const char *name, uint64_t *out);
 
 /* Whether KVM offers to build a clone's guest page tables for its working set before it first
  * runs (KVM_PRE_FAULT_MEMORY: Linux 6.10 on VMX/SVM hosts with TDP; not PVM). It is asked when
- * each shell is made; whether that saved faults shows in sprout_vm_vcpu_stat's "pf_taken". */
+ * a shell is made with the working set in it (SPROUT_PREFAULT_SHELL); whether that saved faults
+ * shows in sprout_vm_vcpu_stat's "pf_taken". */
 bool sprout_kvm_pre_faults(const struct sprout_kvm *kvm);
 
 /* Where guest RAM is mapped in this process, for memory accounting over many VMs at once

@@ -82,8 +82,12 @@ void sprout_working_set_free(struct sprout_working_set *ws);
 
 struct sprout_restore_config {
         int base_fd; /* the base RAM (sealed memfd); mapped MAP_PRIVATE, never written */
-        /* The working set to pre-fault into a shell and after a recycle; NULL for none. */
+        /* The working set to pre-fault after a restore or a recycle; NULL for none. It must
+         * outlive the VM: it is brought in before the VM's next run, not copied. */
         const struct sprout_working_set *ws;
+        /* Into the shell as it is made (and the VM as it is recycled) instead: off the first
+         * request's path, but every clone made to wait then holds the copies of the write set. */
+        bool ws_in_shell;
         uint64_t ram_size;
         const struct sprout_vm_section *sections; /* untrusted: every record is checked */
         unsigned nsections;

@@ -182,11 +182,13 @@ static void case_many(void)
         check_identities("hello", 100, true);
 }
 
-/* The working set prewarm recorded: a shell made with it holds the write set as private copies
- * before the clone first runs (pre-copied, off the request path), one made without holds almost
- * nothing, and both clones answer as clones do. Where KVM builds the guest page tables ahead
- * (KVM_PRE_FAULT_MEMORY), the pre-faulted clone's first request also takes far fewer of KVM's
- * page faults: a count, so it holds on any host that has the ioctl. */
+/* The working set prewarm recorded. By default a clone holds almost nothing private until its first
+ * run, which brings the write set in as private copies; the old path copies it into the shell
+ * (before the clone runs, off the request path); without it the first request faults everything
+ * in. All three answer as clones do. Where KVM builds the guest page tables ahead
+ * (KVM_PRE_FAULT_MEMORY, in the shell only), the shell-pre-faulted clone's first request also
+ * takes far fewer of KVM's page faults: a count, so it holds on any host that has the ioctl.
+ * Indexed by enum sprout_prefault. */
 static void case_working_set(void)
 {
         struct sprout_base *b = load_base("hello");
@@ -196,53 +198,65 @@ static void case_working_set(void)
         CHECK(bi->ws_read_pages > 0 && bi->ws_write_pages > 0,
               "prewarm recorded %llu read and %llu written pages",
               (unsigned long long)bi->ws_read_pages, (unsigned long long)bi->ws_write_pages);
-        uint64_t priv[2] = {0, 0}, faults[2] = {0, 0};
+        static const char *const name[3] = {"at the first run", "in the shell", "off"};
+        uint64_t before_run[3] = {0}, after_run[3] = {0}, faults[3] = {0};
         bool counted = true;
-        for (int on = 1; on >= 0; on--) {
+        for (int m = 0; m < 3; m++) {
                 struct sprout_err err = {0};
                 struct sprout_clone *c;
-                sprout_base_set_prefault(b, on);
+                sprout_base_set_prefault(b, (enum sprout_prefault)m);
                 int r = sprout_base_prepare(b, 1, &err);
                 if (r == 0)
                         r = sprout_clone_create(b, -1, &c, NULL, &err);
-                CHECK(r == 0, "clone (pre-fault %d): %s", on, err.msg);
+                CHECK(r == 0, "clone (pre-fault %s): %s", name[m], err.msg);
                 if (r < 0)
                         continue;
-                priv[on] = sprout_clone_private_bytes(c);
+                before_run[m] = sprout_clone_private_bytes(c);
                 struct sprout_vm *vm = sprout_clone_vm(c);
                 uint64_t before = 0, after = 0;
                 counted = counted && sprout_vm_vcpu_stat(vm, "pf_taken", &before) == 0;
                 char *resp = invoke(c, "{\"identity\":true}");
                 counted = counted && sprout_vm_vcpu_stat(vm, "pf_taken", &after) == 0;
-                faults[on] = after - before;
+                after_run[m] = sprout_clone_private_bytes(c);
+                faults[m] = after - before;
                 CHECK(resp && strstr(resp, "\"seq\":1") && strstr(resp, sprout_clone_id(c)),
-                      "clone (pre-fault %d) answered '%s'", on, resp ? resp : "");
+                      "clone (pre-fault %s) answered '%s'", name[m], resp ? resp : "");
                 free(resp);
                 sprout_clone_destroy(c);
         }
+        sprout_base_set_prefault(b, SPROUT_PREFAULT_FIRST_RUN);
         uint64_t ws = bi->ws_write_pages * 4096;
-        CHECK(priv[1] >= ws && priv[0] < ws / 2,
-              "private memory before the first run: %llu KiB pre-faulted, %llu KiB not, for a "
-              "%llu KiB write set",
-              (unsigned long long)priv[1] >> 10, (unsigned long long)priv[0] >> 10,
-              (unsigned long long)ws >> 10);
-        printf("working set: %llu pages read, %llu written; private before the first run %llu KiB "
-               "pre-faulted, %llu KiB not\n",
+        CHECK(before_run[SPROUT_PREFAULT_SHELL] >= ws &&
+                  before_run[SPROUT_PREFAULT_FIRST_RUN] < ws / 2 &&
+                  before_run[SPROUT_PREFAULT_OFF] < ws / 2,
+              "private memory before the first run: %llu KiB at the first run, %llu KiB in the "
+              "shell, %llu KiB off, for a %llu KiB write set",
+              (unsigned long long)before_run[0] >> 10, (unsigned long long)before_run[1] >> 10,
+              (unsigned long long)before_run[2] >> 10, (unsigned long long)ws >> 10);
+        CHECK(after_run[SPROUT_PREFAULT_FIRST_RUN] >= ws,
+              "the first run brought in %llu KiB of a %llu KiB write set",
+              (unsigned long long)after_run[0] >> 10, (unsigned long long)ws >> 10);
+        printf("working set: %llu pages read, %llu written; private KiB before / after the first "
+               "run: %llu / %llu at the first run, %llu / %llu in the shell, %llu / %llu off\n",
                (unsigned long long)bi->ws_read_pages, (unsigned long long)bi->ws_write_pages,
-               (unsigned long long)priv[1] >> 10, (unsigned long long)priv[0] >> 10);
+               (unsigned long long)before_run[0] >> 10, (unsigned long long)after_run[0] >> 10,
+               (unsigned long long)before_run[1] >> 10, (unsigned long long)after_run[1] >> 10,
+               (unsigned long long)before_run[2] >> 10, (unsigned long long)after_run[2] >> 10);
         if (counted)
-                printf("KVM page faults in the first request: %llu pre-faulted, %llu not "
-                       "(KVM_PRE_FAULT_MEMORY %s)\n",
-                       (unsigned long long)faults[1], (unsigned long long)faults[0],
+                printf("KVM page faults in the first request: %llu at the first run, %llu in the "
+                       "shell, %llu off (KVM_PRE_FAULT_MEMORY %s)\n",
+                       (unsigned long long)faults[0], (unsigned long long)faults[1],
+                       (unsigned long long)faults[2],
                        sprout_kvm_pre_faults(kvm) ? "used" : "absent on this host");
         else
                 printf("KVM page faults: this KVM has no pf_taken statistic\n");
         /* The guest touches more than the recorded set (a clone's request differs from the
          * warm-up's), so the pre-faulted count is not zero: a half is a margin, not a tuning. */
         if (counted && sprout_kvm_pre_faults(kvm))
-                CHECK(faults[1] < faults[0] / 2,
-                      "KVM_PRE_FAULT_MEMORY saved too few faults: %llu pre-faulted, %llu not",
-                      (unsigned long long)faults[1], (unsigned long long)faults[0]);
+                CHECK(faults[SPROUT_PREFAULT_SHELL] < faults[SPROUT_PREFAULT_OFF] / 2,
+                      "KVM_PRE_FAULT_MEMORY saved too few faults: %llu, against %llu without",
+                      (unsigned long long)faults[SPROUT_PREFAULT_SHELL],
+                      (unsigned long long)faults[SPROUT_PREFAULT_OFF]);
         sprout_base_free(b);
 }
 

@@ -95,7 +95,7 @@ static void test_roundtrip(void)
          * the base's, written ones its own copies holding the base's bytes), and nothing written
          * besides. */
         map_clone(&b);
-        CHECK(vm_populate_working_set(&b, &ws) == 0, "populate: %s", strerror(errno));
+        CHECK(vm_populate_working_set(&b, &ws, true) == 0, "populate: %s", strerror(errno));
         unsigned wrong = 0, extra = 0;
         for (unsigned i = 0; i < NPAGES; i++) {
                 char got = page_state(&b, i);

@@ -30,9 +30,10 @@ int sprout_vm_reset(struct sprout_vm *vm, const struct sprout_restore_config *cf
                 vm->broken = true;
                 return sprout_err_errno(err, -errno, "dropping the clone's private pages");
         }
-        /* The working set back in, as a new shell gets it (restore.c); only speed depends on it. */
-        if (cfg->ws && (r = vm_populate_working_set(vm, cfg->ws)) < 0)
-                sp_debug("pre-faulting the working set: %s (ignored)", strerror(-r));
+        /* The working set back in when a new shell would get it (restore.c). */
+        vm->ws_pending = cfg->ws;
+        if (cfg->ws_in_shell)
+                vm_populate_pending(vm, true);
         r = sprout_dev_reset(&vm->sdev, err);
         if (r < 0) {
                 vm->broken = true;

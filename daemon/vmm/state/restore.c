@@ -23,13 +23,16 @@ int sprout_vm_shell_create(struct sprout_kvm *kvm, const struct sprout_restore_c
                 return sprout_err_set(err, -EBADF, "no base memory to restore from");
         int r = vm_new(kvm, cfg->ram_size, cfg->base_fd, cfg->console_fd, cfg->console_log_size,
                        out, err);
-        /* A shell is made ahead of its clone, so its pages are mapped here, off the clone's
-         * critical path; a failure only leaves the guest to fault them in itself. */
-        if (r == 0 && cfg->ws && (r = vm_populate_working_set(*out, cfg->ws)) < 0) {
-                sp_debug("pre-faulting the working set: %s (ignored)", strerror(-r));
-                r = 0;
-        }
-        return r;
+        if (r < 0 || !cfg->ws)
+                return r;
+        /* By default the clone's first run brings the working set in: a clone made to wait
+         * (POST /v1/clones) may never run, and the write set's copies were a third of what each
+         * idle clone cost (docs/benchmarks.md, "Density"). A ready clone's warm-up is its first
+         * run, still off the request path. */
+        (*out)->ws_pending = cfg->ws;
+        if (cfg->ws_in_shell)
+                vm_populate_pending(*out, true);
+        return 0;
 }
 
 int sprout_vm_restore_state(struct sprout_vm *vm, const struct sprout_restore_config *cfg,

@@ -1,6 +1,7 @@
 /* Saving and restoring one vCPU's architectural state. The order of both is deliberate (see
  * docs/architecture.md): mp_state is read first because reading it makes KVM accept pending APIC
- * events; on restore CPUID precedes MSRs, sregs precede the LAPIC, and vcpu events come last. */
+ * events; on restore CPUID comes first, sregs precede the LAPIC, the LAPIC precedes the MSRs, and
+ * vcpu events come last. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,37 @@ int vcpu_state_check(const struct sprout_kvm *kvm, const void *data, size_t len,
         return r < 0 ? r : check_vcpu(kvm, &rs, err);
 }
 
+/* After KVM_SET_LAPIC, and the TSC before its deadline. KVM drops a write of IA32_TSC_DEADLINE,
+ * without an error, unless the LAPIC timer is already in TSC-deadline mode, and a new vCPU's is
+ * not until KVM_SET_LAPIC: written first, a fresh clone's armed timer was silently disarmed (its
+ * guest then sleeps until some other interrupt comes), where a recycled vCPU, still in that mode,
+ * kept it (recycle.leak found the two differ on an Intel host; AMD has no TSC-deadline timer). KVM
+ * also arms the deadline against the guest TSC, so that is set first. */
+static int restore_msrs(struct sprout_vm *vm, const struct vcpu_recs *rs, struct sprout_err *err)
+{
+        struct kvm_msrs *m = rec_copy(rs, VREC_MSRS, 0);
+        if (!m)
+                return sprout_err_set(err, -ENOMEM, "out of memory");
+        for (uint32_t i = 0; i + 1 < m->nmsrs; i++) {
+                if (m->entries[i].index != MSR_IA32_TSC_DEADLINE)
+                        continue;
+                struct kvm_msr_entry d = m->entries[i];
+                memmove(&m->entries[i], &m->entries[i + 1],
+                        (m->nmsrs - i - 1) * sizeof(m->entries[0]));
+                m->entries[m->nmsrs - 1] = d;
+                break;
+        }
+        int r = ioctl(vm->vcpu_fd, KVM_SET_MSRS, m);
+        if (r < 0 || (uint32_t)r != m->nmsrs) {
+                uint32_t bad = (r >= 0 && (uint32_t)r < m->nmsrs) ? m->entries[r].index : 0;
+                free(m);
+                return sprout_err_set(err, -EINVAL, "restoring vCPU state: KVM refused MSR 0x%x",
+                                      bad);
+        }
+        free(m);
+        return 0;
+}
+
 int vcpu_restore(struct sprout_vm *vm, const void *data, size_t len, struct sprout_err *err)
 {
         const struct sprout_kvm *kvm = vm->kvm;
@@ -291,17 +323,6 @@ int vcpu_restore(struct sprout_vm *vm, const void *data, size_t len, struct spro
                         return sprout_err_set(err, -ENOMEM, "out of memory");
         }
 
-        struct kvm_msrs *m = rec_copy(&rs, VREC_MSRS, 0);
-        if (!m)
-                return sprout_err_set(err, -ENOMEM, "out of memory");
-        r = ioctl(vm->vcpu_fd, KVM_SET_MSRS, m);
-        if (r < 0 || (uint32_t)r != m->nmsrs) {
-                uint32_t bad = (r >= 0 && (uint32_t)r < m->nmsrs) ? m->entries[r].index : 0;
-                free(m);
-                return sprout_err_set(err, -EINVAL, "restoring vCPU state: KVM refused MSR 0x%x",
-                                      bad);
-        }
-        free(m);
         SET_REC(KVM_SET_REGS, VREC_REGS, "KVM_SET_REGS");
         struct kvm_sregs *sr = rec_copy(&rs, VREC_SREGS, 0);
         if (!sr)
@@ -331,6 +352,9 @@ int vcpu_restore(struct sprout_vm *vm, const void *data, size_t len, struct spro
                 SET_REC(KVM_SET_XCRS, VREC_XCRS, "KVM_SET_XCRS");
         SET_REC(KVM_SET_DEBUGREGS, VREC_DEBUGREGS, "KVM_SET_DEBUGREGS");
         SET_REC(KVM_SET_LAPIC, VREC_LAPIC, "KVM_SET_LAPIC");
+        r = restore_msrs(vm, &rs, err);
+        if (r < 0)
+                return r;
         SET_REC(KVM_SET_MP_STATE, VREC_MP_STATE, "KVM_SET_MP_STATE");
         SET_REC(KVM_SET_VCPU_EVENTS, VREC_EVENTS, "KVM_SET_VCPU_EVENTS");
         return 0;

@@ -231,13 +231,16 @@ bool kvm_has_pre_fault(int kvm_fd)
         return ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_PRE_FAULT_MEMORY) > 0;
 }
 
-/* KVM maps for the vCPU's current state, and a shell's vCPU is still in its reset state; but with
- * TDP the guest page tables do not depend on the guest's paging mode, so the restore that follows
- * finds them built: measured in docs/benchmarks.md ("KVM_PRE_FAULT_MEMORY"), where a clone's
- * first request then takes 3 faults, not ~40-380. What the root does depend on besides SMM and
- * nesting (a clone uses neither): on an Intel host with 5-level EPT, the guest's physical address
- * width, which the snapshot's CPUID sets later; a snapshot reporting more than 48 bits gets its
- * tables built for a 4-level root that the restore replaces, and its clones fault as before
+/* Only in a shell, before the state is restored: KVM maps for the vCPU's current state, its reset
+ * state here, but with TDP the guest page tables do not depend on the guest's paging mode, so the
+ * restore that follows finds them built: measured in docs/benchmarks.md ("KVM_PRE_FAULT_MEMORY"),
+ * where a clone's first request then takes 3 faults, not ~40-380. Not before a clone's first run
+ * (SPROUT_PREFAULT_FIRST_RUN): there it is on the request path, where it cost more than it saved,
+ * and in the nested rig 3 of 100 clones pre-faulted after their restore never ran an instruction
+ * past it (docs/benchmarks.md, "Density"). What the root does depend on besides SMM and nesting (a
+ * clone uses neither): on an Intel host with 5-level EPT, the guest's physical address width,
+ * which the snapshot's CPUID sets later; a snapshot reporting more than 48 bits gets its tables
+ * built for a 4-level root that the restore replaces, and its clones fault as before
  * (clone.working_set would say so). KVM_PRE_FAULT_MEMORY's per-range errors (a range KVM cannot
  * map, e.g. one it emulates) skip that range only. */
 static int pre_fault(struct sprout_vm *vm, const struct sprout_working_set *ws)
@@ -263,7 +266,18 @@ static int pre_fault(struct sprout_vm *vm, const struct sprout_working_set *ws)
         return 0;
 }
 
-int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws)
+void vm_populate_pending(struct sprout_vm *vm, bool page_tables)
+{
+        const struct sprout_working_set *ws = vm->ws_pending;
+        vm->ws_pending = NULL;
+        /* Only speed depends on it: a failure leaves the guest to fault the pages in itself. */
+        int r = ws ? vm_populate_working_set(vm, ws, page_tables) : 0;
+        if (r < 0)
+                sp_debug("pre-faulting the working set: %s (ignored)", strerror(-r));
+}
+
+int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws,
+                            bool page_tables)
 {
         uint32_t n = ws->nread + ws->nwrite;
         for (uint32_t i = 0; i < n; i++) {
@@ -279,5 +293,5 @@ int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_se
         }
         /* The guest page tables too, where KVM can build them ahead: the clone's first touches of
          * its working set then take no exit. */
-        return vm->kvm->has_pre_fault ? pre_fault(vm, ws) : 0;
+        return page_tables && vm->kvm->has_pre_fault ? pre_fault(vm, ws) : 0;
 }
