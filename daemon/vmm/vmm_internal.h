@@ -50,6 +50,9 @@ int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_se
  * page_tables in a shell, before the state is restored; not before a run (working_set.c says
  * why). */
 void vm_populate_pending(struct sprout_vm *vm, bool page_tables);
+/* cfg's working set made the VM's pending one, and brought in now if cfg->ws_in_shell: what a new
+ * shell and a recycled VM both do. */
+void vm_take_working_set(struct sprout_vm *vm, const struct sprout_restore_config *cfg);
 bool kvm_has_pre_fault(int kvm_fd);
 
 /* What the vCPU was doing when a run's deadline passed (stuck.c): halted or running, where,

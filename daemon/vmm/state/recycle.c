@@ -31,9 +31,7 @@ int sprout_vm_reset(struct sprout_vm *vm, const struct sprout_restore_config *cf
                 return sprout_err_errno(err, -errno, "dropping the clone's private pages");
         }
         /* The working set back in when a new shell would get it (restore.c). */
-        vm->ws_pending = cfg->ws;
-        if (cfg->ws_in_shell)
-                vm_populate_pending(vm, true);
+        vm_take_working_set(vm, cfg);
         r = sprout_dev_reset(&vm->sdev, err);
         if (r < 0) {
                 vm->broken = true;

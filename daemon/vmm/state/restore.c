@@ -27,11 +27,9 @@ int sprout_vm_shell_create(struct sprout_kvm *kvm, const struct sprout_restore_c
                 return r;
         /* By default the clone's first run brings the working set in: a clone made to wait
          * (POST /v1/clones) may never run, and the write set's copies were a third of what each
-         * idle clone cost (docs/benchmarks.md, "Density"). A ready clone's warm-up is its first
-         * run, still off the request path. */
-        (*out)->ws_pending = cfg->ws;
-        if (cfg->ws_in_shell)
-                vm_populate_pending(*out, true);
+         * idle clone cost (docs/benchmarks.md, "The working set at a clone's first run"). A ready
+         * clone's warm-up is its first run, still off the request path. */
+        vm_take_working_set(*out, cfg);
         return 0;
 }
 

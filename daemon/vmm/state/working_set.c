@@ -237,12 +237,12 @@ bool kvm_has_pre_fault(int kvm_fd)
  * where a clone's first request then takes 3 faults, not ~40-380. Not before a clone's first run
  * (SPROUT_PREFAULT_FIRST_RUN): there it is on the request path, where it cost more than it saved,
  * and in the nested rig 3 of 100 clones pre-faulted after their restore never ran an instruction
- * past it (docs/benchmarks.md, "Density"). What the root does depend on besides SMM and nesting (a
- * clone uses neither): on an Intel host with 5-level EPT, the guest's physical address width,
- * which the snapshot's CPUID sets later; a snapshot reporting more than 48 bits gets its tables
- * built for a 4-level root that the restore replaces, and its clones fault as before
- * (clone.working_set would say so). KVM_PRE_FAULT_MEMORY's per-range errors (a range KVM cannot
- * map, e.g. one it emulates) skip that range only. */
+ * past it (docs/benchmarks.md, "The working set at a clone's first run"). What the root does depend
+ * on besides SMM and nesting (a clone uses neither): on an Intel host with 5-level EPT, the guest's
+ * physical address width, which the snapshot's CPUID sets later; a snapshot reporting more than 48
+ * bits gets its tables built for a 4-level root that the restore replaces, and its clones fault as
+ * before (clone.working_set would say so). KVM_PRE_FAULT_MEMORY's per-range errors (a range KVM
+ * cannot map, e.g. one it emulates) skip that range only. */
 static int pre_fault(struct sprout_vm *vm, const struct sprout_working_set *ws)
 {
         uint32_t n = ws->nread + ws->nwrite;
@@ -274,6 +274,13 @@ void vm_populate_pending(struct sprout_vm *vm, bool page_tables)
         int r = ws ? vm_populate_working_set(vm, ws, page_tables) : 0;
         if (r < 0)
                 sp_debug("pre-faulting the working set: %s (ignored)", strerror(-r));
+}
+
+void vm_take_working_set(struct sprout_vm *vm, const struct sprout_restore_config *cfg)
+{
+        vm->ws_pending = cfg->ws;
+        if (cfg->ws_in_shell)
+                vm_populate_pending(vm, true);
 }
 
 int vm_populate_working_set(struct sprout_vm *vm, const struct sprout_working_set *ws,
