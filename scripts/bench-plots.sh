@@ -66,6 +66,8 @@ def rows(name):
         return [json.loads(line) for line in f if line.strip().startswith("{")]
 
 def write(name, lines):
+    if not lines:  # no file, so the plot that needs it is skipped (and said)
+        return
     with open(os.path.join(out, name), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -172,7 +174,7 @@ plot() {
     local d=$tmp/density.dat
     gnuplot -e "$common; set output '$out/density.$ext';
       set multiplot layout 1,2 title \"Live idle clones on one host\\n{/*0.8 $title}\";
-      set xlabel 'live clones'; set ylabel 'clones created per second'; set y2label 'host KiB per clone';
+      set xlabel 'live clones'; set format x '%.0s%c'; set ylabel 'clones created per second'; set y2label 'host KiB per clone';
       set ytics nomirror; set y2tics; set yrange [0:*]; set y2range [0:*]; set key left bottom;
       plot '$d' using 1:2 with linespoints lw 2 title 'creation rate', '$d' using 1:3 axes x1y2 with linespoints lw 2 title 'KiB per clone';
       unset y2label; unset y2tics; set ytics mirror; set ylabel 'first invoke, ms'; set key left top;

@@ -12,7 +12,8 @@
 #
 # Extra environment: SPROUT_BENCH_JSON=DIR also writes each run's --json output into DIR.
 # SPROUT_DENSITY_FLAGS="FLAG VALUE ..." adds sproutd flags to the density runs (e.g.
-# "--prefault-shells 1", the old place of the working set).
+# "--prefault-shells 1", the old place of the working set); SPROUT_DENSITY_ARGS="..." adds
+# arguments to `sprout bench density` (e.g. "--idle-s 15", a longer idle window).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${SPROUT_BUILD:-build}
@@ -117,7 +118,8 @@ case ${1:-} in
       start_daemon "density-k$k" "$k" --max-clones $((n + 100)) --pool-ready 0 --idle-timeout-s 86400 ${SPROUT_DENSITY_FLAGS:-}
       id=$(prewarm "$sock")
       echo "== K=$k: $n clones"
-      SPROUT_SOCKET=$sock run "density-k$k" density "$id" -n "$n" --step "$step"
+      # shellcheck disable=SC2086 # the arguments are words
+      SPROUT_SOCKET=$sock run "density-k$k" density "$id" -n "$n" --step "$step" ${SPROUT_DENSITY_ARGS:-}
       kill "${pids[-1]}"
       wait "${pids[-1]}" || true
     done

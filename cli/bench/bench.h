@@ -56,6 +56,26 @@ void bench_sample_procs(pid_t daemon, struct bench_procs *p);
  * request costs, a count that holds on any host (an emulated one too). Threads that ended are
  * not counted, so compare over a window in which none does. */
 uint64_t bench_ctx_switches(pid_t daemon);
+/* The daemon's pid and its children's (the workers), up to max; returns how many. */
+size_t bench_proc_pids(pid_t daemon, pid_t *out, size_t max);
+
+/* ---- host_cpu.c: every process's CPU over a window, for where idle CPU goes ---- */
+struct bench_task {
+        pid_t pid;
+        char comm[32];  /* letters, digits and ._:/-+ only; anything else is '?' */
+        uint64_t ticks; /* user + system, USER_HZ */
+};
+struct bench_host_cpu {
+        size_t n;
+        struct bench_task *t;
+};
+/* Every process /proc lists now; 0, or -1 out of memory (h is then empty). */
+int bench_host_cpu_read(struct bench_host_cpu *h);
+void bench_host_cpu_free(struct bench_host_cpu *h);
+/* The max largest users of CPU from a to b by command name, the pids in skip left out; returns
+ * how many are in top. */
+size_t bench_host_cpu_top(const struct bench_host_cpu *a, const struct bench_host_cpu *b,
+                          const pid_t *skip, size_t nskip, struct bench_task *top, size_t max);
 
 /* A JSON row's "cdf":[[percentile,value],...] member, for the CDF plots (scripts/bench-plots.sh).
  */

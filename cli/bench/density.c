@@ -64,23 +64,65 @@ static void cpu_jiffies(uint64_t *busy, uint64_t *total)
         *busy = *total - v[3] - v[4]; /* idle, iowait */
 }
 
-/* Host CPU (percent of all CPUs, from /proc/stat) over idle_s seconds in which nothing is asked of
- * the daemon; *sprout gets the share of it spent by sproutd and its workers themselves. */
-static double idle_cpu_pct(double idle_s, pid_t dpid, double *sprout)
+#define IDLE_OTHERS     3
+#define MAX_SPROUT_PIDS 4096
+
+/* Host CPU over an idle window: all of it, sproutd's and its workers' share, and the largest
+ * other users (by name), each in percent of all CPUs. */
+struct idle_cpu {
+        double all, sprout;
+        size_t n_others;
+        struct bench_task others[IDLE_OTHERS];
+        double others_pct[IDLE_OTHERS];
+};
+
+/* Host CPU (/proc/stat) over idle_s seconds in which nothing is asked of the daemon. */
+static void idle_cpu_read(double idle_s, pid_t dpid, struct idle_cpu *c)
 {
         uint64_t b0, t0j, b1, t1j;
         struct bench_procs p0, p1;
+        struct bench_host_cpu h0, h1;
+        memset(c, 0, sizeof(*c));
+        bench_host_cpu_read(&h0);
         bench_sample_procs(dpid, &p0);
         cpu_jiffies(&b0, &t0j);
         usleep((useconds_t)(idle_s * 1e6));
         cpu_jiffies(&b1, &t1j);
         bench_sample_procs(dpid, &p1);
+        bench_host_cpu_read(&h1);
         /* /proc/stat and /proc/PID/stat both count in USER_HZ ticks. */
-        if (sprout)
-                *sprout = t1j > t0j && p1.cpu_ticks >= p0.cpu_ticks
-                              ? 100.0 * (double)(p1.cpu_ticks - p0.cpu_ticks) / (double)(t1j - t0j)
-                              : 0;
-        return t1j > t0j ? 100.0 * (double)(b1 - b0) / (double)(t1j - t0j) : 0;
+        double total = t1j > t0j ? (double)(t1j - t0j) : 0;
+        if (total > 0) {
+                c->all = 100.0 * (double)(b1 - b0) / total;
+                if (p1.cpu_ticks >= p0.cpu_ticks)
+                        c->sprout = 100.0 * (double)(p1.cpu_ticks - p0.cpu_ticks) / total;
+                pid_t *skip = calloc(MAX_SPROUT_PIDS, sizeof(*skip));
+                size_t nskip = skip ? bench_proc_pids(dpid, skip, MAX_SPROUT_PIDS - 1) : 0;
+                if (skip) /* and this benchmark, reading /proc */
+                        skip[nskip++] = getpid();
+                c->n_others = bench_host_cpu_top(&h0, &h1, skip, nskip, c->others, IDLE_OTHERS);
+                for (size_t i = 0; i < c->n_others; i++)
+                        c->others_pct[i] = 100.0 * (double)c->others[i].ticks / total;
+                free(skip);
+        }
+        bench_host_cpu_free(&h0);
+        bench_host_cpu_free(&h1);
+}
+
+/* The idle window's largest other users: `"idle_others":[{"comm":..,"pct":..},...]` for a JSON
+ * row (names are plain characters, bench_task), or "kdamond.0 1.20%, ..." for a human one. */
+static void idle_others_text(const struct idle_cpu *c, bool json, char *out, size_t len)
+{
+        size_t o = 0;
+        out[0] = '\0';
+        if (json)
+                o += (size_t)snprintf(out + o, len - o, "\"idle_others\":[");
+        for (size_t i = 0; i < c->n_others && o < len; i++)
+                o += (size_t)snprintf(
+                    out + o, len - o, json ? "%s{\"comm\":\"%s\",\"pct\":%.2f}" : "%s%s %.2f%%",
+                    i ? (json ? "," : ", ") : "", c->others[i].comm, c->others_pct[i]);
+        if (o < len)
+                snprintf(out + o, len - o, json ? "]" : (c->n_others ? "" : "none"));
 }
 
 struct density {
@@ -167,11 +209,17 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
         bench_sample_procs(dpid, &p0);
         /* What the host spends with no clone at all (its own services, sproutd idle): the idle
          * figures below are read against it. */
-        double base_cpu = idle_cpu_pct(idle_s, dpid, NULL);
+        struct idle_cpu base;
+        idle_cpu_read(idle_s, dpid, &base);
+        double base_cpu = base.all;
+        char base_others[256];
+        idle_others_text(&base, json, base_others, sizeof(base_others));
         if (json)
-                printf("{\"bench\":\"density\",\"clones\":0,\"idle_cpu_pct\":%.2f}\n", base_cpu);
+                printf("{\"bench\":\"density\",\"clones\":0,\"idle_cpu_pct\":%.2f,%s}\n", base_cpu,
+                       base_others);
         else
-                printf("host CPU with no clones: %.2f%% (over %.0f s)\n", base_cpu, idle_s);
+                printf("host CPU with no clones: %.2f%% (over %.0f s; %s)\n", base_cpu, idle_s,
+                       base_others);
         if (!json)
                 printf("%7s %9s %12s %11s %9s %7s %8s %8s %10s %10s %10s\n", "clones", "create/s",
                        "host KiB/cl", "RSS MiB", "workers", "fds", "threads", "idle CPU",
@@ -190,8 +238,9 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
                 if (rc)
                         break;
                 double rate = (double)(ds.n - from) / secs;
-                double sprout_cpu;
-                double idle_cpu = idle_cpu_pct(idle_s, dpid, &sprout_cpu);
+                struct idle_cpu ic;
+                idle_cpu_read(idle_s, dpid, &ic);
+                double idle_cpu = ic.all, sprout_cpu = ic.sprout;
                 int64_t mi[MI_N];
                 meminfo_kib(mi);
                 /* Per clone: the drop of what is available, then the rise of each part of it. */
@@ -206,28 +255,30 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
                 struct latency_summary s = sample_invokes(&ds, &invoked, (size_t)sample, &failed);
                 if (failed)
                         rc = 1; /* printed with the step's row below, then the run stops */
+                char others[256];
+                idle_others_text(&ic, json, others, sizeof(others));
                 if (json)
                         printf("{\"bench\":\"density\",\"clones\":%zu,\"create_per_s\":%.1f,"
                                "\"host_kib_per_clone\":%.1f,\"rss_kib\":%llu,\"workers\":%u,"
                                "\"fds\":%u,\"threads\":%u,\"idle_cpu_pct\":%.2f,"
                                "\"idle_cpu_added_pct\":%.2f,\"idle_sprout_cpu_pct\":%.2f,"
                                "\"invoke_n\":%zu,\"invoke_failed\":%zu,\"invoke_p50_ms\":%.3f,"
-                               "\"invoke_p99_ms\":%.3f,\"kib_per_clone\":{\"anon\":%.1f,"
+                               "\"invoke_p99_ms\":%.3f,%s,\"kib_per_clone\":{\"anon\":%.1f,"
                                "\"page_tables\":%.1f,\"kvm_page_tables\":%.1f,"
                                "\"kernel_stacks\":%.1f,\"slab_unreclaimable\":%.1f}}\n",
                                ds.n, rate, per_clone, (unsigned long long)pr.rss_kib, pr.workers,
                                pr.fds, pr.threads, idle_cpu, idle_cpu - base_cpu, sprout_cpu, s.n,
-                               failed, s.p50, s.p99, pc[MI_ANON], pc[MI_PTAB], pc[MI_SECPTAB],
-                               pc[MI_KSTACK], pc[MI_SUNRECL]);
+                               failed, s.p50, s.p99, others, pc[MI_ANON], pc[MI_PTAB],
+                               pc[MI_SECPTAB], pc[MI_KSTACK], pc[MI_SUNRECL]);
                 else
                         printf("%7zu %9.1f %12.1f %11.1f %9u %7u %8u %7.2f%% %9.2f%% %10.3f "
                                "%10.3f\n%7s   of it, KiB per clone: anonymous %.1f, page tables "
                                "%.1f, KVM's page tables %.1f, kernel stacks %.1f, unreclaimable "
-                               "slab %.1f\n",
+                               "slab %.1f\n%7s   idle CPU elsewhere: %s\n",
                                ds.n, rate, per_clone, (double)pr.rss_kib / 1024.0, pr.workers,
                                pr.fds, pr.threads, idle_cpu, sprout_cpu, s.p50, s.p99, "",
                                pc[MI_ANON], pc[MI_PTAB], pc[MI_SECPTAB], pc[MI_KSTACK],
-                               pc[MI_SUNRECL]);
+                               pc[MI_SUNRECL], "", others);
                 if (failed)
                         fprintf(stderr,
                                 "sprout bench density: %zu of %zu sampled clones failed at %zu "

@@ -144,3 +144,22 @@ uint64_t bench_ctx_switches(pid_t daemon)
         (void)each_proc(daemon, add_switches, &sum);
         return sum;
 }
+
+struct pid_list {
+        pid_t *out;
+        size_t n, max;
+};
+
+static void add_pid(pid_t pid, void *arg)
+{
+        struct pid_list *l = arg;
+        if (l->n < l->max)
+                l->out[l->n++] = pid;
+}
+
+size_t bench_proc_pids(pid_t daemon, pid_t *out, size_t max)
+{
+        struct pid_list l = {.out = out, .max = max};
+        (void)each_proc(daemon, add_pid, &l);
+        return l.n;
+}
