@@ -2,6 +2,7 @@
  * `test_daemon CASE SPROUTD SPROUT IMAGES_DIR WORK_DIR`. The `prewarm` case makes the snapshot the
  * other cases share (a ctest fixture), so the whole suite boots few VMs. */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <poll.h>
@@ -2300,20 +2301,36 @@ struct wpids {
         size_t n;
 };
 
+/* The parent pid from /proc/PID/stat; -1 if it is gone. The command name may hold ')' and spaces,
+ * so the fields are read after its last ')'. */
+static pid_t proc_ppid(pid_t pid)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+                fclose(f);
+        buf[n] = '\0';
+        char *e = strrchr(buf, ')');
+        char state;
+        int ppid;
+        return e && sscanf(e + 1, " %c %d", &state, &ppid) == 2 ? (pid_t)ppid : -1;
+}
+
 /* The daemon's worker processes: its children running sprout-worker, and the tenant each serves
- * (from its --tenant argument). */
+ * (from its --tenant argument). Found by each process's parent in /proc, not from the threads'
+ * children lists, which may miss a child while others come and go (proc(5),
+ * /proc/pid/task/tid/children). */
 static void find_workers(const struct daemon *d, struct wpids *w)
 {
         w->n = 0;
         char path[64], buf[4096];
-        /* Children of any of the daemon's threads: each thread lists its own. */
-        char cmd[256];
-        snprintf(cmd, sizeof(cmd), "cat /proc/%d/task/*/children 2>/dev/null", (int)d->pid);
-        char *out = NULL;
-        run(cmd, &out);
-        for (char *tok = out ? strtok(out, " \n") : NULL; tok && w->n < 16;
-             tok = strtok(NULL, " \n")) {
-                pid_t pid = (pid_t)atoi(tok);
+        DIR *dir = opendir("/proc");
+        for (struct dirent *e; dir && (e = readdir(dir)) && w->n < 16;) {
+                pid_t pid = (pid_t)atoi(e->d_name);
+                if (pid <= 0 || proc_ppid(pid) != d->pid)
+                        continue;
                 snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
                 FILE *c = fopen(path, "r");
                 if (!c)
@@ -2330,7 +2347,40 @@ static void find_workers(const struct daemon *d, struct wpids *w)
                 w->pid[w->n] = pid;
                 w->tenant[w->n++] = (unsigned)tenant;
         }
-        free(out);
+        if (dir)
+                closedir(dir);
+}
+
+/* Whether every thread of pid is stopped (state T), within timeout_s (0: now): kill() only queues a
+ * SIGSTOP, and each thread stops on its own way out of the kernel. */
+static bool wait_stopped(pid_t pid, double timeout_s)
+{
+        char dir_path[64], path[384], buf[512];
+        snprintf(dir_path, sizeof(dir_path), "/proc/%d/task", (int)pid);
+        for (double until = sprout_mono_s() + timeout_s;; usleep(10000)) {
+                DIR *dir = opendir(dir_path);
+                if (!dir)
+                        return false;
+                bool all = true, any = false;
+                for (struct dirent *e; (e = readdir(dir));) {
+                        if (e->d_name[0] == '.')
+                                continue;
+                        snprintf(path, sizeof(path), "%s/%s/stat", dir_path, e->d_name);
+                        FILE *f = fopen(path, "r");
+                        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+                        if (f)
+                                fclose(f);
+                        buf[n] = '\0';
+                        char *p = strrchr(buf, ')');
+                        any = true;
+                        all = all && p && p[1] == ' ' && p[2] == 'T';
+                }
+                closedir(dir);
+                if (any && all)
+                        return true;
+                if (sprout_mono_s() >= until)
+                        return false;
+        }
 }
 
 static size_t workers_of(const struct wpids *w, unsigned tenant, pid_t *first)
@@ -2725,17 +2775,20 @@ static void case_workers(void)
         reply_free(&r);
         find_workers(&d, &w);
         pid_t wb2 = 0;
-        CHECK(workers_of(&w, NOBODY, &wb2) == 1 && wb2 != wb, "a new worker for uid 65534 (%d)",
+        size_t nb = workers_of(&w, NOBODY, &wb2);
+        CHECK(nb == 1 && wb2 != wb, "a new worker for uid 65534 (%zu found, the first %d)", nb,
               (int)wb2);
 
         /* A worker that stops answering is killed after the call's deadline and a grace. */
-        kill(wb2, SIGSTOP);
+        REQUIRE(kill(wb2, SIGSTOP) == 0, "SIGSTOP to worker %d", (int)wb2);
+        REQUIRE(wait_stopped(wb2, 30), "worker %d stopped", (int)wb2);
         double t0 = sprout_mono_s();
         invoke_clone(&d, cc[0], "?timeout_ms=200", &r);
         double took = sprout_mono_s() - t0;
         CHECK(r.status == 502 && !strcmp(err_code(&r), "worker_died") &&
                   strstr(err_msg(&r), "did not answer"),
-              "a hung worker: %ld %s", r.status, r.body ? r.body : "");
+              "a hung worker: %ld %s (worker %d stopped: %d)", r.status, r.body ? r.body : "",
+              (int)wb2, wait_stopped(wb2, 0));
         CHECK(took < 60, "the broker gave up on it in %.1f s", took);
         reply_free(&r);
         CHECK(invoke_clone(&d, ca[0], NULL, &r) == 200, "root's clone meanwhile: %ld", r.status);
