@@ -50,7 +50,7 @@ struct bench_procs {
 };
 /* The daemon's pid: the peer of a connection to its socket (0 if none answers). */
 pid_t bench_daemon_pid(const char *socket);
-/* The daemon and its children (the workers), from every thread's children list. */
+/* The daemon and its children (the workers), found by their parent in /proc. */
 void bench_sample_procs(pid_t daemon, struct bench_procs *p);
 /* Context switches so far of every thread of the daemon and its workers: the thread hand-offs a
  * request costs, a count that holds on any host (an emulated one too). Threads that ended are

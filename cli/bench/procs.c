@@ -3,6 +3,7 @@
  * (the workers). */
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -73,28 +74,36 @@ static void add_proc(pid_t pid, struct bench_procs *p)
                 closedir(d);
 }
 
-/* Calls fn for the daemon and each of its children (the workers), found in every thread's
- * children list; returns how many children. */
+/* The parent of pid, from /proc/PID/stat (after the ")" that ends the command name); -1 if it
+ * is gone. */
+static pid_t parent_of(pid_t pid)
+{
+        char path[64], st[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        size_t got = f ? fread(st, 1, sizeof(st) - 1, f) : 0;
+        if (f)
+                fclose(f);
+        st[got] = '\0';
+        char *paren = strrchr(st, ')');
+        int ppid;
+        return paren && sscanf(paren + 1, " %*c %d", &ppid) == 1 ? (pid_t)ppid : -1;
+}
+
+/* Calls fn for the daemon and each of its children (the workers); returns how many children.
+ * Children are found by their parent in /proc: a thread's children list may miss one while
+ * others come and go (proc(5), /proc/pid/task/tid/children). */
 static unsigned each_proc(pid_t daemon, void (*fn)(pid_t, void *), void *arg)
 {
         fn(daemon, arg);
         unsigned n = 0;
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/task", (int)daemon);
-        DIR *d = opendir(path);
+        DIR *d = opendir("/proc");
         for (struct dirent *e; d && (e = readdir(d));) {
-                if (e->d_name[0] == '.')
-                        continue;
-                char cp[320];
-                snprintf(cp, sizeof(cp), "/proc/%d/task/%s/children", (int)daemon, e->d_name);
-                FILE *f = fopen(cp, "r");
-                int child;
-                while (f && fscanf(f, "%d", &child) == 1) {
-                        fn(child, arg);
+                pid_t pid = (pid_t)atoi(e->d_name);
+                if (pid > 0 && pid != daemon && parent_of(pid) == daemon) {
+                        fn(pid, arg);
                         n++;
                 }
-                if (f)
-                        fclose(f);
         }
         if (d)
                 closedir(d);
