@@ -22,6 +22,21 @@ static void raise_fd_limit(void)
         }
 }
 
+/* Host settings that cost every clone, said once at start and kept for /v1/health: a floor VM
+ * shows which threads KVM starts per VM here. */
+static void find_host_advice(struct sproutd *d)
+{
+        struct sprout_floor f;
+        struct sprout_err err = {0};
+        if (sprout_floor_measure(d->kvm, &f, &err) < 0) {
+                sp_warn("%s", err.msg);
+                memset(&f, 0, sizeof(f));
+        }
+        d->nadvice = sprout_host_advice(&f, d->advice, sizeof(d->advice) / sizeof(d->advice[0]));
+        for (size_t i = 0; i < d->nadvice; i++)
+                sp_warn("host: %s", d->advice[i].text);
+}
+
 static struct sproutd *sproutd_new(void)
 {
         struct sproutd *d = calloc(1, sizeof(*d));
@@ -70,6 +85,8 @@ static int serve(struct sproutd *d, const sigset_t *sigs)
                 d->kvm = NULL;
                 sprout_err_clear(&err);
         }
+        if (d->kvm)
+                find_host_advice(d);
         if ((r = registry_scan(d, &err)) < 0 ||
             (r = reaper_start(d, (unsigned)d->cfg.reapers, &err)) < 0) {
                 sp_err("%s", err.msg);

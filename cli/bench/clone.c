@@ -85,6 +85,7 @@ struct clone_run {
         double *pf_first[3], *pf_shell[3], *pf_faults[3];
         long npf;
         bool pf_counted;
+        struct sprout_floor last_floor; /* the threads KVM started for a floor VM */
         size_t nf, nc, np;
         long nid, nseed_id, nioctl_id;
         long nr, nw, nrc, nrep, nrp;
@@ -172,6 +173,7 @@ static int measure_floor(struct clone_run *b)
                 b->floor_slot[b->nf] = fl.memslot_us / 1e3;
                 b->floor_vcpu[b->nf] = fl.vcpu_us / 1e3;
                 b->floor_run[b->nf++] = fl.run_us / 1e3;
+                b->last_floor = fl;
         }
         return 0;
 }
@@ -513,10 +515,10 @@ static void print_header(const struct clone_run *b, bool json)
         if (json) {
                 printf("{\"host_kind\":\"%s\",\"snapshot_bytes\":%llu,\"ram_bytes\":%llu,"
                        "\"nonzero_bytes\":%llu,\"ratio\":%.2f,\"clones\":%ld,\"pool\":%ld,"
-                       "\"kvm_pre_fault\":%s}\n",
+                       "\"kvm_pre_fault\":%s,\"kvm_threads_per_vm\":%u}\n",
                        host, (unsigned long long)si->file_size, (unsigned long long)si->ram_size,
                        (unsigned long long)si->nonzero_pages * 4096, ratio, b->n, b->pool,
-                       sprout_kvm_pre_faults(b->kvm) ? "true" : "false");
+                       sprout_kvm_pre_faults(b->kvm) ? "true" : "false", b->last_floor.kvm_threads);
         } else {
                 printf("sprout bench clone: %s on a %s host\n", b->path, host);
                 printf("  snapshot: %.2f MiB file for %llu MiB RAM (%.1f MiB non-zero), %.1fx "
@@ -525,6 +527,9 @@ static void print_header(const struct clone_run *b, bool json)
                        (double)si->nonzero_pages * 4096 / 1048576.0, ratio);
                 printf("  %ld clones, pooled shells in batches of %ld; times in ms\n", b->n,
                        b->pool);
+                printf("  KVM threads per VM: %u%s%s%s\n", b->last_floor.kvm_threads,
+                       b->last_floor.kvm_threads ? " (" : "", b->last_floor.kvm_thread_names,
+                       b->last_floor.kvm_threads ? ")" : "");
                 printf("  KVM_PRE_FAULT_MEMORY: %s\n", sprout_kvm_pre_faults(b->kvm)
                                                            ? "used for the working set"
                                                            : "absent (only the host mapping is "

@@ -187,6 +187,25 @@ static struct latency_summary sample_invokes(struct density *ds, size_t *invoked
         return s;
 }
 
+/* What sproutd found this host's settings cost every clone (GET /v1/health, "host_advice"):
+ * the run's figures depend on them. An array, empty when the daemon says nothing. */
+static json_t *host_advice(struct client *cl)
+{
+        struct client_resp r;
+        json_t *a = NULL;
+        if (client_call(cl, "GET", "/v1/health", NULL, 0, 10000, &r) == 0 && r.status == 200)
+                a = json_incref(json_object_get(r.json, "host_advice"));
+        client_resp_free(&r);
+        if (!json_is_array(a)) {
+                json_decref(a);
+                a = json_array();
+        }
+        for (size_t i = 0; i < json_array_size(a); i++)
+                if (!json_is_string(json_array_get(a, i)))
+                        json_array_set_new(a, i, json_string("?"));
+        return a;
+}
+
 int bench_density(const char *socket, const char *id, long n, long step, long batch, long sample,
                   double idle_s, bool json)
 {
@@ -214,12 +233,20 @@ int bench_density(const char *socket, const char *id, long n, long step, long ba
         double base_cpu = base.all;
         char base_others[256];
         idle_others_text(&base, json, base_others, sizeof(base_others));
-        if (json)
-                printf("{\"bench\":\"density\",\"clones\":0,\"idle_cpu_pct\":%.2f,%s}\n", base_cpu,
-                       base_others);
-        else
+        json_t *advice = host_advice(&ds.cl);
+        if (json) {
+                char *a = json_dumps(advice, JSON_COMPACT);
+                printf("{\"bench\":\"density\",\"clones\":0,\"idle_cpu_pct\":%.2f,%s,"
+                       "\"host_advice\":%s}\n",
+                       base_cpu, base_others, a ? a : "[]");
+                free(a);
+        } else {
                 printf("host CPU with no clones: %.2f%% (over %.0f s; %s)\n", base_cpu, idle_s,
                        base_others);
+                for (size_t i = 0; i < json_array_size(advice); i++)
+                        printf("host: %s\n", json_string_value(json_array_get(advice, i)));
+        }
+        json_decref(advice);
         if (!json)
                 printf("%7s %9s %12s %11s %9s %7s %8s %8s %10s %10s %10s\n", "clones", "create/s",
                        "host KiB/cl", "RSS MiB", "workers", "fds", "threads", "idle CPU",

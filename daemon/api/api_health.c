@@ -39,6 +39,14 @@ void api_exec_health(struct sproutd *d, const struct api_cmd *cmd, struct api_re
                 json_object_set_new(o, "image_roots", roots);
         else
                 json_decref(roots);
+        /* Host settings that cost every clone (found at start; docs/workers.md). */
+        json_t *advice = json_array();
+        for (size_t i = 0; i < d->nadvice; i++)
+                json_array_append_new(advice, json_string(d->advice[i].text));
+        if (o)
+                json_object_set_new(o, "host_advice", advice);
+        else
+                json_decref(advice);
         api_reply_json(resp, 200, o);
 }
 

@@ -17,6 +17,7 @@
 
 #include "sprout/clock.h"
 #include "sprout/clone.h"
+#include "sprout/floor.h"
 #include "sprout/image.h"
 #include "sprout/run_as.h"
 #include "metrics.h"
@@ -160,6 +161,9 @@ struct sproutd {
         struct sproutd_config cfg;
         struct sprout_kvm *kvm; /* NULL when the host has no usable KVM: kvm_error says why */
         char kvm_error[sizeof(((struct sprout_err *)0)->msg)];
+        /* What this host's settings cost every VM, found once at start (sprout_host_advice). */
+        struct sprout_host_advice advice[4];
+        size_t nadvice;
         char snap_dir[4096];
         int lock_fd;
         struct snap_key snap_key; /* STATE_DIR/snapshot.key: what we write with and require */

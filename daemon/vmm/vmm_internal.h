@@ -62,6 +62,11 @@ void vcpu_describe_stuck(struct sprout_vm *vm, char *out, size_t n);
 /* KVM_CREATE_VM, retried while it is interrupted: a VM fd, or a negative errno. */
 int kvm_create_vm_fd(struct sprout_kvm *kvm);
 
+/* KVM's threads of this process's VMs now (floor.c): kernel threads named kvm-...-PID or
+ * kvm-.../PID for our pid, and our own tasks named kvm-.... Their names, without the pid,
+ * comma-separated, once each and made printable, go to names when it is not NULL. */
+unsigned kvm_threads_now(char *names, size_t len);
+
 /* ---- console log: a bounded ring of the guest's serial output ---- */
 struct console_log {
         char *buf;

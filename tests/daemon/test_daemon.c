@@ -100,6 +100,19 @@ static bool file_exists(const char *p)
 
 /* ---- prewarm: the fixture snapshot, through the CLI and the API ---- */
 
+/* Whether the host kernel has a file system of this name (its line in /proc/filesystems). */
+static bool fs_registered(const char *name)
+{
+        char all[8192], want[64];
+        FILE *f = fopen("/proc/filesystems", "r");
+        size_t n = f ? fread(all, 1, sizeof(all) - 1, f) : 0;
+        if (f)
+                fclose(f);
+        all[n] = '\0';
+        snprintf(want, sizeof(want), "\t%s\n", name);
+        return strstr(all, want) != NULL;
+}
+
 static void case_prewarm(void)
 {
         struct daemon d;
@@ -230,6 +243,18 @@ static void case_api(void)
         CHECK(r.status == 200 && !strcmp(jstr(r.json, "status"), "ok") &&
                   jint(r.json, "snapshots") == 1,
               "health: %ld %s", r.status, r.body ? r.body : "");
+        /* What the daemon found this host's settings cost every clone: sentences, and the debugfs
+         * one whenever the host has debugfs (docs/workers.md, "Limits for many clones"). */
+        json_t *advice = json_object_get(r.json, "host_advice");
+        bool says_debugfs = false;
+        CHECK(json_is_array(advice), "health has no host_advice array: %s", r.body ? r.body : "");
+        for (size_t i = 0; i < json_array_size(advice); i++) {
+                const char *line = json_string_value(json_array_get(advice, i));
+                CHECK(line && strlen(line) > 20, "host_advice[%zu] is not a sentence", i);
+                says_debugfs |= line && strstr(line, "debugfs") != NULL;
+        }
+        CHECK(says_debugfs == fs_registered("debugfs"), "host_advice on debugfs: %s",
+              r.body ? r.body : "");
         reply_free(&r);
 
         http_json(&d, "GET", "/v1/snapshots", NULL, &r);
