@@ -5,8 +5,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sprout/floor.h"
+
+#define NX_PARAM "/sys/module/kvm/parameters/nx_huge_pages"
 
 /* The first line of a small file, without its newline; "" when it cannot be read. */
 static void first_line(const char *path, char *out, size_t len)
@@ -40,7 +43,7 @@ size_t sprout_host_advice(const struct sprout_floor *f, struct sprout_host_advic
 {
         size_t n = 0;
         char nx[32], multihit[128];
-        first_line("/sys/module/kvm/parameters/nx_huge_pages", nx, sizeof(nx));
+        first_line(NX_PARAM, nx, sizeof(nx));
         first_line("/sys/devices/system/cpu/vulnerabilities/itlb_multihit", multihit,
                    sizeof(multihit));
         if (n < max && f && f->kvm_threads) {
@@ -49,18 +52,21 @@ size_t sprout_host_advice(const struct sprout_floor *f, struct sprout_host_advic
                  * to) stops that, and KVM takes it only while no VM exists. */
                 bool nx_thread = strstr(f->kvm_thread_names, "nx-lpage") != NULL;
                 bool safe = !strcmp(multihit, "Not affected");
+                /* Some hosts' KVM makes the parameter read-only: then only the command line. */
+                bool writable = access(NX_PARAM, W_OK) == 0;
                 snprintf(
                     out[n++].text, sizeof(out[0].text),
-                    "KVM starts %u thread%s for every VM on this host (%s): a kernel stack and "
-                    "a task per clone%s",
+                    "KVM starts %u thread%s for every VM on this host (%s): a kernel stack "
+                    "and a task per clone%s",
                     f->kvm_threads, f->kvm_threads == 1 ? "" : "s", f->kvm_thread_names,
-                    nx_thread && strcmp(nx, "never") && safe
-                        ? "; this CPU is not affected by iTLB multihit, so `echo never > "
-                          "/sys/module/kvm/parameters/nx_huge_pages` while no VM runs "
-                          "removes it"
-                    : nx_thread && !safe
-                        ? "; it carries the iTLB multihit mitigation this CPU needs"
-                        : "");
+                    !nx_thread || !strcmp(nx, "never") ? ""
+                    : !safe ? "; it carries the iTLB multihit mitigation this CPU needs"
+                    : writable
+                        ? "; this CPU is not affected by iTLB multihit, so `echo never > " NX_PARAM
+                          "` while no VM runs (or kvm.nx_huge_pages=never on the "
+                          "kernel command line) removes it"
+                        : "; this CPU is not affected by iTLB multihit, so booting with "
+                          "kvm.nx_huge_pages=never removes it (" NX_PARAM " is read-only here)");
         }
         if (n < max && fs_registered("debugfs"))
                 snprintf(out[n++].text, sizeof(out[0].text),
